@@ -1,0 +1,445 @@
+/**
+ * One Postfix ldap_table(5) `.cf` file → a typed MapConfig, with exactly the defaults and
+ * parsing rules of `dict_ldap_open()` (docs/postfix-ldap-semantics §2), Debian build (default
+ * `version = 3`).
+ *
+ * Where Postfix is fatal we throw ConfigError (file, line, key). Where Postfix logs a warning and
+ * carries on we add a ConfigWarning and do what Postfix does. Features we cannot provide (SASL
+ * bind, `type:table` items in `domain`) are ConfigErrors, never silently ignored. Unknown
+ * parameter names are ignored like Postfix does, with a warning (typos matter).
+ *
+ * Our one extension: `bind_pw_file` (read the password from a file).
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import {
+  type CfSource,
+  type ParsedCf,
+  asciiLower,
+  cfGetBool,
+  cfGetInt,
+  cfGetOptStr,
+  cfGetStr,
+  cfHas,
+  errnoText,
+  readCfFile,
+  splitList,
+  whereOf,
+} from './cf-file.js';
+import { type DomainList, parseDomainList } from './domain-list.js';
+import { ConfigError, type ConfigWarning, warningAt } from './errors.js';
+import { type ServerSpec, parseServerHost } from './server-host.js';
+
+export type { ServerSpec } from './server-host.js';
+export type { DomainList } from './domain-list.js';
+
+export interface TlsSettings {
+  caCertFile?: string;
+  caCertDir?: string;
+  cert?: string;
+  key?: string;
+  /** tls_require_cert: true → verify chain and name (DEMAND), false → no checks (NEVER). */
+  requireCert: boolean;
+  cipherSuite?: string;
+}
+
+export interface MapConfig {
+  file: string;
+  /** parameter name -> line number where its value was set (parameters present in the file). */
+  lines: Record<string, number>;
+  serverHost: ServerSpec[];
+  serverPort: number;
+  /** Seconds; 0 or negative are kept as given (Postfix accepts them; lookups then fail). */
+  timeout: number;
+  /** Raw templates; resultFormat already has the result_filter fallback applied. */
+  searchBase: string;
+  queryFilter: string;
+  resultFormat: string;
+  domain?: DomainList;
+  resultAttribute: string[];
+  specialResultAttribute: string[];
+  terminalResultAttribute: string[];
+  leafResultAttribute: string[];
+  scope: 'sub' | 'one' | 'base';
+  bind: 'simple' | 'none';
+  bindDn: string;
+  /** From bind_pw, or from the file named by bind_pw_file. Never log it. */
+  bindPw: string;
+  recursionLimit: number;
+  expansionLimit: number;
+  sizeLimit: number;
+  dereference: 0 | 1 | 2 | 3;
+  chaseReferrals: boolean;
+  version: 2 | 3;
+  startTls: boolean;
+  tls: TlsSettings;
+  debuglevel: number;
+  warnings: ConfigWarning[];
+}
+
+/** Every parameter name dict_ldap_open() reads, plus our bind_pw_file. */
+export const MAP_PARAMETERS: readonly string[] = [
+  'server_host',
+  'server_port',
+  'timeout',
+  'search_base',
+  'query_filter',
+  'result_format',
+  'result_filter',
+  'domain',
+  'result_attribute',
+  'special_result_attribute',
+  'terminal_result_attribute',
+  'leaf_result_attribute',
+  'scope',
+  'bind',
+  'bind_dn',
+  'bind_pw',
+  'bind_pw_file',
+  'cache',
+  'cache_expiry',
+  'cache_size',
+  'recursion_limit',
+  'expansion_limit',
+  'size_limit',
+  'dereference',
+  'chase_referrals',
+  'version',
+  'debuglevel',
+  'start_tls',
+  'tls_ca_cert_file',
+  'tls_ca_cert_dir',
+  'tls_cert',
+  'tls_key',
+  'tls_random_file',
+  'tls_cipher_suite',
+  'tls_require_cert',
+  'sasl_mechs',
+  'sasl_realm',
+  'sasl_authz_id',
+  'sasl_minssf',
+];
+
+/** Debian's libldap/Postfix build uses protocol version 3 by default (upstream: 2). */
+export const DEFAULT_VERSION = 3;
+export const DEFAULT_QUERY_FILTER = '(mailacceptinggeneralid=%s)';
+
+/** Reads and interprets a `.cf` file (absolute or relative path). */
+export function loadMapConfig(file: string): MapConfig {
+  const parsed = readCfFile(file);
+  let mode: number | undefined;
+  try {
+    mode = statSync(file).mode;
+  } catch {
+    mode = undefined;
+  }
+  return mapConfigFromCf(parsed, { mode });
+}
+
+export interface MapConfigOptions {
+  /** File mode of the .cf file, for the "readable by others" bind_pw warning. */
+  mode?: number;
+  /** Directory relative bind_pw_file paths are resolved against (default: the .cf file's). */
+  baseDir?: string;
+}
+
+/** Interprets an already parsed `.cf` file (useful for tests and `check`). */
+export function mapConfigFromCf(parsed: ParsedCf, options: MapConfigOptions = {}): MapConfig {
+  const cf: CfSource = parsed;
+  const file = parsed.file;
+  const warnings: ConfigWarning[] = [...parsed.warnings];
+  const warn = (key: string, message: string): void => {
+    warnings.push(warningAt(whereOf(cf, key), message));
+  };
+
+  // Unknown names: Postfix ignores them silently; we warn (typos such as serch_base matter).
+  for (const [name, entry] of parsed.params) {
+    if (MAP_PARAMETERS.includes(name)) continue;
+    const guess = closestName(name, MAP_PARAMETERS);
+    warnings.push(
+      warningAt(
+        { file, line: entry.line, key: name },
+        `unknown parameter, ignored (as Postfix does)${guess !== undefined ? `; did you mean '${guess}'?` : ''}`,
+      ),
+    );
+  }
+
+  const serverHostValue = cfGetStr(cf, 'server_host', 'localhost', 1, 0);
+  const serverPort = cfGetInt(cf, 'server_port', 389);
+
+  // Protocol version: int, min 2; anything but 2/3 → warning, 2.
+  let version: 2 | 3;
+  const versionValue = cfGetInt(cf, 'version', DEFAULT_VERSION, 2, 0);
+  if (versionValue === 2 || versionValue === 3) {
+    version = versionValue;
+  } else {
+    warn('version', `unknown version ${versionValue}, using 2`);
+    version = 2;
+  }
+
+  const serverHost = parseServerHost(
+    serverHostValue,
+    serverPort,
+    whereOf(cf, 'server_host'),
+    whereOf(cf, 'server_port'),
+    warnings,
+  );
+  for (const s of serverHost) {
+    if (s.scheme !== 'ldap' && version !== 3) {
+      warn('server_host', `URL scheme ${s.scheme} requires protocol version 3; using 3`);
+      version = 3;
+    }
+  }
+
+  const scopeValue = cfGetStr(cf, 'scope', 'sub', 1, 0);
+  let scope: MapConfig['scope'];
+  switch (asciiLower(scopeValue)) {
+    case 'one':
+      scope = 'one';
+      break;
+    case 'base':
+      scope = 'base';
+      break;
+    case 'sub':
+      scope = 'sub';
+      break;
+    default:
+      warn('scope', `unrecognized value '${scopeValue}' for scope; using sub`);
+      scope = 'sub';
+  }
+
+  const searchBase = cfGetStr(cf, 'search_base', '');
+  const timeout = cfGetInt(cf, 'timeout', 10);
+  const queryFilter = cfGetStr(cf, 'query_filter', DEFAULT_QUERY_FILTER);
+
+  // result_format: if absent or empty, result_filter (min length 1, default %s).
+  let resultFormat = cfGetOptStr(cf, 'result_format');
+  let resultFormatKey = 'result_format';
+  if (resultFormat === undefined) {
+    resultFormat = cfGetStr(cf, 'result_filter', '%s', 1, 0);
+    resultFormatKey = 'result_filter';
+  }
+
+  // Templates: an unknown % code is fatal at open time (db_common_parse).
+  checkTemplate(cf, 'search_base', searchBase);
+  if (!checkTemplate(cf, 'query_filter', queryFilter)) {
+    warn('query_filter', `fixed query_filter ${queryFilter} is probably useless`);
+  }
+  checkTemplate(cf, resultFormatKey, resultFormat);
+
+  const domainValue = cfGetStr(cf, 'domain', '');
+  const domain = domainValue === '' ? undefined : parseDomainList(domainValue, whereOf(cf, 'domain'), warnings);
+
+  const terminalResultAttribute = splitList(cfGetStr(cf, 'terminal_result_attribute', ''));
+  const leafResultAttribute = splitList(cfGetStr(cf, 'leaf_result_attribute', ''));
+  const resultAttribute = splitList(cfGetStr(cf, 'result_attribute', 'maildrop'));
+  const specialResultAttribute = splitList(cfGetStr(cf, 'special_result_attribute', ''));
+
+  // bind: yes/simple, no/none, sasl (case-insensitive); other → fatal.
+  const bindValue = cfGetStr(cf, 'bind', 'yes', 1, 0);
+  let bind: MapConfig['bind'];
+  switch (asciiLower(bindValue)) {
+    case 'yes':
+    case 'simple':
+      bind = 'simple';
+      break;
+    case 'no':
+    case 'none':
+      bind = 'none';
+      break;
+    case 'sasl':
+      throw new ConfigError(
+        'bind = sasl is not supported by ldap-socketmap; use bind = simple (with bind_dn and bind_pw or bind_pw_file) or bind = none',
+        whereOf(cf, 'bind'),
+      );
+    default:
+      throw new ConfigError(`unsupported parameter value '${bindValue}' (use yes, simple, no or none)`, whereOf(cf, 'bind'));
+  }
+
+  const bindDn = cfGetStr(cf, 'bind_dn', '');
+  const bindPw = readBindPw(cf, options, warnings);
+
+  // Caching never worked in Postfix and is ignored (we have our own cache settings).
+  if (cfHas(cf, 'cache')) {
+    cfGetBool(cf, 'cache', false);
+    warn('cache', 'ignored (Postfix ignores it too); ldap-socketmap caching is configured in the daemon configuration');
+  }
+  for (const key of ['cache_expiry', 'cache_size']) {
+    if (cfHas(cf, key)) {
+      cfGetInt(cf, key, -1);
+      warn(key, 'ignored (Postfix ignores it too); ldap-socketmap caching is configured in the daemon configuration');
+    }
+  }
+
+  const recursionLimit = cfGetInt(cf, 'recursion_limit', 1000, 1, 0);
+  const expansionLimit = cfGetInt(cf, 'expansion_limit', 0);
+  const sizeLimit = cfGetInt(cf, 'size_limit', expansionLimit);
+
+  let dereferenceValue = cfGetInt(cf, 'dereference', 0);
+  if (dereferenceValue < 0 || dereferenceValue > 3) {
+    warn('dereference', `unrecognized value ${dereferenceValue} for dereference; using 0`);
+    dereferenceValue = 0;
+  }
+  const dereference = dereferenceValue as MapConfig['dereference'];
+  const chaseReferrals = cfGetBool(cf, 'chase_referrals', false);
+
+  // sasl_* are read by Postfix only with bind = sasl, which we refuse above: nothing to do.
+
+  const startTls = cfGetBool(cf, 'start_tls', false);
+  if (startTls && version < 3) {
+    warn('start_tls', 'start_tls requires protocol version 3; using 3');
+    version = 3;
+  }
+  const tls: TlsSettings = { requireCert: cfGetBool(cf, 'tls_require_cert', false) };
+  const caCertFile = cfGetOptStr(cf, 'tls_ca_cert_file');
+  if (caCertFile !== undefined) tls.caCertFile = caCertFile;
+  const caCertDir = cfGetOptStr(cf, 'tls_ca_cert_dir');
+  if (caCertDir !== undefined) tls.caCertDir = caCertDir;
+  const cert = cfGetOptStr(cf, 'tls_cert');
+  if (cert !== undefined) tls.cert = cert;
+  const key = cfGetOptStr(cf, 'tls_key');
+  if (key !== undefined) tls.key = key;
+  const cipherSuite = cfGetOptStr(cf, 'tls_cipher_suite');
+  if (cipherSuite !== undefined) tls.cipherSuite = cipherSuite;
+  if (cfGetOptStr(cf, 'tls_random_file') !== undefined) {
+    warn('tls_random_file', 'ignored (Node.js does not need a random seed file)');
+  }
+  const usesTls = startTls || serverHost.some((s) => s.scheme === 'ldaps');
+  if (!usesTls) {
+    const tlsKeys = ['tls_ca_cert_file', 'tls_ca_cert_dir', 'tls_cert', 'tls_key', 'tls_cipher_suite', 'tls_require_cert'];
+    const setKey = tlsKeys.find((k) => cfHas(cf, k));
+    if (setKey !== undefined) {
+      warn(setKey, 'TLS settings apply only with start_tls = yes or an ldaps:// server; ignored');
+    }
+  }
+
+  const debuglevel = cfGetInt(cf, 'debuglevel', 0);
+
+  const lines: Record<string, number> = {};
+  for (const [name, entry] of parsed.params) lines[name] = entry.line;
+
+  return {
+    file,
+    lines,
+    serverHost,
+    serverPort,
+    timeout,
+    searchBase,
+    queryFilter,
+    resultFormat,
+    ...(domain !== undefined ? { domain } : {}),
+    resultAttribute,
+    specialResultAttribute,
+    terminalResultAttribute,
+    leafResultAttribute,
+    scope,
+    bind,
+    bindDn,
+    bindPw,
+    recursionLimit,
+    expansionLimit,
+    sizeLimit,
+    dereference,
+    chaseReferrals,
+    version,
+    startTls,
+    tls,
+    debuglevel,
+    warnings,
+  };
+}
+
+/** bind_pw, or our bind_pw_file extension. No message ever contains the password. */
+function readBindPw(cf: CfSource, options: MapConfigOptions, warnings: ConfigWarning[]): string {
+  const hasPw = cfHas(cf, 'bind_pw');
+  const hasPwFile = cfHas(cf, 'bind_pw_file');
+  if (hasPw && hasPwFile) {
+    throw new ConfigError('bind_pw and bind_pw_file are both set; use only one', whereOf(cf, 'bind_pw_file'));
+  }
+  if (hasPwFile) {
+    const where = whereOf(cf, 'bind_pw_file');
+    const name = cfGetStr(cf, 'bind_pw_file', '');
+    if (name === '') throw new ConfigError('value must not be empty', where);
+    const path = resolve(options.baseDir ?? dirname(cf.file), name);
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+      const mode = statSync(path).mode;
+      if ((mode & 0o004) !== 0) {
+        warnings.push(warningAt(where, `${path} is readable by other users; restrict it (chmod o-r)`));
+      }
+    } catch (err) {
+      throw new ConfigError(`cannot read password file ${path}: ${errnoText(err)}`, where, { cause: err });
+    }
+    if (text.endsWith('\r\n')) text = text.slice(0, -2);
+    else if (text.endsWith('\n')) text = text.slice(0, -1);
+    if (text === '') warnings.push(warningAt(where, `password file ${path} is empty`));
+    return text;
+  }
+  const pw = cfGetStr(cf, 'bind_pw', '');
+  if (pw !== '' && options.mode !== undefined && (options.mode & 0o004) !== 0) {
+    warnings.push(
+      warningAt(
+        whereOf(cf, 'bind_pw'),
+        'this file contains a password and is readable by other users; restrict it (chmod o-r) or move the password to a file named by bind_pw_file',
+      ),
+    );
+  }
+  return pw;
+}
+
+const TEMPLATE_CODES = new Set(['s', 'u', 'd', 'S', 'U', 'D', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+
+/**
+ * Validates a `%` template like db_common_parse (fatal on an unknown code or a trailing `%`).
+ * Returns true if the template is data dependent (uses any code other than `%%`).
+ */
+export function checkTemplate(cf: CfSource, key: string, template: string): boolean {
+  let dynamic = false;
+  for (let i = 0; i < template.length; i++) {
+    if (template[i] !== '%') continue;
+    const c = template[i + 1];
+    if (c === undefined) {
+      throw new ConfigError("invalid template: lone '%' at the end (write %% for a literal %)", whereOf(cf, key));
+    }
+    if (c !== '%') {
+      if (!TEMPLATE_CODES.has(c)) {
+        throw new ConfigError(
+          `invalid template: unknown expansion '%${c}' (valid: %%, %s, %u, %d, %S, %U, %D, %1-%9)`,
+          whereOf(cf, key),
+        );
+      }
+      dynamic = true;
+    }
+    i++;
+  }
+  return dynamic;
+}
+
+/** The known name closest to `name` (edit distance ≤ 2), for "did you mean" hints. */
+export function closestName(name: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDist = 3;
+  for (const k of known) {
+    const d = editDistance(name.toLowerCase(), k);
+    if (d < bestDist) {
+      best = k;
+      bestDist = d;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  const prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0]!;
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = prev[j]!;
+      prev[j] = Math.min(prev[j]! + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = tmp;
+    }
+  }
+  return prev[b.length]!;
+}
