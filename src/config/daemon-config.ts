@@ -92,6 +92,9 @@ export interface MapSettings {
   fallback: 'none' | 'address';
   /** Postfix recipient_delimiter (each character is a delimiter), for fallback = address. */
   recipientDelimiter: string;
+  /** With fallback = address: append the unmatched extension to the addresses of an answer
+   *  found without it (Postfix propagate_unmatched_extensions, default on for virtual/canonical). */
+  propagateExtension: boolean;
   /** LDAP connections per map. */
   poolSize: number;
   /** Seconds a found result is cached (0 = not cached). */
@@ -172,6 +175,12 @@ export const MAP_SETTING_DEFS: { readonly [K in keyof MapSettings]: DefFor<MapSe
     kind: 'string',
     default: '',
     doc: 'Postfix recipient_delimiter, used by fallback = address',
+  },
+  propagateExtension: {
+    name: 'propagate_extension',
+    kind: 'bool',
+    default: true,
+    doc: 'with fallback = address, append an unmatched address extension to the result like cleanup does for virtual/canonical maps',
   },
   poolSize: { name: 'pool_size', kind: 'int', default: 2, min: 1, doc: 'LDAP connections per map' },
   cacheTtl: { name: 'cache_ttl', kind: 'seconds', default: 300, min: 0, doc: 'seconds to cache found results (0 = off)' },

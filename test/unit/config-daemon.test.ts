@@ -77,6 +77,7 @@ describe('settings table', () => {
       loopHandling: 'postfix',
       fallback: 'none',
       recipientDelimiter: '',
+      propagateExtension: true,
       poolSize: 2,
       cacheTtl: 300,
       cacheNegativeTtl: 60,
@@ -135,11 +136,13 @@ describe('loadDaemonConfig: file', () => {
         'stale_if_error = 1w',
         'map.b.request_timeout = 90s',
         'cache_negative_ttl = 0',
+        'map.b.propagate_extension = no',
       ].join('\n'),
     );
     const [a, b] = config.maps;
     expect(a!.settings).toMatchObject({ cacheTtl: 10, smtputf8: false, loopHandling: 'expand_once', staleIfError: 604800 });
-    expect(b!.settings).toMatchObject({ cacheTtl: 7200, requestTimeout: 90, cacheNegativeTtl: 0 });
+    expect(b!.settings).toMatchObject({ cacheTtl: 7200, requestTimeout: 90, cacheNegativeTtl: 0, propagateExtension: false });
+    expect(a!.settings.propagateExtension).toBe(true);
   });
 
   it('duplicates: later wins with a warning', () => {
