@@ -1,0 +1,323 @@
+import { readFileSync } from 'node:fs';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { CacheObserver } from '../cache/cache-map.js';
+import type { PoolObserver } from '../ldap/pool.js';
+import type { LookupResult } from '../lookup/result.js';
+import type { LookupObserver } from '../server/handlers.js';
+
+/**
+ * Prometheus metrics for one daemon, in a registry of its own (not prom-client's global one, so
+ * tests can run several daemons in one process).
+ *
+ * Label values are bounded: configured map names, configured LDAP server URLs, listener
+ * protocols and fixed enums. Never a key, a client address or an error text. A map name that
+ * is not configured (a client asking socketmap for a made-up map) is counted as `(unknown)`.
+ *
+ * Who counts what (each request once):
+ * - `lookups_total{map,result}` and `replies_oversize_total{map,protocol}` come from the protocol
+ *   handlers (`lookupObserverFor(protocol)`), once per request, including PERM for an unknown
+ *   map and TIMEOUT from the request deadline. `result` is the lookup result as the handler got
+ *   it: an oversize FOUND answer (sent as a temporary error) counts as found here and also in
+ *   replies_oversize_total.
+ * - `lookup_duration_seconds{map,result,source}`, `cache_hits_total`, `cache_misses_total` come
+ *   from the cache layer (`cacheObserver`), which alone knows where an answer came from. Its
+ *   `result` is what the cache layer returned; it differs from the answer sent only when the
+ *   request deadline (outside the cache) cut a slow lookup short, in which case the histogram
+ *   records the late inner result and its full duration.
+ */
+
+export const LOOKUP_BUCKETS = [
+  0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+];
+
+const RESULTS = ['found', 'notfound', 'temp', 'timeout', 'perm'] as const;
+const HIT_KINDS = ['fresh', 'stale', 'negative'] as const;
+const LDAP_OUTCOMES = ['success', 'noSuchObject', 'timeout', 'down', 'error'] as const;
+const CONNECTION_EVENTS = ['open', 'close', 'fail'] as const;
+export const UNKNOWN_MAP = '(unknown)';
+const NONCONFORMING_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
+export type Protocol = 'socketmap' | 'tcp_table';
+
+/** Same shape as DaemonHooks['connections'] in src/server/daemon.ts. */
+export interface ConnectionObserver {
+  opened?(protocol: string): void;
+  closed?(protocol: string): void;
+  protocolError?(protocol: string, reason: string): void;
+}
+
+/** What the gauges read from a cache (CachedMap fits). */
+export interface CacheStats {
+  readonly size: number;
+  readonly bytes: number;
+}
+
+export interface MetricsOptions {
+  /** Daemon version for build_info; default: package.json's. */
+  version?: string;
+  /** Default process/Node.js metrics (default true). */
+  defaultMetrics?: boolean;
+}
+
+/** The package version, read from package.json next to src/ or dist/. */
+export function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly contentType: string;
+
+  readonly poolObserver: PoolObserver;
+  readonly cacheObserver: CacheObserver;
+  readonly connectionObserver: ConnectionObserver;
+  /** Protocol-less variant of lookupObserverFor(); oversize replies are labelled protocol="unknown". */
+  readonly lookupObserver: LookupObserver;
+
+  private readonly knownMaps = new Set<string>();
+  private readonly caches = new Map<string, CacheStats>();
+  private readonly openLdap = new Map<string, number>();
+  private readonly openClients = new Map<string, number>();
+
+  private readonly lookupDuration: Histogram<'map' | 'result' | 'source'>;
+  private readonly lookups: Counter<'map' | 'result'>;
+  private readonly cacheHits: Counter<'map' | 'kind'>;
+  private readonly cacheMisses: Counter<'map'>;
+  private readonly ldapRequests: Counter<'server' | 'result'>;
+  private readonly ldapDuration: Histogram<'server'>;
+  private readonly ldapConnections: Gauge<'server' | 'state'>;
+  private readonly ldapConnectionEvents: Counter<'server' | 'event'>;
+  private readonly clientConnections: Gauge<'protocol'>;
+  private readonly clientConnectionsTotal: Counter<'protocol'>;
+  private readonly protocolErrors: Counter<'protocol' | 'reason'>;
+  private readonly oversize: Counter<'map' | 'protocol'>;
+
+  constructor(opts: MetricsOptions = {}) {
+    const registers = [this.registry];
+    this.contentType = this.registry.contentType;
+    if (opts.defaultMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry });
+      // prom-client names three gauges `*_total`, which promtool (rightly) rejects: a `_total`
+      // suffix means counter. The per-type gauges without the suffix stay; sum() them instead.
+      for (const name of NONCONFORMING_DEFAULTS) this.registry.removeSingleMetric(name);
+    }
+
+    this.lookupDuration = new Histogram({
+      name: 'ldap_socketmap_lookup_duration_seconds',
+      help: 'Time to answer a lookup, by map, result and where the answer came from (cache, ldap, stale).',
+      labelNames: ['map', 'result', 'source'],
+      buckets: LOOKUP_BUCKETS,
+      registers,
+    });
+    this.lookups = new Counter({
+      name: 'ldap_socketmap_lookups_total',
+      help: 'Lookup requests answered, by map and result.',
+      labelNames: ['map', 'result'],
+      registers,
+    });
+    this.cacheHits = new Counter({
+      name: 'ldap_socketmap_cache_hits_total',
+      help: 'Lookups answered from the cache: fresh (found), negative (notfound), stale (expired answer served because LDAP failed).',
+      labelNames: ['map', 'kind'],
+      registers,
+    });
+    this.cacheMisses = new Counter({
+      name: 'ldap_socketmap_cache_misses_total',
+      help: 'Lookups that needed LDAP (coalesced waiters included).',
+      labelNames: ['map'],
+      registers,
+    });
+    const caches = this.caches;
+    new Gauge({
+      name: 'ldap_socketmap_cache_entries',
+      help: 'Entries in the cache, including expired ones kept for stale-if-error.',
+      labelNames: ['map'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [map, c] of caches) this.set({ map }, c.size);
+      },
+    });
+    new Gauge({
+      name: 'ldap_socketmap_cache_bytes',
+      help: 'Accounted size of the cache entries (keys, values and per-entry overhead).',
+      labelNames: ['map'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [map, c] of caches) this.set({ map }, c.bytes);
+      },
+    });
+    this.ldapRequests = new Counter({
+      name: 'ldap_socketmap_ldap_requests_total',
+      help: 'LDAP searches, by server and outcome.',
+      labelNames: ['server', 'result'],
+      registers,
+    });
+    this.ldapDuration = new Histogram({
+      name: 'ldap_socketmap_ldap_request_duration_seconds',
+      help: 'Duration of LDAP searches, by server.',
+      labelNames: ['server'],
+      buckets: LOOKUP_BUCKETS,
+      registers,
+    });
+    this.ldapConnections = new Gauge({
+      name: 'ldap_socketmap_ldap_connections',
+      help: 'LDAP connections, by server and state.',
+      labelNames: ['server', 'state'],
+      registers,
+    });
+    this.ldapConnectionEvents = new Counter({
+      name: 'ldap_socketmap_ldap_connection_events_total',
+      help: 'LDAP connections opened, closed and failed connection attempts, by server.',
+      labelNames: ['server', 'event'],
+      registers,
+    });
+    this.clientConnections = new Gauge({
+      name: 'ldap_socketmap_client_connections',
+      help: 'Open client (Postfix) connections, by protocol.',
+      labelNames: ['protocol'],
+      registers,
+    });
+    this.clientConnectionsTotal = new Counter({
+      name: 'ldap_socketmap_client_connections_total',
+      help: 'Client (Postfix) connections accepted, by protocol.',
+      labelNames: ['protocol'],
+      registers,
+    });
+    this.protocolErrors = new Counter({
+      name: 'ldap_socketmap_protocol_errors_total',
+      help: 'Malformed client requests (connection closed), by protocol and reason.',
+      labelNames: ['protocol', 'reason'],
+      registers,
+    });
+    this.oversize = new Counter({
+      name: 'ldap_socketmap_replies_oversize_total',
+      help: 'Answers too large for the protocol, sent as a temporary error instead.',
+      labelNames: ['map', 'protocol'],
+      registers,
+    });
+    const build = new Gauge({
+      name: 'ldap_socketmap_build_info',
+      help: 'Build information; the value is always 1.',
+      labelNames: ['version', 'node_version'],
+      registers,
+    });
+    build.set({ version: opts.version ?? packageVersion(), node_version: process.version }, 1);
+
+    this.poolObserver = {
+      request: (server, outcome, seconds) => {
+        this.ldapRequests.inc({ server, result: outcome });
+        this.ldapDuration.observe({ server }, seconds);
+      },
+      connection: (server, event) => {
+        this.ldapServer(server);
+        this.ldapConnectionEvents.inc({ server, event });
+        if (event === 'open') this.adjust(this.openLdap, server, +1, (n) => this.ldapConnections.set({ server, state: 'open' }, n));
+        if (event === 'close') this.adjust(this.openLdap, server, -1, (n) => this.ldapConnections.set({ server, state: 'open' }, n));
+      },
+    };
+
+    // The cache layer's map names are configured ones (CachedMap.name), so they are declared
+    // on sight; only names coming from clients (lookupObserver) are checked.
+    this.cacheObserver = {
+      lookup: (map, result, source, seconds) => {
+        this.declareMap(map);
+        this.lookupDuration.observe({ map, result: result.kind, source }, seconds);
+      },
+      hit: (map, kind) => {
+        this.declareMap(map);
+        this.cacheHits.inc({ map, kind });
+      },
+      miss: (map) => {
+        this.declareMap(map);
+        this.cacheMisses.inc({ map });
+      },
+    };
+
+    this.connectionObserver = {
+      opened: (protocol) => {
+        this.clientConnectionsTotal.inc({ protocol });
+        this.adjust(this.openClients, protocol, +1, (n) => this.clientConnections.set({ protocol }, n));
+      },
+      closed: (protocol) => {
+        this.adjust(this.openClients, protocol, -1, (n) => this.clientConnections.set({ protocol }, n));
+      },
+      protocolError: (protocol, reason) => this.protocolErrors.inc({ protocol, reason }),
+    };
+
+    this.lookupObserver = this.makeLookupObserver('unknown');
+  }
+
+  /** For the protocol handlers: counts lookups_total and oversize replies with the listener's protocol. */
+  lookupObserverFor(protocol: Protocol): LookupObserver {
+    return this.makeLookupObserver(protocol);
+  }
+
+  /**
+   * Declares the configured map names (label values allowed from now on) and creates their
+   * counter series at 0, so rate() and alerts work before the first event. Maps no longer named
+   * stop being reported by the cache gauges.
+   */
+  setMaps(names: Iterable<string>): void {
+    const keep = new Set(names);
+    for (const name of [...this.caches.keys()]) if (!keep.has(name)) this.caches.delete(name);
+    for (const name of keep) this.declareMap(name);
+  }
+
+  /** The cache gauges of `map` read `cache` from now on (replaces the previous one, e.g. after reload). */
+  registerCache(map: string, cache: CacheStats): void {
+    this.declareMap(map);
+    this.caches.set(map, cache);
+  }
+
+  /** Creates the series of an LDAP server at 0 (optional; servers also appear on first use). */
+  declareLdapServer(server: string): void {
+    this.ldapServer(server);
+  }
+
+  async text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  private declareMap(name: string): void {
+    if (this.knownMaps.has(name)) return;
+    this.knownMaps.add(name);
+    for (const result of RESULTS) this.lookups.inc({ map: name, result }, 0);
+    for (const kind of HIT_KINDS) this.cacheHits.inc({ map: name, kind }, 0);
+    this.cacheMisses.inc({ map: name }, 0);
+  }
+
+  private ldapServer(server: string): void {
+    if (this.openLdap.has(server)) return;
+    this.openLdap.set(server, 0);
+    this.ldapConnections.set({ server, state: 'open' }, 0);
+    for (const event of CONNECTION_EVENTS) this.ldapConnectionEvents.inc({ server, event }, 0);
+    for (const result of LDAP_OUTCOMES) this.ldapRequests.inc({ server, result }, 0);
+  }
+
+  private mapLabel(map: string): string {
+    return this.knownMaps.has(map) ? map : UNKNOWN_MAP;
+  }
+
+  private adjust(counts: Map<string, number>, key: string, delta: number, set: (n: number) => void): void {
+    const n = Math.max(0, (counts.get(key) ?? 0) + delta);
+    counts.set(key, n);
+    set(n);
+  }
+
+  private makeLookupObserver(protocol: string): LookupObserver {
+    return {
+      answered: (map: string, result: LookupResult, oversize?: number) => {
+        const label = this.mapLabel(map);
+        this.lookups.inc({ map: label, result: result.kind });
+        if (oversize !== undefined) this.oversize.inc({ map: label, protocol });
+      },
+    };
+  }
+}

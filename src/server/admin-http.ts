@@ -1,0 +1,191 @@
+import http from 'node:http';
+import net from 'node:net';
+import type { Metrics } from '../metrics/metrics.js';
+
+/**
+ * The admin listener (`--metrics HOST:PORT`, loopback by default):
+ *
+ *   GET  /metrics                      Prometheus exposition
+ *   GET  /healthz                      200 "ok" while the process serves HTTP at all
+ *   GET  /readyz                       200 when every map is ready, else 503; JSON detail per map
+ *   POST /cache/flush[?map=M[&key=K]]  flush everything, one map, or one key of a map; JSON {flushed}
+ *
+ * /cache/flush answers 403 to any client that is not on a loopback address, whatever address
+ * the listener was bound to (defense in depth: binding it to a public address by mistake must
+ * not let the world empty the cache and push the load onto LDAP).
+ */
+
+export interface MapHealth {
+  ok: boolean;
+  ldap: 'connected' | 'down';
+  cacheEntries: number;
+  detail?: string;
+}
+
+export interface Health {
+  ok: boolean;
+  maps: Record<string, MapHealth>;
+}
+
+export interface AdminDeps {
+  metrics: Metrics;
+  health: () => Promise<Health>;
+  /**
+   * Flushes the cache of one map (or all maps when `map` is undefined), one key when `key` is
+   * given (the exact request key, UTF-8). Returns the number of entries removed. Throw an
+   * `AdminError` (e.g. 404 for an unknown map) to choose the HTTP status.
+   */
+  flush: (map?: string, key?: string) => number;
+}
+
+export interface AdminServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Thrown by deps to answer with a specific status and message. */
+export class AdminError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+    this.name = 'AdminError';
+  }
+}
+
+export function isLoopback(address: string | undefined): boolean {
+  if (!address) return false;
+  const a = address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
+  if (net.isIPv4(a)) return a.startsWith('127.');
+  return a === '::1';
+}
+
+function send(res: http.ServerResponse, status: number, type: string, body: string, extra: Record<string, string> = {}): void {
+  res.writeHead(status, {
+    'Content-Type': type,
+    'Content-Length': Buffer.byteLength(body),
+    'Cache-Control': 'no-store',
+    ...extra,
+  });
+  res.end(body);
+}
+
+function sendJson(res: http.ServerResponse, status: number, value: unknown): void {
+  send(res, status, 'application/json; charset=utf-8', `${JSON.stringify(value)}\n`);
+}
+
+function methodNotAllowed(res: http.ServerResponse, allow: string): void {
+  send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n', { Allow: allow });
+}
+
+async function handle(req: http.IncomingMessage, res: http.ServerResponse, deps: AdminDeps): Promise<void> {
+  // No endpoint takes a body; drain whatever came so keep-alive connections stay usable.
+  req.resume();
+  const url = new URL(req.url ?? '/', 'http://admin.invalid');
+  const method = req.method ?? 'GET';
+  const isGet = method === 'GET' || method === 'HEAD';
+  switch (url.pathname) {
+    case '/metrics': {
+      if (!isGet) return methodNotAllowed(res, 'GET, HEAD');
+      const text = await deps.metrics.text();
+      return send(res, 200, deps.metrics.contentType, text);
+    }
+    case '/healthz':
+      if (!isGet) return methodNotAllowed(res, 'GET, HEAD');
+      return send(res, 200, 'text/plain; charset=utf-8', 'ok\n');
+    case '/readyz': {
+      if (!isGet) return methodNotAllowed(res, 'GET, HEAD');
+      let health: Health;
+      try {
+        health = await deps.health();
+      } catch (err) {
+        return sendJson(res, 503, { ok: false, error: err instanceof Error ? err.message : String(err), maps: {} });
+      }
+      return sendJson(res, health.ok ? 200 : 503, health);
+    }
+    case '/cache/flush': {
+      if (method !== 'POST') return methodNotAllowed(res, 'POST');
+      if (!isLoopback(req.socket.remoteAddress)) {
+        return sendJson(res, 403, { error: 'cache flush is only allowed from a loopback address' });
+      }
+      const map = url.searchParams.get('map') ?? undefined;
+      const key = url.searchParams.get('key') ?? undefined;
+      if (key !== undefined && map === undefined) return sendJson(res, 400, { error: 'key requires map' });
+      try {
+        return sendJson(res, 200, { flushed: deps.flush(map, key) });
+      } catch (err) {
+        if (err instanceof AdminError) return sendJson(res, err.status, { error: err.message });
+        throw err;
+      }
+    }
+    default:
+      return send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
+  }
+}
+
+export async function startAdminHttp(listen: { host: string; port: number }, deps: AdminDeps): Promise<AdminServer> {
+  const server = http.createServer((req, res) => {
+    handle(req, res, deps).catch((err: unknown) => {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      sendJson(res, 500, { error: err instanceof Error ? err.message : String(err) });
+    });
+  });
+  // Scrapes are small and quick; do not let idle or slow clients pile up.
+  server.keepAliveTimeout = 5_000;
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    server.listen(listen.port, listen.host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : listen.port;
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/**
+ * Client side of POST /cache/flush, for `ldap-socketmap cache flush [MAP [KEY]]`.
+ * Resolves with the number of entries flushed; rejects with the server's error text.
+ */
+export function requestFlush(target: { host: string; port: number }, map?: string, key?: string, timeoutMs = 10_000): Promise<number> {
+  const params = new URLSearchParams();
+  if (map !== undefined) params.set('map', map);
+  if (key !== undefined) params.set('key', key);
+  const query = params.toString();
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: target.host, port: target.port, method: 'POST', path: `/cache/flush${query ? `?${query}` : ''}`, timeout: timeoutMs },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let body: { flushed?: unknown; error?: unknown } = {};
+          try {
+            body = JSON.parse(text) as typeof body;
+          } catch {
+            /* fall through with the raw text */
+          }
+          if (res.statusCode === 200 && typeof body.flushed === 'number') resolve(body.flushed);
+          else reject(new Error(`cache flush: HTTP ${res.statusCode}: ${typeof body.error === 'string' ? body.error : text.trim()}`));
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`cache flush: no answer from ${target.host}:${target.port} within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
