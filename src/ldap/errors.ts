@@ -1,0 +1,47 @@
+import { ResultCodeError } from 'ldapts';
+
+/**
+ * LDAP failures as types. Postfix's dict_ldap sorts every outcome into found / not found /
+ * temporary error; the only LDAP result code that is not an error for it is noSuchObject (32),
+ * whose meaning depends on where it occurs (spec §4.4, §6.2). So the LDAP layer only needs to
+ * tell these apart: noSuchObject, a timeout (socketmap has a TIMEOUT word), a dead connection
+ * (worth one reconnect-and-retry, like LDAP_SERVER_DOWN), and everything else.
+ */
+export type LdapFailureKind = 'noSuchObject' | 'timeout' | 'down' | 'error';
+
+export class LdapFailure extends Error {
+  constructor(
+    readonly kind: LdapFailureKind,
+    message: string,
+    readonly code?: number,
+    readonly server?: string,
+  ) {
+    super(message);
+    this.name = 'LdapFailure';
+  }
+}
+
+export const LDAP_NO_SUCH_OBJECT = 32;
+const LDAP_TIME_LIMIT_EXCEEDED = 3;
+
+/**
+ * Turns what ldapts threw into an LdapFailure. Result codes are typed by ldapts; a timeout or a
+ * lost connection is known to the caller from its own timer and the socket's state, so it says
+ * so instead of anyone reading message texts.
+ */
+export function toLdapFailure(
+  err: unknown,
+  seen: { timedOut?: boolean; connectionLost?: boolean; server?: string } = {},
+): LdapFailure {
+  if (err instanceof LdapFailure) return err;
+  const { server } = seen;
+  if (err instanceof ResultCodeError) {
+    if (err.code === LDAP_NO_SUCH_OBJECT) return new LdapFailure('noSuchObject', err.message, err.code, server);
+    if (err.code === LDAP_TIME_LIMIT_EXCEEDED) return new LdapFailure('timeout', err.message, err.code, server);
+    return new LdapFailure('error', err.message, err.code, server);
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  if (seen.timedOut) return new LdapFailure('timeout', message, undefined, server);
+  if (seen.connectionLost) return new LdapFailure('down', message, undefined, server);
+  return new LdapFailure('error', message, undefined, server);
+}

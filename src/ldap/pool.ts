@@ -1,0 +1,269 @@
+import type { Entry } from 'ldapts';
+import { RateLimitedLog } from '../log.js';
+import { connectAny, type ConnectionSettings, type OpenConnection, type ServerTarget } from './connect.js';
+import { LdapFailure, toLdapFailure } from './errors.js';
+
+export type Scope = 'base' | 'one' | 'sub';
+
+export interface SearchRequest {
+  base: string;
+  scope: Scope;
+  filter: string;
+  attributes: string[];
+  /** 0 never, 1 searching, 2 finding, 3 always (ldap_table `dereference`). */
+  deref: 0 | 1 | 2 | 3;
+}
+
+/** Observations for metrics; the pool itself knows nothing about Prometheus. */
+export interface PoolObserver {
+  request?(server: string, outcome: 'success' | 'noSuchObject' | 'timeout' | 'down' | 'error', seconds: number): void;
+  connection?(server: string, event: 'open' | 'close' | 'fail'): void;
+}
+
+export interface PoolOptions {
+  size: number;
+  /** Searches in flight across the pool; more wait in a queue instead of piling onto LDAP. */
+  maxInFlight: number;
+  observer?: PoolObserver;
+  /** Backoff after a failed connect, doubling per failure up to the max. */
+  backoffMinMs?: number;
+  backoffMaxMs?: number;
+}
+
+const DEREF = ['never', 'search', 'find', 'always'] as const;
+
+interface Slot {
+  conn?: OpenConnection;
+  connecting?: Promise<OpenConnection>;
+  inFlight: number;
+  /** Rejecters of the searches on this connection, so a dead socket fails them at once. */
+  pending: Set<(f: LdapFailure) => void>;
+}
+
+/**
+ * A small pool of LDAP connections shared by every map with the same connection parameters
+ * (Postfix shares one connection the same way). LDAP multiplexes requests on a connection, so
+ * each slot carries many concurrent searches; extra slots spread the server's per-connection
+ * work. Connections are opened lazily, re-opened (and re-bound) after loss, and a connect
+ * failure starts a backoff window during which lookups fail fast instead of storming the
+ * directory.
+ */
+export class LdapPool {
+  private readonly slots: Slot[];
+  private readonly waiters: (() => void)[] = [];
+  private inFlight = 0;
+  private failures = 0;
+  private retryAt = 0;
+  private lastFailure?: LdapFailure;
+  private readonly serverDownUntil = new Map<string, number>();
+  private readonly rlog = new RateLimitedLog(30_000);
+  private closed = false;
+
+  constructor(
+    readonly settings: ConnectionSettings,
+    private readonly opts: PoolOptions,
+  ) {
+    this.slots = Array.from({ length: Math.max(1, opts.size) }, () => ({ inFlight: 0, pending: new Set() }));
+  }
+
+  get timeoutMs(): number {
+    return this.settings.timeoutSec * 1000;
+  }
+
+  /** True when at least one connection is open (for /readyz and `check`). */
+  get connected(): boolean {
+    return this.slots.some((s) => s.conn && !s.conn.socket.destroyed);
+  }
+
+  get lastError(): string | undefined {
+    return this.lastFailure?.message;
+  }
+
+  /**
+   * Makes sure a connection exists, as dict_ldap connects before it expands templates: a key
+   * whose search would be suppressed still gets a temporary error while LDAP is unreachable.
+   */
+  async ensureConnected(): Promise<void> {
+    if (this.connected) return;
+    await this.connectSlot(this.slots[0]!);
+  }
+
+  /** One search; entries in server order. Throws LdapFailure. */
+  async search(req: SearchRequest): Promise<Entry[]> {
+    await this.acquire();
+    try {
+      try {
+        return await this.searchOnce(req);
+      } catch (err) {
+        // LDAP_SERVER_DOWN: dict_ldap reconnects once and repeats the search once.
+        if (err instanceof LdapFailure && err.kind === 'down' && !this.closed) return await this.searchOnce(req);
+        throw err;
+      }
+    } finally {
+      this.release();
+    }
+  }
+
+  private async searchOnce(req: SearchRequest): Promise<Entry[]> {
+    const slot = this.pickSlot();
+    const conn = await this.connectSlot(slot);
+    const started = process.hrtime.bigint();
+    slot.inFlight++;
+    let timedOut = false;
+    let rejectPending!: (f: LdapFailure) => void;
+    const killed = new Promise<never>((_, reject) => { rejectPending = reject; });
+    slot.pending.add(rejectPending);
+    const timer = setTimeout(() => {
+      timedOut = true;
+      // Like dict_ldap after a client-side timeout, give up on this connection: a server that
+      // does not answer one search is unlikely to answer the others queued behind it.
+      this.dropConnection(slot, new LdapFailure('timeout', `search timed out after ${this.timeoutMs} ms`, undefined, conn.server));
+    }, this.timeoutMs);
+    try {
+      const result = await Promise.race([
+        conn.client.search(req.base, {
+          scope: req.scope,
+          filter: req.filter,
+          attributes: req.attributes,
+          derefAliases: DEREF[req.deref],
+          // The server-side time limit is Postfix's timeout too. No size limit is sent: ldapts
+          // would turn sizeLimitExceeded into a silent partial success, so the map counts entries.
+          timeLimit: this.settings.timeoutSec,
+          sizeLimit: 0,
+        }),
+        killed,
+      ]);
+      this.observe(conn.server, 'success', started);
+      return result.searchEntries;
+    } catch (err) {
+      const f = toLdapFailure(err, { timedOut, connectionLost: conn.socket.destroyed, server: conn.server });
+      this.observe(conn.server, f.kind, started);
+      if (f.kind === 'down') this.dropConnection(slot, f);
+      throw f;
+    } finally {
+      clearTimeout(timer);
+      slot.inFlight--;
+      slot.pending.delete(rejectPending);
+    }
+  }
+
+  private observe(server: string, outcome: Parameters<NonNullable<PoolObserver['request']>>[1], started: bigint): void {
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    this.opts.observer?.request?.(server, outcome, seconds);
+  }
+
+  /** Least-busy open slot, or an unopened one when every open slot is already busy. */
+  private pickSlot(): Slot {
+    let best: Slot | undefined;
+    let idle: Slot | undefined;
+    for (const s of this.slots) {
+      const open = s.conn !== undefined && !s.conn.socket.destroyed;
+      if (!open) {
+        if (s.connecting) {
+          if (!best || s.inFlight < best.inFlight) best = s;
+        } else {
+          idle ??= s;
+        }
+        continue;
+      }
+      if (!best || s.inFlight < best.inFlight) best = s;
+    }
+    if (best && (best.inFlight === 0 || !idle)) return best;
+    return idle ?? best ?? this.slots[0]!;
+  }
+
+  private connectSlot(slot: Slot): Promise<OpenConnection> {
+    if (slot.conn && !slot.conn.socket.destroyed) return Promise.resolve(slot.conn);
+    slot.conn = undefined;
+    if (slot.connecting) return slot.connecting;
+    if (this.closed) return Promise.reject(new LdapFailure('down', 'pool closed'));
+    const now = Date.now();
+    if (now < this.retryAt && this.lastFailure) {
+      return Promise.reject(
+        new LdapFailure(this.lastFailure.kind, `${this.lastFailure.message} (next connect attempt in ${this.retryAt - now} ms)`, this.lastFailure.code),
+      );
+    }
+    slot.connecting = connectAny(this.settings, this.serverOrder(now), (server, err) => {
+      this.serverDownUntil.set(server.url, Date.now() + this.backoffMs());
+      this.opts.observer?.connection?.(server.url, 'fail');
+      this.rlog.emit('warn', `connect:${server.url}`, `LDAP server ${server.url}: ${err.message}`);
+    })
+      .then((conn) => {
+        this.failures = 0;
+        this.retryAt = 0;
+        this.lastFailure = undefined;
+        this.serverDownUntil.delete(conn.server);
+        slot.conn = conn;
+        this.opts.observer?.connection?.(conn.server, 'open');
+        conn.socket.once('close', () => {
+          this.opts.observer?.connection?.(conn.server, 'close');
+          if (slot.conn === conn) this.dropConnection(slot, new LdapFailure('down', `connection to ${conn.server} closed`, undefined, conn.server));
+        });
+        if (this.closed) conn.socket.destroy();
+        return conn;
+      })
+      .catch((err: unknown) => {
+        const f = toLdapFailure(err);
+        this.failures++;
+        this.lastFailure = f;
+        this.retryAt = Date.now() + this.backoffMs();
+        throw f;
+      })
+      .finally(() => {
+        slot.connecting = undefined;
+      });
+    return slot.connecting;
+  }
+
+  private backoffMs(): number {
+    const min = this.opts.backoffMinMs ?? 250;
+    const max = this.opts.backoffMaxMs ?? 5000;
+    return Math.min(max, min * 2 ** Math.max(0, this.failures - 1));
+  }
+
+  /** Servers in configured order, those that failed recently moved to the end (still tried). */
+  private serverOrder(now: number): ServerTarget[] {
+    const up: ServerTarget[] = [];
+    const down: ServerTarget[] = [];
+    for (const s of this.settings.servers) ((this.serverDownUntil.get(s.url) ?? 0) > now ? down : up).push(s);
+    return [...up, ...down];
+  }
+
+  private dropConnection(slot: Slot, why: LdapFailure): void {
+    const conn = slot.conn;
+    slot.conn = undefined;
+    for (const reject of slot.pending) reject(why);
+    slot.pending.clear();
+    conn?.socket.destroy();
+  }
+
+  private acquire(): Promise<void> {
+    if (this.inFlight < this.opts.maxInFlight) {
+      this.inFlight++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiters.push(() => { this.inFlight++; resolve(); }));
+  }
+
+  private release(): void {
+    this.inFlight--;
+    this.waiters.shift()?.();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(
+      this.slots.map(async (slot) => {
+        const conn = slot.conn ?? (await slot.connecting?.catch(() => undefined));
+        if (!conn) return;
+        slot.conn = undefined;
+        try {
+          await Promise.race([conn.client.unbind(), new Promise((r) => setTimeout(r, 1000))]);
+        } catch {
+          /* the server may already be gone */
+        }
+        conn.socket.destroy();
+      }),
+    );
+  }
+}

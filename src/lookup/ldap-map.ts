@@ -1,0 +1,342 @@
+import type { Entry } from 'ldapts';
+import type { MapConfig } from '../config/map-config.js';
+import { LdapFailure } from '../ldap/errors.js';
+import type { LdapPool, SearchRequest } from '../ldap/pool.js';
+import { isLdapUrl, LdapUrlError, parseLdapUrl } from '../ldap/url.js';
+import { log, printable, RateLimitedLog } from '../log.js';
+import { foldKey } from './key-fold.js';
+import { found, NOTFOUND, temp, timeout, type LookupMap, type LookupResult } from './result.js';
+import { compileTemplates, type Templates } from './template.js';
+
+/** Attribute classes in the order dict_ldap lists them: terminal, leaf, result, special. */
+const enum Cls { Terminal, Leaf, Result, Special }
+
+export interface LdapMapSettings {
+  /** Fold non-ASCII keys with Unicode full case folding, as Postfix does with smtputf8_enable. */
+  smtputf8: boolean;
+  /** 'postfix': a cycle answers TEMP like Postfix's recursion limit; 'expand_once': each nested search runs once per lookup. */
+  loopHandling: 'postfix' | 'expand_once';
+}
+
+/** A lookup's failure, carried up to the caller once; every later result is discarded. */
+class Abort extends Error {
+  constructor(readonly result: LookupResult) {
+    super('lookup aborted');
+  }
+}
+
+/** Output of a walk: values in order, with nested expansions as placeholders until flattened. */
+type Out = Buffer | Promise<Out[]>;
+
+interface Ctx {
+  key: string;
+  appended: number;
+  failure?: LookupResult;
+  fail: (r: LookupResult) => void;
+  failed: Promise<LookupResult>;
+  expanded?: Set<string>;
+}
+
+const COMMA = Buffer.from(',');
+
+/**
+ * Postfix's ldap_table(5) semantics over an LdapPool (spec §3–§6): key folding, domain list,
+ * template expansion and suppression, the walk over entries × attributes × values in server
+ * order with the sticky terminal/leaf flags, nested searches for special attribute values, the
+ * three limits, and the mapping of every LDAP outcome onto found / notfound / temp.
+ *
+ * Nested searches run concurrently through the pool; the output keeps Postfix's order because
+ * each special value is a placeholder in its parent's output list, flattened at the end.
+ */
+export class LdapMap implements LookupMap {
+  readonly templates: Templates;
+  /** Requested attribute list, in dict_ldap's order: terminal, leaf, result, special. */
+  readonly attributes: string[];
+  private readonly classOf = new Map<string, Cls | null>();
+  private readonly counts: Record<Cls, number>;
+  private readonly terminalNames: string[];
+  private readonly specialNames: string[];
+  private readonly rlog = new RateLimitedLog(60_000);
+
+  constructor(
+    readonly name: string,
+    readonly config: MapConfig,
+    readonly pool: LdapPool,
+    readonly settings: LdapMapSettings,
+  ) {
+    this.templates = compileTemplates({
+      searchBase: config.searchBase,
+      queryFilter: config.queryFilter,
+      resultFormat: config.resultFormat,
+    });
+    this.attributes = [
+      ...config.terminalResultAttribute,
+      ...config.leafResultAttribute,
+      ...config.resultAttribute,
+      ...config.specialResultAttribute,
+    ];
+    this.counts = {
+      [Cls.Terminal]: config.terminalResultAttribute.length,
+      [Cls.Leaf]: config.leafResultAttribute.length,
+      [Cls.Result]: config.resultAttribute.length,
+      [Cls.Special]: config.specialResultAttribute.length,
+    };
+    this.terminalNames = config.terminalResultAttribute.map((a) => a.toLowerCase());
+    this.specialNames = config.specialResultAttribute.map((a) => a.toLowerCase());
+  }
+
+  /**
+   * The class of a returned attribute description: that of the first configured attribute it is
+   * a subtype of (`mail;lang-de` counts as `mail`), names compared case-insensitively.
+   */
+  private classify(returned: string): Cls | null {
+    let cls = this.classOf.get(returned);
+    if (cls !== undefined) return cls;
+    cls = null;
+    const r = returned.toLowerCase();
+    const rParts = r.split(';');
+    let i = 0;
+    for (const c of [Cls.Terminal, Cls.Leaf, Cls.Result, Cls.Special]) {
+      for (let n = 0; n < this.counts[c]; n++, i++) {
+        const cParts = this.attributes[i]!.toLowerCase().split(';');
+        if (cParts[0] === rParts[0] && cParts.slice(1).every((o) => rParts.includes(o))) {
+          cls = c;
+          break;
+        }
+      }
+      if (cls !== null) break;
+    }
+    this.classOf.set(returned, cls);
+    return cls;
+  }
+
+  async lookup(rawKey: Buffer): Promise<LookupResult> {
+    // Postfix never looks up an empty key; a non-UTF-8 key is "not found" without a query.
+    if (rawKey.length === 0) return NOTFOUND;
+    const key = foldKey(rawKey, this.settings.smtputf8);
+    if (key === undefined) return NOTFOUND;
+
+    if (this.config.domain) {
+      const at = key.lastIndexOf('@');
+      if (at <= 0 || !this.config.domain.match(key.slice(at + 1))) return NOTFOUND;
+    }
+
+    // dict_ldap connects before expanding templates: a suppressed key still sees LDAP trouble.
+    try {
+      await this.pool.ensureConnected();
+    } catch (err) {
+      return this.failureResult(err, 'connect');
+    }
+    if (this.templates.suppressReason(key) !== undefined) return NOTFOUND;
+
+    const req: SearchRequest = {
+      base: this.templates.expandBase(key),
+      scope: this.config.scope,
+      filter: this.templates.expandFilter(key),
+      attributes: this.attributes,
+      deref: this.config.dereference,
+    };
+
+    let resolveFailed!: (r: LookupResult) => void;
+    const ctx: Ctx = {
+      key,
+      appended: 0,
+      failed: new Promise((r) => { resolveFailed = r; }),
+      fail: (r) => {
+        if (ctx.failure) return;
+        ctx.failure = r;
+        resolveFailed(r);
+      },
+    };
+    if (this.settings.loopHandling === 'expand_once') ctx.expanded = new Set();
+
+    let entries: Entry[];
+    try {
+      entries = await this.pool.search(req);
+    } catch (err) {
+      if (err instanceof LdapFailure && err.kind === 'noSuchObject') {
+        if (this.templates.dynamicBase) return NOTFOUND;
+        this.rlog.emit('warn', 'base', `map ${this.name}: search base ${JSON.stringify(req.base)} not found`);
+        return temp(`search base not found: ${req.base}`);
+      }
+      return this.failureResult(err, 'search');
+    }
+
+    try {
+      this.checkSize(entries.length);
+      const top = this.walk(ctx, entries, 1, []);
+      const values: Buffer[] = [];
+      const done = this.flatten(top, values, ctx);
+      const outcome = await Promise.race([done.then(() => undefined), ctx.failed]);
+      if (outcome) return outcome;
+      if (ctx.failure) return ctx.failure;
+      if (values.length === 0) return NOTFOUND;
+      return found(values.length === 1 ? values[0]! : joinValues(values));
+    } catch (err) {
+      if (err instanceof Abort) return err.result;
+      throw err;
+    }
+  }
+
+  private failureResult(err: unknown, what: string): LookupResult {
+    if (err instanceof Abort) return err.result;
+    const f = err instanceof LdapFailure ? err : new LdapFailure('error', String(err));
+    const reason = `${what}: ${f.message}`;
+    this.rlog.emit('warn', `${what}:${f.kind}`, `map ${this.name}: LDAP ${reason}`);
+    return f.kind === 'timeout' ? timeout(reason) : temp(reason);
+  }
+
+  private checkSize(n: number): void {
+    const limit = this.config.sizeLimit;
+    if (limit > 0 && n > limit) throw new Abort(temp(`size limit ${limit} exceeded: ${n} entries`));
+  }
+
+  /** Awaits nested placeholders depth-first, so values come out in Postfix's order. */
+  private async flatten(out: Out[], into: Buffer[], ctx: Ctx): Promise<void> {
+    for (const o of out) {
+      if (ctx.failure) return;
+      if (Buffer.isBuffer(o)) into.push(o);
+      else await this.flatten(await o, into, ctx);
+    }
+  }
+
+  private append(ctx: Ctx, out: Out[], value: Buffer): void {
+    const v = this.templates.expandResult(value, ctx.key);
+    if (v === undefined) return;
+    ctx.appended++;
+    const limit = this.config.expansionLimit;
+    if (limit > 0 && ctx.appended > limit) throw new Abort(temp(`expansion limit ${limit} exceeded`));
+    out.push(v);
+  }
+
+  /**
+   * One search result, walked like dict_ldap_get_values: the terminal and leaf flags belong to
+   * the whole result and are only ever overwritten by an entry that has the tested attributes,
+   * so they carry over to later entries (spec §4.3, reproduced on purpose).
+   */
+  private walk(ctx: Ctx, entries: Entry[], depth: number, path: string[]): Out[] {
+    const out: Out[] = [];
+    let isTerminal = false;
+    let isLeaf = true;
+    const nT = this.counts[Cls.Terminal];
+    const nL = this.counts[Cls.Leaf];
+    for (const entry of entries) {
+      if (nT > 0 && hasAnyValue(entry, this.terminalNames)) isTerminal = true;
+      if (nL > 0 && !isTerminal && hasAnyValue(entry, this.specialNames)) isLeaf = false;
+      for (const attr of Object.keys(entry)) {
+        if (attr === 'dn') continue;
+        const cls = this.classify(attr);
+        if (cls === null) continue;
+        const values = valuesOf(entry[attr]);
+        if (values.length === 0) continue;
+        if (cls === Cls.Terminal) {
+          for (const v of values) this.append(ctx, out, v);
+        } else if (isTerminal) {
+          continue;
+        } else if (cls === Cls.Leaf) {
+          if (isLeaf) for (const v of values) this.append(ctx, out, v);
+        } else if (cls === Cls.Result) {
+          for (const v of values) this.append(ctx, out, v);
+        } else if (depth < this.config.recursionLimit) {
+          for (const v of values) {
+            const child = this.nested(ctx, v.toString('utf8'), depth, path, entry.dn);
+            if (child) out.push(child);
+          }
+        } else {
+          throw new Abort(temp(`recursion limit ${this.config.recursionLimit} exceeded at ${entry.dn}`));
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Starts the nested search for one special value; undefined when nothing is to be searched. */
+  private nested(ctx: Ctx, value: string, depth: number, path: string[], fromDn: string): Promise<Out[]> | undefined {
+    let req: SearchRequest;
+    if (isLdapUrl(value)) {
+      let url;
+      try {
+        url = parseLdapUrl(value);
+      } catch (err) {
+        const why = err instanceof LdapUrlError ? err.message : String(err);
+        throw new Abort(temp(`malformed LDAP URL ${JSON.stringify(value)} in ${fromDn}: ${why}`));
+      }
+      const attributes = url.attributes.length === 0 ? this.attributes : this.intersect(url.attributes);
+      // A URL asking only for attributes this map does not use is skipped without a search.
+      if (attributes.length === 0) return undefined;
+      req = { base: url.dn, scope: url.scope, filter: url.filter, attributes, deref: this.config.dereference };
+    } else {
+      req = { base: value, scope: 'base', filter: '(objectclass=*)', attributes: this.attributes, deref: this.config.dereference };
+    }
+    const id = `${req.scope}\u0000${req.base}\u0000${req.filter}\u0000${req.attributes.join(',')}`;
+    if (ctx.expanded) {
+      if (ctx.expanded.has(id)) return undefined;
+      ctx.expanded.add(id);
+    } else if (path.includes(id)) {
+      // The same nested search on its own ancestor path repeats forever in Postfix, which answers
+      // with a temporary error once recursion_limit is reached. Same answer, without the wait.
+      const names = [...path.slice(path.indexOf(id)), id].map((p) => p.split('\u0000')[1]);
+      this.rlog.emit('warn', `loop:${ctx.key}`, `map ${this.name}: loop in expansion of ${printable(ctx.key)}: ${names.join(' -> ')}`);
+      throw new Abort(temp(`expansion loop: ${names.join(' -> ')}`));
+    }
+    if (ctx.failure) return undefined;
+    const childPath = [...path, id];
+    const p = this.pool.search(req).then(
+      (entries) => {
+        if (ctx.failure) return [];
+        this.checkSize(entries.length);
+        return this.walk(ctx, entries, depth + 1, childPath);
+      },
+      (err: unknown) => {
+        if (err instanceof LdapFailure && err.kind === 'noSuchObject') {
+          log.debug(`map ${this.name}: DN ${JSON.stringify(req.base)} not found, skipping`);
+          return [];
+        }
+        throw err;
+      },
+    );
+    // Failures surface through ctx at once, not only when flattening reaches this placeholder.
+    return p.catch((err: unknown) => {
+      ctx.fail(err instanceof Abort ? err.result : this.failureResult(err, 'nested search'));
+      return [];
+    });
+  }
+
+  /** URL attributes ∩ configured ones; of a pair differing only in options, the more specific. */
+  private intersect(urlAttrs: string[]): string[] {
+    const result: string[] = [];
+    for (const c of this.attributes) {
+      const cl = c.toLowerCase();
+      for (const u of urlAttrs) {
+        const ul = u.toLowerCase();
+        if (ul === cl || ul.startsWith(cl + ';')) { result.push(u); break; }
+        if (cl.startsWith(ul + ';')) { result.push(c); break; }
+      }
+    }
+    return result;
+  }
+}
+
+function valuesOf(v: Entry[string] | undefined): Buffer[] {
+  if (v === undefined) return [];
+  const list = Array.isArray(v) ? v : [v];
+  return list.map((x) => (Buffer.isBuffer(x) ? x : Buffer.from(x, 'utf8')));
+}
+
+/** ldap_get_values_len semantics: an exact (case-insensitive) attribute name with values. */
+function hasAnyValue(entry: Entry, lowerNames: string[]): boolean {
+  for (const attr of Object.keys(entry)) {
+    if (attr === 'dn') continue;
+    if (lowerNames.includes(attr.toLowerCase()) && valuesOf(entry[attr]).length > 0) return true;
+  }
+  return false;
+}
+
+function joinValues(values: Buffer[]): Buffer {
+  const parts: Buffer[] = [];
+  for (let i = 0; i < values.length; i++) {
+    if (i > 0) parts.push(COMMA);
+    parts.push(values[i]!);
+  }
+  return Buffer.concat(parts);
+}
