@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { ConfigError } from '../config/errors.js';
+import { log } from '../log.js';
+import { runCheck } from './check.js';
+import { runQuery } from './query.js';
+import { runServe } from './serve.js';
+
+/** sysexits.h EX_TEMPFAIL, what a "try again later" answer exits with. */
+export const EXIT_TEMP = 75;
+export const EXIT_CONFIG = 2;
+
+export interface CommonArgs {
+  config?: string;
+  map?: string[];
+  set?: string[];
+}
+
+function common<T>(y: Argv<T>) {
+  return y
+    .option('config', { alias: 'c', type: 'string', describe: 'daemon config file (key = value, like Postfix .cf files)' })
+    .option('map', { type: 'string', array: true, describe: 'NAME=FILE.cf: serve an ldap_table(5) file as map NAME (repeatable; overrides the config file)' })
+    .option('set', { type: 'string', array: true, describe: 'SETTING=VALUE or map.NAME.SETTING=VALUE (repeatable; overrides the config file)' });
+}
+
+async function main(): Promise<number> {
+  let exit = 0;
+  const run = (p: () => Promise<number>) => async () => { exit = await p(); };
+  const parser = yargs(hideBin(process.argv))
+    .scriptName('ldap-socketmap')
+    .usage('$0 <command> [options]\n\nPostfix socketmap / tcp_table lookups from LDAP, answered exactly like Postfix\'s own ldap: table.')
+    .command(
+      'serve',
+      'run the daemon',
+      (y) => common(y)
+        .option('socketmap', { type: 'string', array: true, describe: 'listen for socketmap requests: inet:HOST:PORT or unix:/PATH (repeatable)' })
+        .option('tcp-table', { type: 'string', array: true, describe: 'NAME=LISTEN: a tcp_table(5) listener serving map NAME (repeatable)' })
+        .option('metrics', { type: 'string', describe: 'HOST:PORT for /metrics, /healthz, /readyz (loopback recommended)' })
+        .option('log-level', { type: 'string', choices: ['error', 'warn', 'info', 'debug'] }),
+      (a) => run(() => runServe(a))(),
+    )
+    .command(
+      'query <name> <key>',
+      'look KEY up in map NAME directly in LDAP and print the answer like postmap -q (KEY "-" reads keys from stdin)',
+      (y) => common(y)
+        .positional('name', { type: 'string', demandOption: true, describe: 'map name' })
+        .positional('key', { type: 'string', demandOption: true, describe: 'lookup key, or - for keys on stdin' })
+        .epilogue('Exit status: 0 found, 1 not found, 75 temporary error, 2 usage or configuration error.'),
+      (a) => run(() => runQuery(a as typeof a & { name: string; key: string }))(),
+    )
+    .command(
+      'check',
+      'validate the config and every .cf file, and try to connect and bind to each map\'s servers',
+      (y) => common(y).epilogue('Exit status: 0 all good, 1 some server unusable, 2 configuration error.'),
+      (a) => run(() => runCheck(a))(),
+    )
+    .demandCommand(1, 'name a command: serve, query or check')
+    .strict()
+    .help()
+    .alias('h', 'help')
+    .version()
+    .fail((msg, err, y) => {
+      if (err) throw err;
+      process.stderr.write(`${y.help()}\n\n${msg}\n`);
+      process.exit(EXIT_CONFIG);
+    });
+  try {
+    await parser.parseAsync();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      log.error(err.message);
+      return EXIT_CONFIG;
+    }
+    throw err;
+  }
+  return exit;
+}
+
+main().then(
+  (code) => {
+    // serve keeps running (its listeners hold the event loop open) and returns -1.
+    if (code >= 0) process.exitCode = code;
+  },
+  (err: unknown) => {
+    log.error(err instanceof Error ? err.stack ?? err.message : String(err));
+    process.exitCode = 1;
+  },
+);

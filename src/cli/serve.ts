@@ -1,0 +1,37 @@
+import { log, setLogLevel, type LogLevel } from '../log.js';
+import { Daemon } from '../server/daemon.js';
+import type { CommonArgs } from './main.js';
+import { loadFromArgs } from './load.js';
+
+export interface ServeArgs extends CommonArgs {
+  socketmap?: string[];
+  tcpTable?: string[];
+  metrics?: string;
+  logLevel?: string;
+}
+
+/** Runs until SIGTERM/SIGINT; SIGHUP reloads (old config stays if the new one is invalid). */
+export async function runServe(a: ServeArgs): Promise<number> {
+  const cfg = loadFromArgs(a);
+  setLogLevel((a.logLevel as LogLevel | undefined) ?? cfg.logLevel);
+  const daemon = await Daemon.start(cfg);
+
+  process.on('SIGHUP', () => {
+    try {
+      const next = loadFromArgs(a);
+      daemon.reload(next).catch((err: unknown) => log.error(`reload failed, old configuration stays in force: ${String(err)}`));
+    } catch (err) {
+      log.error(`reload failed, old configuration stays in force: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  });
+  const stop = (sig: string) => {
+    log.info(`${sig}: stopping`);
+    daemon.stop().then(
+      () => process.exit(0),
+      (err: unknown) => { log.error(`stop: ${String(err)}`); process.exit(1); },
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  return -1;
+}

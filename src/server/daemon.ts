@@ -1,0 +1,144 @@
+import type net from 'node:net';
+import type { DaemonConfig } from '../config/daemon-config.js';
+import { log } from '../log.js';
+import type { LookupMap } from '../lookup/result.js';
+import { buildMaps, type BuildOptions, type BuiltMaps } from './build-maps.js';
+import { serveConnection } from './connection.js';
+import { socketmapProtocol, tcpTableProtocol, type LookupObserver, type MapRegistry } from './handlers.js';
+import { boundAddress, closeServer, describeListen, listen, type ListenSpec } from './listener.js';
+
+export interface DaemonHooks extends BuildOptions {
+  lookups?: LookupObserver;
+  connections?: { opened?(protocol: string): void; closed?(protocol: string): void; protocolError?(protocol: string, reason: string): void };
+}
+
+interface Bound {
+  spec: ListenSpec;
+  address: ListenSpec;
+  server: net.Server;
+  protocol: 'socketmap' | 'tcp_table';
+}
+
+const IDLE_TIMEOUT_MS = 60_000;
+
+/**
+ * The running daemon: maps (rebuilt on reload), listeners (kept across reloads), and the set of
+ * open client connections (kept across reloads; drained on stop).
+ */
+export class Daemon implements MapRegistry {
+  private built!: BuiltMaps;
+  private readonly bound: Bound[] = [];
+  private readonly sockets = new Set<{ socket: net.Socket; drain(): Promise<void> }>();
+  private stopping = false;
+
+  private constructor(private cfg: DaemonConfig, private readonly hooks: DaemonHooks) {}
+
+  static async start(cfg: DaemonConfig, hooks: DaemonHooks = {}): Promise<Daemon> {
+    const d = new Daemon(cfg, hooks);
+    d.built = buildMaps(cfg, hooks);
+    try {
+      for (const spec of cfg.socketmapListen) await d.listenOn(spec, 'socketmap');
+      for (const t of cfg.tcpTableListen) await d.listenOn(t.listen, 'tcp_table', t.map);
+    } catch (err) {
+      await d.stop();
+      throw err;
+    }
+    log.info(`ready: maps ${[...d.built.maps.keys()].join(', ') || '(none)'}; listening on ${d.listeners().map((l) => `${l.protocol} ${describeListen(l.address)}`).join(', ') || '(nothing)'}`);
+    return d;
+  }
+
+  get(name: string): LookupMap | undefined {
+    return this.built.maps.get(name)?.served;
+  }
+
+  names(): string[] {
+    return [...this.built.maps.keys()];
+  }
+
+  get maps(): BuiltMaps {
+    return this.built;
+  }
+
+  get config(): DaemonConfig {
+    return this.cfg;
+  }
+
+  /** Where the listeners are bound (port 0 resolved), in configuration order. */
+  addresses(): ListenSpec[] {
+    return this.bound.map((b) => b.address);
+  }
+
+  listeners(): { protocol: string; address: ListenSpec }[] {
+    return this.bound.map((b) => ({ protocol: b.protocol, address: b.address }));
+  }
+
+  private async listenOn(spec: ListenSpec, protocol: 'socketmap' | 'tcp_table', mapName?: string): Promise<void> {
+    const label = `${protocol} ${describeListen(spec)}`;
+    const onConnection = (socket: net.Socket): void => {
+      if (this.stopping) {
+        socket.destroy();
+        return;
+      }
+      const connHooks = {
+        opened: () => this.hooks.connections?.opened?.(protocol),
+        closed: () => this.hooks.connections?.closed?.(protocol),
+        protocolError: (reason: string) => this.hooks.connections?.protocolError?.(protocol, reason),
+      };
+      const opts = { idleTimeoutMs: IDLE_TIMEOUT_MS, hooks: connHooks, label };
+      let handle;
+      if (protocol === 'socketmap') {
+        const p = socketmapProtocol(this, this.hooks.lookups);
+        handle = serveConnection(socket, p.decoder(), p.handle, opts);
+      } else {
+        // Resolved per request, so a reload's new map is used by connections already open.
+        const lookupMap: LookupMap = {
+          name: mapName!,
+          lookup: (key) => this.get(mapName!)!.lookup(key),
+        };
+        const p = tcpTableProtocol(lookupMap, this.hooks.lookups);
+        handle = serveConnection(socket, p.decoder(), p.handle, opts);
+      }
+      const entry = { socket, drain: handle.drain };
+      this.sockets.add(entry);
+      socket.once('close', () => this.sockets.delete(entry));
+    };
+    const server = await listen(spec, onConnection);
+    this.bound.push({ spec, address: boundAddress(server, spec), server, protocol });
+  }
+
+  /**
+   * Re-reads every .cf file named by the new configuration. All or nothing: if anything is
+   * invalid the old maps stay in force and the error is thrown for the caller to log. Listeners
+   * and open connections are kept (listener changes need a restart).
+   */
+  async reload(cfg: DaemonConfig): Promise<void> {
+    const fresh = buildMaps(cfg, this.hooks);
+    for (const t of cfg.tcpTableListen) {
+      if (!fresh.maps.has(t.map)) {
+        await fresh.close();
+        throw new Error(`tcp_table listener names unknown map ${t.map}`);
+      }
+    }
+    const old = this.built;
+    this.built = fresh;
+    this.cfg = cfg;
+    // Lookups already running on the old pools finish there; give them a moment before closing.
+    setTimeout(() => void old.close(), 5_000).unref();
+    log.info(`reloaded: maps ${[...fresh.maps.keys()].join(', ')}`);
+  }
+
+  /** Stop accepting, let in-flight answers finish within `graceMs`, close LDAP. */
+  async stop(graceMs = 10_000): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const closing = this.bound.map((b) => closeServer(b.server, b.spec));
+    const drained = Promise.all([...this.sockets].map(async (s) => {
+      await s.drain();
+      s.socket.end();
+    }));
+    await Promise.race([drained, new Promise((r) => setTimeout(r, graceMs).unref())]);
+    for (const s of this.sockets) s.socket.destroy();
+    await Promise.all(closing);
+    await this.built?.close();
+  }
+}
