@@ -3,6 +3,7 @@ import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ConfigError } from '../config/errors.js';
 import { log } from '../log.js';
+import { runCacheFlush } from './cache-flush.js';
 import { runCheck } from './check.js';
 import { runQuery } from './query.js';
 import { runServe } from './serve.js';
@@ -48,6 +49,16 @@ async function main(): Promise<number> {
         .positional('key', { type: 'string', demandOption: true, describe: 'lookup key, or - for keys on stdin' })
         .epilogue('Exit status: 0 found, 1 not found, 75 temporary error, 2 usage or configuration error.'),
       (a) => run(() => runQuery(a as typeof a & { name: string; key: string }))(),
+    )
+    .command(
+      'cache flush [map] [key]',
+      'drop cached answers in the running daemon (all maps, one map, or one key) through its admin listener',
+      (y) => y
+        .option('config', { alias: 'c', type: 'string', describe: 'daemon config file (for metrics_listen)' })
+        .positional('map', { type: 'string', describe: 'map name (default: all maps)' })
+        .positional('key', { type: 'string', describe: 'the key exactly as Postfix sends it (default: the whole map)' })
+        .option('metrics', { type: 'string', describe: 'HOST:PORT of the daemon\'s admin listener (default: metrics_listen from the config)' }),
+      (a) => run(() => runCacheFlush(a))(),
     )
     .command(
       'check',

@@ -1,5 +1,5 @@
 import { log, setLogLevel, type LogLevel } from '../log.js';
-import { Daemon } from '../server/daemon.js';
+import { Runtime } from '../server/runtime.js';
 import type { CommonArgs } from './main.js';
 import { loadFromArgs } from './load.js';
 
@@ -14,7 +14,7 @@ export interface ServeArgs extends CommonArgs {
 export async function runServe(a: ServeArgs): Promise<number> {
   const cfg = loadFromArgs(a);
   setLogLevel((a.logLevel as LogLevel | undefined) ?? cfg.logLevel);
-  const daemon = await Daemon.start(cfg);
+  const daemon = await Runtime.start(cfg);
 
   process.on('SIGHUP', () => {
     try {
@@ -23,6 +23,9 @@ export async function runServe(a: ServeArgs): Promise<number> {
     } catch (err) {
       log.error(`reload failed, old configuration stays in force: ${err instanceof Error ? err.message : String(err)}`);
     }
+  });
+  process.on('SIGUSR1', () => {
+    log.info(`SIGUSR1: flushed ${daemon.flush()} cached answers`);
   });
   const stop = (sig: string) => {
     log.info(`${sig}: stopping`);

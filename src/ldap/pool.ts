@@ -1,7 +1,8 @@
-import type { Entry } from 'ldapts';
+import type { Entry, Filter } from 'ldapts';
 import { RateLimitedLog } from '../log.js';
 import { connectAny, type ConnectionSettings, type OpenConnection, type ServerTarget } from './connect.js';
 import { LdapFailure, toLdapFailure } from './errors.js';
+import { FilterError, LDAP_FILTER_ERROR, parseFilter } from './filter.js';
 
 export type Scope = 'base' | 'one' | 'sub';
 
@@ -88,15 +89,44 @@ export class LdapPool {
     await this.connectSlot(this.slots[0]!);
   }
 
-  /** One search; entries in server order. Throws LdapFailure. */
-  async search(req: SearchRequest): Promise<Entry[]> {
+  /**
+   * One search; entries in server order. Throws LdapFailure. Identical searches already in
+   * flight share one request: concurrent expansions reaching the same list or person (and
+   * concurrent lookups of the same key) cost the directory one search.
+   */
+  search(req: SearchRequest): Promise<Entry[]> {
+    const id = `${req.scope}\u0000${req.deref}\u0000${req.base}\u0000${req.filter}\u0000${req.attributes.join(',')}`;
+    const shared = this.sharing.get(id);
+    if (shared) {
+      this.sharedSearches++;
+      return shared;
+    }
+    const p = this.searchQueued(req).finally(() => this.sharing.delete(id));
+    this.sharing.set(id, p);
+    return p;
+  }
+
+  /** Searches answered by joining an identical one already in flight (for metrics and tests). */
+  sharedSearches = 0;
+  private readonly sharing = new Map<string, Promise<Entry[]>>();
+
+  private async searchQueued(req: SearchRequest): Promise<Entry[]> {
+    let filter: Filter;
+    try {
+      // Our own libldap-compatible parser: ldapts's would mis-encode \XX escapes above 0x7F.
+      filter = parseFilter(req.filter);
+    } catch (err) {
+      // Postfix gets LDAP_FILTER_ERROR (-7) from libldap: a temporary error.
+      if (err instanceof FilterError) throw new LdapFailure('error', err.message, LDAP_FILTER_ERROR);
+      throw err;
+    }
     await this.acquire();
     try {
       try {
-        return await this.searchOnce(req);
+        return await this.searchOnce(req, filter);
       } catch (err) {
         // LDAP_SERVER_DOWN: dict_ldap reconnects once and repeats the search once.
-        if (err instanceof LdapFailure && err.kind === 'down' && !this.closed) return await this.searchOnce(req);
+        if (err instanceof LdapFailure && err.kind === 'down' && !this.closed) return await this.searchOnce(req, filter);
         throw err;
       }
     } finally {
@@ -104,7 +134,7 @@ export class LdapPool {
     }
   }
 
-  private async searchOnce(req: SearchRequest): Promise<Entry[]> {
+  private async searchOnce(req: SearchRequest, filter: Filter): Promise<Entry[]> {
     const slot = this.pickSlot();
     const conn = await this.connectSlot(slot);
     const started = process.hrtime.bigint();
@@ -123,7 +153,7 @@ export class LdapPool {
       const result = await Promise.race([
         conn.client.search(req.base, {
           scope: req.scope,
-          filter: req.filter,
+          filter,
           attributes: req.attributes,
           derefAliases: DEREF[req.deref],
           // The server-side time limit is Postfix's timeout too. No size limit is sent: ldapts

@@ -9,6 +9,8 @@ import { boundAddress, closeServer, describeListen, listen, type ListenSpec } fr
 
 export interface DaemonHooks extends BuildOptions {
   lookups?: LookupObserver;
+  /** Per-protocol lookup observer (metrics label replies by protocol); falls back to `lookups`. */
+  lookupsFor?(protocol: 'socketmap' | 'tcp_table'): LookupObserver;
   connections?: { opened?(protocol: string): void; closed?(protocol: string): void; protocolError?(protocol: string, reason: string): void };
 }
 
@@ -86,8 +88,9 @@ export class Daemon implements MapRegistry {
       };
       const opts = { idleTimeoutMs: IDLE_TIMEOUT_MS, hooks: connHooks, label };
       let handle;
+      const lookups = this.hooks.lookupsFor?.(protocol) ?? this.hooks.lookups;
       if (protocol === 'socketmap') {
-        const p = socketmapProtocol(this, this.hooks.lookups);
+        const p = socketmapProtocol(this, lookups);
         handle = serveConnection(socket, p.decoder(), p.handle, opts);
       } else {
         // Resolved per request, so a reload's new map is used by connections already open.
@@ -95,7 +98,7 @@ export class Daemon implements MapRegistry {
           name: mapName!,
           lookup: (key) => this.get(mapName!)!.lookup(key),
         };
-        const p = tcpTableProtocol(lookupMap, this.hooks.lookups);
+        const p = tcpTableProtocol(lookupMap, lookups);
         handle = serveConnection(socket, p.decoder(), p.handle, opts);
       }
       const entry = { socket, drain: handle.drain };
