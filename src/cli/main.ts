@@ -18,11 +18,17 @@ export interface CommonArgs {
   set?: string[];
 }
 
+/** Repeatable options: yargs arrays would swallow the positional arguments that follow them. */
+function toList(v: unknown): string[] | undefined {
+  if (v === undefined) return undefined;
+  return (Array.isArray(v) ? v : [v]).map(String);
+}
+
 function common<T>(y: Argv<T>) {
   return y
     .option('config', { alias: 'c', type: 'string', describe: 'daemon config file (key = value, like Postfix .cf files)' })
-    .option('map', { type: 'string', array: true, describe: 'NAME=FILE.cf: serve an ldap_table(5) file as map NAME (repeatable; overrides the config file)' })
-    .option('set', { type: 'string', array: true, describe: 'SETTING=VALUE or map.NAME.SETTING=VALUE (repeatable; overrides the config file)' });
+    .option('map', { type: 'string', coerce: toList, describe: 'NAME=FILE.cf: serve an ldap_table(5) file as map NAME (repeatable; overrides the config file)' })
+    .option('set', { type: 'string', coerce: toList, describe: 'SETTING=VALUE or map.NAME.SETTING=VALUE (repeatable; overrides the config file)' });
 }
 
 async function main(): Promise<number> {
@@ -35,8 +41,8 @@ async function main(): Promise<number> {
       'serve',
       'run the daemon',
       (y) => common(y)
-        .option('socketmap', { type: 'string', array: true, describe: 'listen for socketmap requests: inet:HOST:PORT or unix:/PATH (repeatable)' })
-        .option('tcp-table', { type: 'string', array: true, describe: 'NAME=LISTEN: a tcp_table(5) listener serving map NAME (repeatable)' })
+        .option('socketmap', { type: 'string', coerce: toList, describe: 'listen for socketmap requests: inet:HOST:PORT or unix:/PATH (repeatable)' })
+        .option('tcp-table', { type: 'string', coerce: toList, describe: 'NAME=LISTEN: a tcp_table(5) listener serving map NAME (repeatable)' })
         .option('metrics', { type: 'string', describe: 'HOST:PORT for /metrics, /healthz, /readyz (loopback recommended)' })
         .option('log-level', { type: 'string', choices: ['error', 'warn', 'info', 'debug'] }),
       (a) => run(() => runServe(a))(),

@@ -9,7 +9,8 @@ import { loadFromArgs } from './load.js';
  * printed the way `postmap -q` prints it, so the two can be compared line for line.
  */
 export async function runQuery(a: CommonArgs & { name: string; key: string }): Promise<number> {
-  setLogLevel('warn');
+  // Like postmap: one line for a failed lookup, not the daemon's running commentary.
+  setLogLevel('error');
   const cfg = loadFromArgs(a);
   const built = buildMaps(cfg, { warnings: false });
   try {
