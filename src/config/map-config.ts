@@ -282,6 +282,10 @@ export function mapConfigFromCf(parsed: ParsedCf, options: MapConfigOptions = {}
   }
   const dereference = dereferenceValue as MapConfig['dereference'];
   const chaseReferrals = cfGetBool(cf, 'chase_referrals', false);
+  // Said at startup rather than discovered in production: we follow no referral.
+  if (chaseReferrals) {
+    warn('chase_referrals', 'referrals are not followed by ldap-socketmap: a referral answer is a temporary error (as with chase_referrals = no)');
+  }
 
   // sasl_* are read by Postfix only with bind = sasl, which we refuse above: nothing to do.
 
@@ -313,7 +317,11 @@ export function mapConfigFromCf(parsed: ParsedCf, options: MapConfigOptions = {}
     }
   }
 
+  if (version === 2) {
+    warn('version', 'ldap-socketmap always speaks LDAP version 3 (Postfix would use version 2; servers that refuse version 2 binds answer Postfix differently)');
+  }
   const debuglevel = cfGetInt(cf, 'debuglevel', 0);
+  if (debuglevel !== 0) warn('debuglevel', 'libldap debug output does not exist here; use the daemon\'s log_level = debug');
 
   const lines: Record<string, number> = {};
   for (const [name, entry] of parsed.params) lines[name] = entry.line;

@@ -275,9 +275,18 @@ describe('version', () => {
   it('other than 2/3 → warning, 2; below 2 → error', () => {
     const c = cfg('version = 4');
     expect(c.version).toBe(2);
-    expect(messages(c)).toEqual(['1 version: unknown version 4, using 2']);
+    expect(messages(c)).toEqual([
+      '1 version: unknown version 4, using 2',
+      '1 version: ldap-socketmap always speaks LDAP version 3 (Postfix would use version 2; servers that refuse version 2 binds answer Postfix differently)',
+    ]);
     expect(catchError(() => cfg('version = 1')).message).toBe(`${F}:1: version: invalid parameter value 1 < 2`);
     expect(catchError(() => cfg('version = 0')).key).toBe('version');
+  });
+
+  it('settings we do not act on are said at startup, never silently ignored', () => {
+    expect(messages(cfg('chase_referrals = yes'))[0]).toMatch(/^1 chase_referrals: referrals are not followed/);
+    expect(messages(cfg('debuglevel = 1'))[0]).toMatch(/^1 debuglevel: /);
+    expect(messages(cfg('chase_referrals = no\ndebuglevel = 0'))).toEqual([]);
   });
 
   it('a non-ldap URL scheme forces 3 with a warning', () => {
