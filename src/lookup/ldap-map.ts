@@ -18,6 +18,36 @@ export interface LdapMapSettings {
   loopHandling: 'postfix' | 'expand_once';
 }
 
+/** What happened to one attribute value during the walk (for `explain`). */
+export type ValueAction =
+  | 'appended'
+  | 'skipped-empty'        // empty value, or result_format's %d / %u could not be filled from it
+  | 'skipped-leaf'         // leaf attribute of a non-leaf entry
+  | 'skipped-terminal'     // non-terminal attribute of a terminal entry
+  | 'followed'             // special value: nested search started
+  | 'skipped-url'          // LDAP URL naming none of the map's attributes: no search
+  | 'skipped-repeat';      // loop_handling = expand_once: this search already ran
+
+export type AttrClass = 'terminal' | 'leaf' | 'result' | 'special';
+
+/**
+ * Observer of one lookup, step by step, for `explain`. The walk calls it only when given, so
+ * the served path pays nothing; explain sees the real code path, not a re-enactment.
+ */
+export interface LookupTrace {
+  key?(raw: Buffer, folded: string | undefined): void;
+  domain?(domain: string | undefined, matched: boolean): void;
+  suppressed?(reason: string): void;
+  search?(id: number, parent: number | undefined, req: SearchRequest, depth: number, via?: { dn: string; attr: string; value: string }): void;
+  searchDone?(id: number, outcome: { entries: number } | { failure: LdapFailure }, ms: number): void;
+  entry?(id: number, dn: string, terminal: boolean, leaf: boolean): void;
+  value?(id: number, dn: string, attr: string, cls: AttrClass, value: Buffer, action: ValueAction, child?: number): void;
+  limit?(kind: 'recursion' | 'expansion' | 'size', detail: string): void;
+  loop?(path: string[]): void;
+}
+
+const CLASS_NAME: Record<Cls, AttrClass> = { [Cls.Terminal]: 'terminal', [Cls.Leaf]: 'leaf', [Cls.Result]: 'result', [Cls.Special]: 'special' };
+
 /** A lookup's failure, carried up to the caller once; every later result is discarded. */
 class Abort extends Error {
   constructor(readonly result: LookupResult) {
@@ -35,6 +65,8 @@ interface Ctx {
   fail: (r: LookupResult) => void;
   failed: Promise<LookupResult>;
   expanded?: Set<string>;
+  trace?: LookupTrace;
+  nextSearch: number;
 }
 
 const COMMA = Buffer.from(',');
@@ -110,15 +142,18 @@ export class LdapMap implements LookupMap {
     return cls;
   }
 
-  async lookup(rawKey: Buffer): Promise<LookupResult> {
+  async lookup(rawKey: Buffer, trace?: LookupTrace): Promise<LookupResult> {
     // Postfix never looks up an empty key; a non-UTF-8 key is "not found" without a query.
-    if (rawKey.length === 0) return NOTFOUND;
-    const key = foldKey(rawKey, this.settings.smtputf8);
+    const key = rawKey.length === 0 ? undefined : foldKey(rawKey, this.settings.smtputf8);
+    trace?.key?.(rawKey, key);
     if (key === undefined) return NOTFOUND;
 
     if (this.config.domain) {
       const at = key.lastIndexOf('@');
-      if (at <= 0 || !this.config.domain.match(key.slice(at + 1))) return NOTFOUND;
+      const domain = at > 0 ? key.slice(at + 1) : undefined;
+      const matched = domain !== undefined && this.config.domain.match(domain);
+      trace?.domain?.(domain, matched);
+      if (!matched) return NOTFOUND;
     }
 
     // dict_ldap connects before expanding templates: a suppressed key still sees LDAP trouble.
@@ -127,7 +162,11 @@ export class LdapMap implements LookupMap {
     } catch (err) {
       return this.failureResult(err, 'connect');
     }
-    if (this.templates.suppressReason(key) !== undefined) return NOTFOUND;
+    const suppressed = this.templates.suppressReason(key);
+    if (suppressed !== undefined) {
+      trace?.suppressed?.(suppressed);
+      return NOTFOUND;
+    }
 
     const req: SearchRequest = {
       base: this.templates.expandBase(key),
@@ -141,6 +180,8 @@ export class LdapMap implements LookupMap {
     const ctx: Ctx = {
       key,
       appended: 0,
+      trace,
+      nextSearch: 1,
       failed: new Promise((r) => { resolveFailed = r; }),
       fail: (r) => {
         if (ctx.failure) return;
@@ -151,9 +192,13 @@ export class LdapMap implements LookupMap {
     if (this.settings.loopHandling === 'expand_once') ctx.expanded = new Set();
 
     let entries: Entry[];
+    const started = trace ? performance.now() : 0;
+    trace?.search?.(0, undefined, req, 1);
     try {
       entries = await this.pool.search(req);
+      trace?.searchDone?.(0, { entries: entries.length }, performance.now() - started);
     } catch (err) {
+      if (trace && err instanceof LdapFailure) trace.searchDone?.(0, { failure: err }, performance.now() - started);
       if (err instanceof LdapFailure && err.kind === 'noSuchObject') {
         if (this.templates.dynamicBase) return NOTFOUND;
         this.rlog.emit('warn', 'base', `map ${this.name}: search base ${JSON.stringify(req.base)} not found`);
@@ -163,8 +208,8 @@ export class LdapMap implements LookupMap {
     }
 
     try {
-      this.checkSize(entries.length);
-      const top = this.walk(ctx, entries, 1, []);
+      this.checkSize(ctx, entries.length);
+      const top = this.walk(ctx, entries, 1, [], 0);
       const values: Buffer[] = [];
       const done = this.flatten(top, values, ctx);
       const outcome = await Promise.race([done.then(() => undefined), ctx.failed]);
@@ -186,9 +231,12 @@ export class LdapMap implements LookupMap {
     return f.kind === 'timeout' ? timeout(reason) : temp(reason);
   }
 
-  private checkSize(n: number): void {
+  private checkSize(ctx: Ctx, n: number): void {
     const limit = this.config.sizeLimit;
-    if (limit > 0 && n > limit) throw new Abort(temp(`size limit ${limit} exceeded: ${n} entries`));
+    if (limit > 0 && n > limit) {
+      ctx.trace?.limit?.('size', `a search returned ${n} entries, size_limit is ${limit}`);
+      throw new Abort(temp(`size limit ${limit} exceeded: ${n} entries`));
+    }
   }
 
   /** Awaits nested placeholders depth-first, so values come out in Postfix's order. */
@@ -200,13 +248,24 @@ export class LdapMap implements LookupMap {
     }
   }
 
-  private append(ctx: Ctx, out: Out[], value: Buffer): void {
+  private append(ctx: Ctx, out: Out[], value: Buffer, id: number, dn: string, attr: string, cls: Cls): void {
     const v = this.templates.expandResult(value, ctx.key);
-    if (v === undefined) return;
+    if (v === undefined) {
+      ctx.trace?.value?.(id, dn, attr, CLASS_NAME[cls], value, 'skipped-empty');
+      return;
+    }
     ctx.appended++;
+    ctx.trace?.value?.(id, dn, attr, CLASS_NAME[cls], value, 'appended');
     const limit = this.config.expansionLimit;
-    if (limit > 0 && ctx.appended > limit) throw new Abort(temp(`expansion limit ${limit} exceeded`));
+    if (limit > 0 && ctx.appended > limit) {
+      ctx.trace?.limit?.('expansion', `value number ${ctx.appended}, expansion_limit is ${limit}`);
+      throw new Abort(temp(`expansion limit ${limit} exceeded`));
+    }
     out.push(v);
+  }
+
+  private skip(ctx: Ctx, id: number, dn: string, attr: string, cls: Cls, values: Buffer[], action: ValueAction): void {
+    if (ctx.trace?.value) for (const v of values) ctx.trace.value(id, dn, attr, CLASS_NAME[cls], v, action);
   }
 
   /**
@@ -214,7 +273,7 @@ export class LdapMap implements LookupMap {
    * the whole result and are only ever overwritten by an entry that has the tested attributes,
    * so they carry over to later entries (spec §4.3, reproduced on purpose).
    */
-  private walk(ctx: Ctx, entries: Entry[], depth: number, path: string[]): Out[] {
+  private walk(ctx: Ctx, entries: Entry[], depth: number, path: string[], id: number): Out[] {
     const out: Out[] = [];
     let isTerminal = false;
     let isLeaf = true;
@@ -223,6 +282,8 @@ export class LdapMap implements LookupMap {
     for (const entry of entries) {
       if (nT > 0 && hasAnyValue(entry, this.terminalNames)) isTerminal = true;
       if (nL > 0 && !isTerminal && hasAnyValue(entry, this.specialNames)) isLeaf = false;
+      const dn = entry.dn;
+      ctx.trace?.entry?.(id, dn, isTerminal, isLeaf);
       for (const attr of Object.keys(entry)) {
         if (attr === 'dn') continue;
         const cls = this.classify(attr);
@@ -230,20 +291,22 @@ export class LdapMap implements LookupMap {
         const values = valuesOf(entry[attr]);
         if (values.length === 0) continue;
         if (cls === Cls.Terminal) {
-          for (const v of values) this.append(ctx, out, v);
+          for (const v of values) this.append(ctx, out, v, id, dn, attr, cls);
         } else if (isTerminal) {
-          continue;
+          this.skip(ctx, id, dn, attr, cls, values, 'skipped-terminal');
         } else if (cls === Cls.Leaf) {
-          if (isLeaf) for (const v of values) this.append(ctx, out, v);
+          if (isLeaf) for (const v of values) this.append(ctx, out, v, id, dn, attr, cls);
+          else this.skip(ctx, id, dn, attr, cls, values, 'skipped-leaf');
         } else if (cls === Cls.Result) {
-          for (const v of values) this.append(ctx, out, v);
+          for (const v of values) this.append(ctx, out, v, id, dn, attr, cls);
         } else if (depth < this.config.recursionLimit) {
           for (const v of values) {
-            const child = this.nested(ctx, v.toString('utf8'), depth, path, entry.dn);
+            const child = this.nested(ctx, v, depth, path, dn, attr, id);
             if (child) out.push(child);
           }
         } else {
-          throw new Abort(temp(`recursion limit ${this.config.recursionLimit} exceeded at ${entry.dn}`));
+          ctx.trace?.limit?.('recursion', `${dn} at depth ${depth} has ${attr} values, recursion_limit is ${this.config.recursionLimit}`);
+          throw new Abort(temp(`recursion limit ${this.config.recursionLimit} exceeded at ${dn}`));
         }
       }
     }
@@ -251,7 +314,8 @@ export class LdapMap implements LookupMap {
   }
 
   /** Starts the nested search for one special value; undefined when nothing is to be searched. */
-  private nested(ctx: Ctx, value: string, depth: number, path: string[], fromDn: string): Promise<Out[]> | undefined {
+  private nested(ctx: Ctx, raw: Buffer, depth: number, path: string[], fromDn: string, attr: string, parent: number): Promise<Out[]> | undefined {
+    const value = raw.toString('utf8');
     let req: SearchRequest;
     if (isLdapUrl(value)) {
       let url;
@@ -263,31 +327,45 @@ export class LdapMap implements LookupMap {
       }
       const attributes = url.attributes.length === 0 ? this.attributes : this.intersect(url.attributes);
       // A URL asking only for attributes this map does not use is skipped without a search.
-      if (attributes.length === 0) return undefined;
+      if (attributes.length === 0) {
+        ctx.trace?.value?.(parent, fromDn, attr, 'special', raw, 'skipped-url');
+        return undefined;
+      }
       req = { base: url.dn, scope: url.scope, filter: url.filter, attributes, deref: this.config.dereference };
     } else {
       req = { base: value, scope: 'base', filter: '(objectclass=*)', attributes: this.attributes, deref: this.config.dereference };
     }
     const id = `${req.scope}\u0000${req.base}\u0000${req.filter}\u0000${req.attributes.join(',')}`;
     if (ctx.expanded) {
-      if (ctx.expanded.has(id)) return undefined;
+      if (ctx.expanded.has(id)) {
+        ctx.trace?.value?.(parent, fromDn, attr, 'special', raw, 'skipped-repeat');
+        return undefined;
+      }
       ctx.expanded.add(id);
     } else if (path.includes(id)) {
       // The same nested search on its own ancestor path repeats forever in Postfix, which answers
       // with a temporary error once recursion_limit is reached. Same answer, without the wait.
       const names = [...path.slice(path.indexOf(id)), id].map((p) => p.split('\u0000')[1]);
       this.rlog.emit('warn', `loop:${ctx.key}`, `map ${this.name}: loop in expansion of ${printable(ctx.key)}: ${names.join(' -> ')}`);
+      ctx.trace?.loop?.(names as string[]);
       throw new Abort(temp(`expansion loop: ${names.join(' -> ')}`));
     }
     if (ctx.failure) return undefined;
     const childPath = [...path, id];
+    const sid = ctx.nextSearch++;
+    const trace = ctx.trace;
+    const started = trace ? performance.now() : 0;
+    trace?.value?.(parent, fromDn, attr, 'special', raw, 'followed', sid);
+    trace?.search?.(sid, parent, req, depth + 1, { dn: fromDn, attr, value });
     const p = this.pool.search(req).then(
       (entries) => {
+        trace?.searchDone?.(sid, { entries: entries.length }, performance.now() - started);
         if (ctx.failure) return [];
-        this.checkSize(entries.length);
-        return this.walk(ctx, entries, depth + 1, childPath);
+        this.checkSize(ctx, entries.length);
+        return this.walk(ctx, entries, depth + 1, childPath, sid);
       },
       (err: unknown) => {
+        if (trace && err instanceof LdapFailure) trace.searchDone?.(sid, { failure: err }, performance.now() - started);
         if (err instanceof LdapFailure && err.kind === 'noSuchObject') {
           log.debug(`map ${this.name}: DN ${JSON.stringify(req.base)} not found, skipping`);
           return [];
