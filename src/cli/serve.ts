@@ -27,14 +27,21 @@ export async function runServe(a: ServeArgs): Promise<number> {
   process.on('SIGUSR1', () => {
     log.info(`SIGUSR1: flushed ${daemon.flush()} cached answers`);
   });
+  let stopping = false;
   const stop = (sig: string) => {
+    // A second signal while draining must not turn a graceful stop into a kill.
+    if (stopping) {
+      log.info(`${sig}: already stopping`);
+      return;
+    }
+    stopping = true;
     log.info(`${sig}: stopping`);
     daemon.stop().then(
       () => process.exit(0),
       (err: unknown) => { log.error(`stop: ${String(err)}`); process.exit(1); },
     );
   };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
   return -1;
 }
