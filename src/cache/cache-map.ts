@@ -42,6 +42,25 @@ export interface CacheOptions {
 }
 
 export type CacheSource = 'cache' | 'ldap' | 'stale';
+
+/** CachedMap.peek(): the cache's view of one key, for `explain`. */
+export interface CachePeek {
+  /** False when this map caches nothing (both TTLs 0, or no room). */
+  enabled: boolean;
+  /** fresh: a lookup now is answered from here; stale: expired, served only on TEMP/TIMEOUT. */
+  state: 'fresh' | 'stale' | 'absent';
+  result?: LookupResult;
+  ageMs?: number;
+  /** Time to expiry; negative once expired. */
+  expiresInMs?: number;
+  /** stale: how much longer it may be served while LDAP fails. */
+  staleForMs?: number;
+  /** A lookup of this key is running now; a new request would share its answer. */
+  inFlight: boolean;
+  /** fresh: a hit now would also start a background refresh. */
+  refreshAhead?: boolean;
+}
+
 export type CacheHitKind = 'fresh' | 'stale' | 'negative';
 
 /**
@@ -185,6 +204,31 @@ export class CachedMap implements LookupMap {
     const k = key.toString('latin1');
     this.inflight.delete(k);
     return this.lru?.delete(k) ? 1 : 0;
+  }
+
+  /**
+   * What a lookup of `key` (the exact request bytes) would find right now, for `explain`:
+   * changes nothing (no LRU reordering, no expiry, no refresh, no observer calls).
+   */
+  peek(key: Buffer): CachePeek {
+    const k = key.toString('latin1');
+    const inFlight = this.inflight.has(k);
+    const e = this.lru?.peek(k);
+    const now = this.now();
+    if (!e || now > e.staleUntil || (now >= e.expiresAt && this.staleMs === 0)) {
+      return { enabled: this.lru !== undefined, state: 'absent', inFlight };
+    }
+    const peeked: CachePeek = {
+      enabled: true,
+      state: now < e.expiresAt ? 'fresh' : 'stale',
+      result: answerOf(e),
+      ageMs: now - e.storedAt,
+      expiresInMs: e.expiresAt - now,
+      inFlight,
+    };
+    if (peeked.state === 'stale') peeked.staleForMs = e.staleUntil - now;
+    else peeked.refreshAhead = !e.refreshStarted && this.refreshFraction < 1 && now >= e.storedAt + (e.expiresAt - e.storedAt) * this.refreshFraction;
+    return peeked;
   }
 
   /** Removes entries past their stale window (optional housekeeping; the LRU bound holds anyway). */

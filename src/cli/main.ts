@@ -5,6 +5,7 @@ import { ConfigError } from '../config/errors.js';
 import { log } from '../log.js';
 import { runCacheFlush } from './cache-flush.js';
 import { runCheck } from './check.js';
+import { runExplain } from './explain.js';
 import { runQuery } from './query.js';
 import { runServe } from './serve.js';
 
@@ -57,6 +58,18 @@ async function main(): Promise<number> {
       (a) => run(() => runQuery(a as typeof a & { name: string; key: string }))(),
     )
     .command(
+      'explain <name> <key>',
+      'look KEY up in map NAME and show how the answer came about: key folding, domain check, template expansions, every LDAP search, entry and value, the limits, and the answer as it goes on the wire',
+      (y) => common(y)
+        .positional('name', { type: 'string', demandOption: true, describe: 'map name' })
+        .positional('key', { type: 'string', demandOption: true, describe: 'lookup key, exactly as Postfix sends it' })
+        .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' })
+        .option('daemon', { type: 'boolean', default: false, describe: 'ask the running daemon through its admin listener (its cache included) instead of LDAP directly' })
+        .option('metrics', { type: 'string', describe: 'with --daemon: HOST:PORT of the daemon\'s admin listener (default: metrics_listen from the config)' })
+        .epilogue('Exit status, from the socketmap answer: 0 OK, 1 NOTFOUND, 75 TEMP or TIMEOUT (including an answer too large for the wire), 2 usage or configuration error.'),
+      (a) => run(() => runExplain(a as typeof a & { name: string; key: string }))(),
+    )
+    .command(
       'cache flush [map] [key]',
       'drop cached answers in the running daemon (all maps, one map, or one key) through its admin listener',
       (y) => y
@@ -72,7 +85,7 @@ async function main(): Promise<number> {
       (y) => common(y).epilogue('Exit status: 0 all good, 1 some server unusable, 2 configuration error.'),
       (a) => run(() => runCheck(a))(),
     )
-    .demandCommand(1, 'name a command: serve, query or check')
+    .demandCommand(1, 'name a command: serve, query, explain or check')
     .strict()
     .help()
     .alias('h', 'help')

@@ -26,7 +26,8 @@ export type ValueAction =
   | 'skipped-terminal'     // non-terminal attribute of a terminal entry
   | 'followed'             // special value: nested search started
   | 'skipped-url'          // LDAP URL naming none of the map's attributes: no search
-  | 'skipped-repeat';      // loop_handling = expand_once: this search already ran
+  | 'skipped-repeat'       // loop_handling = expand_once: this search already ran
+  | 'malformed-url';       // special value that is an LDAP URL that does not parse: the lookup fails
 
 export type AttrClass = 'terminal' | 'leaf' | 'result' | 'special';
 
@@ -323,6 +324,7 @@ export class LdapMap implements LookupMap {
         url = parseLdapUrl(value);
       } catch (err) {
         const why = err instanceof LdapUrlError ? err.message : String(err);
+        ctx.trace?.value?.(parent, fromDn, attr, 'special', raw, 'malformed-url');
         throw new Abort(temp(`malformed LDAP URL ${JSON.stringify(value)} in ${fromDn}: ${why}`));
       }
       const attributes = url.attributes.length === 0 ? this.attributes : this.intersect(url.attributes);

@@ -1,5 +1,7 @@
 import http from 'node:http';
 import net from 'node:net';
+import { renderReport } from '../explain/render.js';
+import type { ExplainReport } from '../explain/types.js';
 import type { Metrics } from '../metrics/metrics.js';
 
 /**
@@ -9,10 +11,14 @@ import type { Metrics } from '../metrics/metrics.js';
  *   GET  /healthz                      200 "ok" while the process serves HTTP at all
  *   GET  /readyz                       200 when every map is ready, else 503; JSON detail per map
  *   POST /cache/flush[?map=M[&key=K]]  flush everything, one map, or one key of a map; JSON {flushed}
+ *   GET  /explain?map=M&key=K[&format=text]
+ *                                      how the daemon answers K in map M right now (cache state
+ *                                      included, LDAP asked, nothing cached): the explain report
  *
  * /cache/flush answers 403 to any client that is not on a loopback address, whatever address
  * the listener was bound to (defense in depth: binding it to a public address by mistake must
- * not let the world empty the cache and push the load onto LDAP).
+ * not let the world empty the cache and push the load onto LDAP). /explain likewise: it shows
+ * directory data and makes LDAP searches.
  */
 
 export interface MapHealth {
@@ -36,6 +42,8 @@ export interface AdminDeps {
    * `AdminError` (e.g. 404 for an unknown map) to choose the HTTP status.
    */
   flush: (map?: string, key?: string) => number;
+  /** The explain report for one key (the exact request key, UTF-8); AdminError for an unknown map. */
+  explain?: (map: string, key: string) => Promise<ExplainReport>;
 }
 
 export interface AdminServer {
@@ -111,6 +119,24 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, deps:
       if (key !== undefined && map === undefined) return sendJson(res, 400, { error: 'key requires map' });
       try {
         return sendJson(res, 200, { flushed: deps.flush(map, key) });
+      } catch (err) {
+        if (err instanceof AdminError) return sendJson(res, err.status, { error: err.message });
+        throw err;
+      }
+    }
+    case '/explain': {
+      if (!isGet) return methodNotAllowed(res, 'GET, HEAD');
+      if (!isLoopback(req.socket.remoteAddress)) {
+        return sendJson(res, 403, { error: 'explain is only allowed from a loopback address' });
+      }
+      if (!deps.explain) return sendJson(res, 404, { error: 'explain is not available here' });
+      const map = url.searchParams.get('map');
+      const key = url.searchParams.get('key');
+      if (map === null || key === null) return sendJson(res, 400, { error: 'explain needs map and key' });
+      try {
+        const report = await deps.explain(map, key);
+        if (url.searchParams.get('format') === 'text') return send(res, 200, 'text/plain; charset=utf-8', renderReport(report));
+        return sendJson(res, 200, report);
       } catch (err) {
         if (err instanceof AdminError) return sendJson(res, err.status, { error: err.message });
         throw err;

@@ -1,5 +1,8 @@
 import { CachedMap, cacheOptionsFrom } from '../cache/cache-map.js';
 import type { DaemonConfig } from '../config/daemon-config.js';
+import { explainLookup } from '../explain/explain.js';
+import { ServerTap } from '../explain/server-tap.js';
+import type { ExplainReport } from '../explain/types.js';
 import { log } from '../log.js';
 import { Metrics } from '../metrics/metrics.js';
 import { AdminError, startAdminHttp, type AdminServer, type Health } from './admin-http.js';
@@ -14,6 +17,8 @@ const READY_PROBE_MS = 2_000;
  */
 export class Runtime {
   readonly metrics = new Metrics();
+  /** The pools' observer: metrics, plus which servers an explain's searches went to. */
+  private readonly tap = new ServerTap(this.metrics.poolObserver);
   private caches = new Map<string, CachedMap>();
   private pending = new Map<string, CachedMap>();
   private admin?: AdminServer;
@@ -23,7 +28,7 @@ export class Runtime {
   static async start(cfg: DaemonConfig): Promise<Runtime> {
     const rt = new Runtime();
     rt.daemon = await Daemon.start(cfg, {
-      observer: rt.metrics.poolObserver,
+      observer: rt.tap.observer,
       wrap: (map, entry) => {
         const c = new CachedMap(map, cacheOptionsFrom(entry.settings), rt.metrics.cacheObserver);
         rt.pending.set(entry.name, c);
@@ -39,6 +44,7 @@ export class Runtime {
           metrics: rt.metrics,
           health: () => rt.health(),
           flush: (map, key) => rt.flush(map, key),
+          explain: (map, key) => rt.explain(map, key),
         });
         log.info(`metrics on ${cfg.metricsListen.host}:${rt.admin.port}`);
       } catch (err) {
@@ -77,6 +83,21 @@ export class Runtime {
     const c = this.caches.get(map);
     if (!c) throw new AdminError(404, `unknown map ${JSON.stringify(map)}; known maps: ${[...this.caches.keys()].join(', ')}`);
     return c.flush(key === undefined ? undefined : Buffer.from(key, 'utf8'));
+  }
+
+  /**
+   * What the daemon does with `key` (exactly as Postfix sends it) in `map` right now: its own
+   * LDAP map and pool, asked with a trace, and its cache looked at without being touched.
+   */
+  explain(map: string, key: string): Promise<ExplainReport> {
+    const built = this.daemon.maps.maps.get(map);
+    const entry = this.daemon.config.maps.find((m) => m.name === map);
+    if (!built || !entry) throw new AdminError(404, `unknown map ${JSON.stringify(map)}; known maps: ${this.daemon.names().join(', ')}`);
+    return explainLookup(
+      { name: built.name, file: built.file, config: built.config, ldap: built.ldap, settings: entry.settings },
+      Buffer.from(key, 'utf8'),
+      { source: 'daemon', tap: this.tap, cache: this.caches.get(map) },
+    );
   }
 
   async health(): Promise<Health> {

@@ -1,0 +1,448 @@
+/**
+ * A LookupTrace that records one LdapMap.lookup() as a tree.
+ *
+ * Nested searches run concurrently, so events of different searches interleave in any order.
+ * The tree is therefore built by ids, never by event order: a search hangs under the value
+ * whose 'followed' event named it as child (falling back to its parent search), an entry under
+ * its search id, a value under the current entry of its search id. Only events that LdapMap
+ * emits synchronously one after the other are attributed by adjacency: a limit to the value,
+ * entry or search just reported, a loop to the entry being walked.
+ */
+import type { MapConfig } from '../config/map-config.js';
+import { escapeDnValue, escapeFilterValue } from '../ldap/escape.js';
+import type { LdapFailure } from '../ldap/errors.js';
+import type { SearchRequest } from '../ldap/pool.js';
+import type { AttrClass, LookupTrace, ValueAction } from '../lookup/ldap-map.js';
+import type { LookupResult } from '../lookup/result.js';
+import type { Templates } from '../lookup/template.js';
+import type {
+  AnswerInfo,
+  EntryNode,
+  Expansion,
+  LimitHit,
+  LookupExplanation,
+  SearchNode,
+  ValueNode,
+} from './types.js';
+
+interface SearchState {
+  node: SearchNode;
+  failure?: LdapFailure;
+  done: boolean;
+}
+
+export function answerInfo(r: LookupResult): AnswerInfo {
+  switch (r.kind) {
+    case 'found':
+      return { kind: 'found', value: r.value.toString('utf8'), valueBytes: r.value.length };
+    case 'notfound':
+      return { kind: 'notfound' };
+    default:
+      return { kind: r.kind, reason: r.reason };
+  }
+}
+
+export class LookupRecorder {
+  readonly trace: LookupTrace;
+  private readonly searches = new Map<number, SearchState>();
+  /** 'followed' values waiting for their search event, by child id. */
+  private readonly followedBy = new Map<number, ValueNode>();
+  private top?: SearchNode;
+  private readonly orphans: SearchNode[] = [];
+  private rawKey = Buffer.alloc(0);
+  private folded: string | null = null;
+  private domain?: { domain: string | null; matched: boolean };
+  private suppressed?: string;
+  private loop?: string[];
+  private readonly limitHits: LimitHit[] = [];
+  private appended = 0;
+  /** Last things reported, for the synchronous limit/loop events that carry no id. */
+  private lastSearch?: SearchNode;
+  private lastEntry?: EntryNode;
+  private lastValue?: ValueNode;
+  private answered = false;
+  private result?: LookupResult;
+  private readonly started = performance.now();
+  private elapsed = 0;
+  private waiters: (() => void)[] = [];
+
+  constructor(
+    readonly role: LookupExplanation['role'],
+    private readonly config: MapConfig,
+    private readonly templates: Templates,
+  ) {
+    this.trace = {
+      key: (raw, folded) => {
+        this.rawKey = Buffer.from(raw);
+        this.folded = folded ?? null;
+      },
+      domain: (domain, matched) => {
+        this.domain = { domain: domain ?? null, matched };
+      },
+      suppressed: (reason) => {
+        this.suppressed = reason;
+      },
+      search: (id, parent, req, depth, via) => this.onSearch(id, parent, req, depth, via),
+      searchDone: (id, outcome, ms) => this.onSearchDone(id, outcome, ms),
+      entry: (id, dn, terminal, leaf) => this.onEntry(id, dn, terminal, leaf),
+      value: (id, dn, attr, cls, value, action, child) => this.onValue(id, dn, attr, cls, value, action, child),
+      limit: (kind, detail) => this.onLimit(kind, detail),
+      loop: (path) => {
+        this.loop = path;
+        if (this.lastEntry) this.lastEntry.loop = path;
+      },
+    };
+  }
+
+  /** The lookup returned: later events are marked as happening after the answer. */
+  finish(result: LookupResult): void {
+    this.result = result;
+    this.answered = true;
+    this.elapsed = performance.now() - this.started;
+    this.wake();
+  }
+
+  /** Searches started but not finished yet (they still run after a failure decided the answer). */
+  get pending(): number {
+    let n = 0;
+    for (const s of this.searches.values()) if (!s.done) n++;
+    return n;
+  }
+
+  /** Resolves when every started search has finished, or after `ms`. */
+  settle(ms: number): Promise<void> {
+    if (this.answered && this.pending === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const check = () => {
+        if (this.answered && this.pending === 0) done();
+      };
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.waiters.push(check);
+    });
+  }
+
+  private wake(): void {
+    for (const w of [...this.waiters]) w();
+  }
+
+  private onSearch(id: number, parent: number | undefined, req: SearchRequest, depth: number, via?: { dn: string; attr: string; value: string }): void {
+    const node: SearchNode = {
+      id,
+      depth,
+      base: req.base,
+      scope: req.scope,
+      filter: req.filter,
+      attributes: [...req.attributes],
+      deref: req.deref,
+      outcome: 'pending',
+      fate: 'no answer yet',
+      entries: [],
+      limits: [],
+    };
+    if (parent !== undefined) node.parent = parent;
+    if (via) node.via = { ...via };
+    if (this.answered) node.afterAnswer = true;
+    this.searches.set(id, { node, done: false });
+    if (parent === undefined) {
+      this.top = node;
+      return;
+    }
+    const value = this.followedBy.get(id);
+    if (value) {
+      value.search = node;
+      this.followedBy.delete(id);
+    } else {
+      this.orphans.push(node);
+    }
+  }
+
+  private onSearchDone(id: number, outcome: { entries: number } | { failure: LdapFailure }, ms: number): void {
+    const s = this.searches.get(id);
+    if (!s) return;
+    s.done = true;
+    const n = s.node;
+    n.ms = Math.round(ms * 100) / 100;
+    if (this.answered) n.afterAnswer = true;
+    if ('entries' in outcome) {
+      n.outcome = 'entries';
+      n.entryCount = outcome.entries;
+    } else {
+      s.failure = outcome.failure;
+      n.outcome = outcome.failure.kind === 'noSuchObject' ? 'noSuchObject' : 'failed';
+      if (outcome.failure.code !== undefined) n.code = outcome.failure.code;
+      n.message = outcome.failure.message;
+      if (outcome.failure.server) n.server = outcome.failure.server;
+    }
+    this.lastSearch = n;
+    this.lastEntry = undefined;
+    this.lastValue = undefined;
+    this.wake();
+  }
+
+  private onEntry(id: number, dn: string, terminal: boolean, leaf: boolean): void {
+    const s = this.searches.get(id);
+    if (!s) return;
+    const e: EntryNode = { dn, terminal, leaf, terminalWhy: '', leafWhy: '', values: [], limits: [] };
+    s.node.entries.push(e);
+    this.lastSearch = s.node;
+    this.lastEntry = e;
+    this.lastValue = undefined;
+  }
+
+  private onValue(id: number, dn: string, attr: string, cls: AttrClass, raw: Buffer, action: ValueAction, child?: number): void {
+    const s = this.searches.get(id);
+    if (!s) return;
+    // Entries of one search are walked synchronously, so its last entry is the one being walked.
+    let entry = s.node.entries[s.node.entries.length - 1];
+    if (!entry || entry.dn !== dn) {
+      entry = { dn, terminal: false, leaf: true, terminalWhy: '', leafWhy: '', values: [], limits: [] };
+      s.node.entries.push(entry);
+    }
+    const v: ValueNode = { attr, class: cls, value: raw.toString('utf8'), action, why: '', limits: [] };
+    if (action === 'appended') {
+      v.count = ++this.appended;
+      if (!this.templates.resultIsPlain && this.folded !== null) {
+        const out = this.templates.expandResult(raw, this.folded);
+        if (out !== undefined) v.output = out.toString('utf8');
+      }
+    }
+    if (action !== 'appended') v.why = valueWhy(action, raw, cls, this.config, child);
+    if (child !== undefined) {
+      v.child = child;
+      this.followedBy.set(child, v);
+    }
+    entry.values.push(v);
+    this.lastSearch = s.node;
+    this.lastEntry = entry;
+    this.lastValue = v;
+  }
+
+  private onLimit(kind: LimitHit['kind'], detail: string): void {
+    const hit: LimitHit = { kind, detail };
+    this.limitHits.push(hit);
+    // LdapMap reports a limit synchronously right after what hit it: the appended value
+    // (expansion), the entry being walked (recursion), the search just finished (size).
+    if (kind === 'expansion' && this.lastValue) {
+      this.lastValue.limits.push(hit);
+      this.lastValue.overLimit = true;
+    }
+    else if (kind === 'recursion' && this.lastEntry) this.lastEntry.limits.push(hit);
+    else if (kind === 'size' && this.lastSearch) this.lastSearch.limits.push(hit);
+  }
+
+  /** Assigns servers, explains every entry and search, and returns the finished tree. */
+  build(serversUsed: string[], dynamicBase: boolean): LookupExplanation {
+    const result = this.result ?? { kind: 'temp', reason: 'the lookup had not finished when explain gave up waiting' } as LookupResult;
+    const key = this.rawKey.toString('utf8');
+    const out: LookupExplanation = {
+      key,
+      role: this.role,
+      folded: this.folded,
+      orphans: this.orphans,
+      limits: this.limitSummary(),
+      result: answerInfo(result),
+      searches: this.searches.size,
+      elapsedMs: Math.round(this.elapsed * 100) / 100,
+    };
+    if (this.folded === null) out.foldNote = this.rawKey.length === 0 ? 'empty key: Postfix never looks it up; not found' : 'key is not valid UTF-8: not found without a search';
+    if (this.domain) {
+      out.domain = {
+        ...this.domain,
+        list: (this.config.domain?.items ?? []).map((i) => (i.negate ? `!${i.name}` : i.name)),
+      };
+    }
+    if (this.suppressed !== undefined) out.suppressed = this.suppressed;
+    if (this.loop) out.loop = this.loop;
+    if (this.top && this.folded !== null) {
+      out.expansions = {
+        searchBase: expansion(this.config.searchBase, this.top.base, this.folded, 'dn'),
+        queryFilter: expansion(this.config.queryFilter, this.top.filter, this.folded, 'filter'),
+      };
+    }
+    const failed = result.kind !== 'found' && result.kind !== 'notfound';
+    for (const s of this.searches.values()) {
+      const n = s.node;
+      if (!n.server) {
+        if (serversUsed.length === 1) n.server = serversUsed[0];
+        else if (serversUsed.length > 1) n.servers = [...serversUsed];
+      }
+      n.fate = searchFate(n, dynamicBase, failed);
+      explainEntries(n, this.config);
+    }
+    this.explainAppended(result.kind === 'found');
+    if (this.top) out.search = this.top;
+    if (!this.top && this.suppressed === undefined && this.folded !== null && (!this.domain || this.domain.matched) && failed) {
+      // dict_ldap connects before it expands the templates: nothing was searched.
+      out.connectFailure = out.result.reason ?? result.kind;
+    }
+    return out;
+  }
+
+  /**
+   * Says, for every appended value, where it went: its place in the answer (walked in output
+   * order: nested results inlined where their special value stands), and its place in the
+   * expansion_limit count (the order the concurrent walk reached it).
+   */
+  private explainAppended(found: boolean): void {
+    const limit = this.config.expansionLimit;
+    let position = 0;
+    const visit = (n: SearchNode | undefined): void => {
+      if (!n) return;
+      for (const e of n.entries) {
+        for (const v of e.values) {
+          if (v.action === 'appended') {
+            const counted = limit > 0 ? `value ${v.count} of expansion_limit ${limit}` : `value ${v.count}`;
+            if (v.overLimit) {
+              v.why = `over the limit: counted as ${counted}, not appended`;
+            } else if (found) {
+              v.position = ++position;
+              v.why = limit > 0 ? `appended as item ${v.position} of the answer (${counted})` : `appended as item ${v.position} of the answer`;
+            } else {
+              v.why = `appended (${counted}), then dropped with the whole result: the lookup failed`;
+            }
+          }
+          visit(v.search);
+        }
+      }
+    };
+    visit(this.top);
+  }
+
+  private limitSummary(): LookupExplanation['limits'] {
+    let deepest = 0;
+    let largest = 0;
+    for (const s of this.searches.values()) {
+      deepest = Math.max(deepest, s.node.depth);
+      largest = Math.max(largest, s.node.entryCount ?? 0);
+    }
+    const exceeded = (k: LimitHit['kind']) => this.limitHits.find((h) => h.kind === k)?.detail;
+    const c = this.config;
+    const sum: LookupExplanation['limits'] = {
+      recursion: { limit: c.recursionLimit, deepest },
+      expansion: { limit: c.expansionLimit, values: this.appended },
+      size: { limit: c.sizeLimit, largest },
+    };
+    const r = exceeded('recursion');
+    if (r) sum.recursion.exceeded = r;
+    const e = exceeded('expansion');
+    if (e) sum.expansion.exceeded = e;
+    const z = exceeded('size');
+    if (z) sum.size.exceeded = z;
+    return sum;
+  }
+}
+
+function valueWhy(action: ValueAction, raw: Buffer, cls: AttrClass, c: MapConfig, child: number | undefined): string {
+  switch (action) {
+    case 'appended':
+      return 'appended';
+    case 'skipped-empty': {
+      const nul = raw.indexOf(0);
+      const v = nul >= 0 ? raw.subarray(0, nul) : raw;
+      if (v.length === 0) return nul >= 0 ? 'skipped: empty before its first NUL byte' : 'skipped: empty value';
+      const at = v.lastIndexOf(0x40);
+      if (/%d/.test(c.resultFormat) && (at < 0 || at === v.length - 1)) {
+        return `skipped: result_format ${JSON.stringify(c.resultFormat)} uses %d and the value has no domain part`;
+      }
+      if (/%u/.test(c.resultFormat) && at === 0) {
+        return `skipped: result_format ${JSON.stringify(c.resultFormat)} uses %u and the value has an empty local part`;
+      }
+      return `skipped: result_format ${JSON.stringify(c.resultFormat)} could not be filled from the value`;
+    }
+    case 'skipped-leaf':
+      return 'skipped: leaf attribute of a non-leaf entry';
+    case 'skipped-terminal':
+      return cls === 'special'
+        ? 'skipped: the entry is terminal, special values are not followed'
+        : 'skipped: the entry is terminal, only terminal_result_attribute values count';
+    case 'followed':
+      return `followed: nested search #${child}`;
+    case 'skipped-url':
+      return "skipped: the LDAP URL asks for none of this map's attributes, no search";
+    case 'skipped-repeat':
+      return 'skipped: loop_handling = expand_once and the same search already ran in this lookup';
+    case 'malformed-url':
+      return 'malformed LDAP URL: the lookup fails with a temporary error, like Postfix';
+  }
+}
+
+function searchFate(n: SearchNode, dynamicBase: boolean, lookupFailed: boolean): string {
+  const top = n.parent === undefined;
+  let fate: string;
+  switch (n.outcome) {
+    case 'pending':
+      return 'still running when explain stopped waiting; its result was not used';
+    case 'entries':
+      if (n.entryCount === 0) fate = top ? 'no entry matched' : 'no entry';
+      else fate = `${n.entryCount} entr${n.entryCount === 1 ? 'y' : 'ies'}`;
+      if (n.limits.length === 0 && n.entryCount! > 0 && n.entries.length === 0 && lookupFailed) fate += ', not walked: the lookup had already failed';
+      break;
+    case 'noSuchObject':
+      if (!top) fate = 'DN not found (noSuchObject): skipped, like Postfix ("DN ... not found, skipping")';
+      else if (dynamicBase) fate = 'search base not found (noSuchObject) with a dynamic search_base: not found';
+      else fate = 'search base not found (noSuchObject) with a static search_base: temporary error';
+      break;
+    case 'failed':
+      fate = `${n.code === undefined ? 'LDAP error' : n.code < 0 ? `libldap client error ${n.code}` : `LDAP result code ${n.code}`}: ${n.message ?? ''} -> temporary error`;
+      break;
+  }
+  if (n.afterAnswer) fate += ' (finished after the answer was decided: not used)';
+  return fate;
+}
+
+/** Why each entry counted as terminal / leaf, from the flags LdapMap reported and the values seen. */
+function explainEntries(n: SearchNode, c: MapConfig): void {
+  const nT = c.terminalResultAttribute.length;
+  const nL = c.leafResultAttribute.length;
+  let firstTerminal: string | undefined;
+  let firstNonLeaf: string | undefined;
+  for (const e of n.entries) {
+    const own = (cls: AttrClass) => [...new Set(e.values.filter((v) => v.class === cls).map((v) => v.attr))];
+    const terminalAttrs = own('terminal');
+    const specialAttrs = own('special');
+    const hasSpecial = specialAttrs.length > 0 || e.loop !== undefined || e.limits.some((l) => l.kind === 'recursion');
+    if (nT === 0) e.terminalWhy = 'no terminal_result_attribute configured';
+    else if (!e.terminal) e.terminalWhy = 'not terminal: no terminal attribute values';
+    else if (terminalAttrs.length > 0) e.terminalWhy = `terminal: has ${terminalAttrs.join(', ')}`;
+    else if (firstTerminal !== undefined) e.terminalWhy = `terminal: the flag carries over from ${firstTerminal} earlier in this result (sticky, as in Postfix)`;
+    else e.terminalWhy = 'terminal: has terminal attribute values';
+    if (e.terminal) firstTerminal ??= e.dn;
+
+    if (e.terminal) e.leafWhy = 'leaf check not applied: terminal entry';
+    else if (nL === 0) e.leafWhy = 'no leaf_result_attribute configured: leaf check not done';
+    else if (e.leaf) e.leafWhy = 'leaf: no special attribute values';
+    else if (hasSpecial) e.leafWhy = `non-leaf: has ${specialAttrs.join(', ') || 'special'} values`;
+    else if (firstNonLeaf !== undefined) e.leafWhy = `non-leaf: the flag carries over from ${firstNonLeaf} earlier in this result (sticky, as in Postfix)`;
+    else e.leafWhy = 'non-leaf: has special attribute values';
+    if (!e.terminal && !e.leaf) firstNonLeaf ??= e.dn;
+  }
+}
+
+const CODE_RE = /%([%sSuUdD1-9])/g;
+
+/** The template with each substituted code, its raw value and its escaped form. */
+function expansion(template: string, value: string, key: string, escaping: 'filter' | 'dn'): Expansion {
+  const at = key.lastIndexOf('@');
+  const local = at < 0 ? key : key.slice(0, at);
+  const domain = at < 0 ? '' : key.slice(at + 1);
+  const labels = domain.split('.').filter((l) => l !== '');
+  const quote = escaping === 'filter' ? escapeFilterValue : escapeDnValue;
+  const seen = new Set<string>();
+  const substitutions: Expansion['substitutions'] = [];
+  for (const m of template.matchAll(CODE_RE)) {
+    const code = m[1]!;
+    if (code === '%' || seen.has(code)) continue;
+    seen.add(code);
+    let raw: string;
+    if (code === 's' || code === 'S') raw = key;
+    else if (code === 'u' || code === 'U') raw = local;
+    else if (code === 'd' || code === 'D') raw = domain;
+    else raw = labels[labels.length - Number(code)] ?? '';
+    substitutions.push({ code: `%${code}`, raw, escaped: quote(raw) });
+  }
+  return { template, value, substitutions, escaping };
+}
