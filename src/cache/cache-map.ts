@@ -1,4 +1,6 @@
 import { LRUCache } from 'lru-cache';
+import { DependencyCollector, teeTrace, type Dependencies } from '../freshness/deps.js';
+import type { LookupTrace } from '../lookup/ldap-map.js';
 import { found, NOTFOUND, type LookupMap, type LookupResult } from '../lookup/result.js';
 
 /**
@@ -39,7 +41,22 @@ export interface CacheOptions {
   refreshAheadFraction?: number;
   /** Clock for expiry decisions (ms); tests inject one. Default Date.now. */
   now?: () => number;
+  /**
+   * Record which DNs and searches each answer was built from (a LookupTrace on every inner
+   * lookup), so the change watcher can invalidate only what a directory change touched.
+   * The recorded dependencies count towards maxBytes. Default false.
+   */
+  trackDependencies?: boolean;
 }
+
+/**
+ * Decides, for the change watcher, whether a cached answer may be affected by what changed.
+ * `deps` is undefined when dependencies are not tracked.
+ */
+export type InvalidationMatcher = (deps: Dependencies | undefined, negative: boolean) => boolean;
+
+/** How many recent invalidations are remembered for lookups that were running when they happened. */
+const INVALIDATION_LOG = 64;
 
 export type CacheSource = 'cache' | 'ldap' | 'stale';
 
@@ -101,6 +118,8 @@ interface Entry {
   size: number;
   /** A refresh-ahead was already started for this entry (one per entry, success or not). */
   refreshStarted: boolean;
+  /** What the answer was built from (trackDependencies only). */
+  deps?: Dependencies;
 }
 
 export class CachedMap implements LookupMap {
@@ -111,6 +130,10 @@ export class CachedMap implements LookupMap {
   private readonly staleMs: number;
   private readonly refreshFraction: number;
   private readonly now: () => number;
+  private readonly track: boolean;
+  /** Bumped by every invalidate(); a fetch compares it with the value it started under. */
+  private epoch = 0;
+  private readonly invalidations: { epoch: number; match: InvalidationMatcher }[] = [];
 
   constructor(
     private readonly inner: LookupMap,
@@ -122,6 +145,7 @@ export class CachedMap implements LookupMap {
     this.staleMs = Math.max(0, opts.staleIfErrorSec) * 1000;
     this.refreshFraction = opts.refreshAheadFraction ?? DEFAULT_REFRESH_AHEAD;
     this.now = opts.now ?? Date.now;
+    this.track = opts.trackDependencies ?? false;
     const enabled = (this.ttlMs > 0 || this.negativeTtlMs > 0) && opts.maxEntries >= 1 && opts.maxBytes >= 1;
     this.lru = enabled
       ? new LRUCache<string, Entry>({
@@ -146,7 +170,7 @@ export class CachedMap implements LookupMap {
     return this.lru?.calculatedSize ?? 0;
   }
 
-  async lookup(key: Buffer): Promise<LookupResult> {
+  async lookup(key: Buffer, trace?: LookupTrace): Promise<LookupResult> {
     const started = process.hrtime.bigint();
     const k = key.toString('latin1');
     const now = this.now();
@@ -167,7 +191,7 @@ export class CachedMap implements LookupMap {
 
     let result: LookupResult;
     try {
-      result = await this.fetch(k, key);
+      result = await this.fetch(k, key, trace);
     } catch (err) {
       // The inner map threw (a bug, not LDAP trouble): propagate so the server logs it, but
       // still count the request.
@@ -259,14 +283,17 @@ export class CachedMap implements LookupMap {
   }
 
   /** One inner lookup per key at a time; the answer is stored unless the key was flushed meanwhile. */
-  private fetch(k: string, key: Buffer): Promise<LookupResult> {
+  private fetch(k: string, key: Buffer, trace?: LookupTrace): Promise<LookupResult> {
     const running = this.inflight.get(k);
     if (running) return running;
-    const p: Promise<LookupResult> = this.inner.lookup(key).then(
+    const startEpoch = this.epoch;
+    const collector = this.track && this.lru ? new DependencyCollector() : undefined;
+    const innerTrace = collector && trace ? teeTrace(collector, trace) : (collector ?? trace);
+    const p: Promise<LookupResult> = this.inner.lookup(key, innerTrace).then(
       (result) => {
         if (this.inflight.get(k) === p) {
           this.inflight.delete(k);
-          this.store(k, result);
+          this.store(k, result, collector?.result(), startEpoch);
         }
         return result;
       },
@@ -286,7 +313,7 @@ export class CachedMap implements LookupMap {
     );
   }
 
-  private store(k: string, result: LookupResult): void {
+  private store(k: string, result: LookupResult, tracked?: { deps: Dependencies; bytes: number }, startEpoch = this.epoch): void {
     if (!this.lru) return;
     let ttl: number;
     let value: string | undefined;
@@ -312,14 +339,57 @@ export class CachedMap implements LookupMap {
       return;
     }
     const now = this.now();
+    // A change seen while this lookup ran may have reached LDAP before the lookup read it: such
+    // an answer is kept only as an expired one (what stale-if-error may serve), never as fresh.
+    const outdated = startEpoch !== this.epoch && this.invalidatedSince(startEpoch, tracked?.deps, value === undefined);
     this.lru.set(k, {
       value,
       storedAt: now,
-      expiresAt: now + ttl,
+      expiresAt: outdated ? now : now + ttl,
       staleUntil: now + ttl + this.staleMs,
-      size: k.length + (value?.length ?? 0) + ENTRY_OVERHEAD_BYTES,
+      size: k.length + (value?.length ?? 0) + ENTRY_OVERHEAD_BYTES + (tracked?.bytes ?? 0),
       refreshStarted: false,
+      deps: tracked?.deps,
     });
+  }
+
+  /**
+   * Expires every fresh answer `match` selects (the change watcher's invalidation). An expired
+   * answer is what a TTL expiry leaves behind: the next lookup asks LDAP, and only if LDAP fails
+   * then may stale-if-error still serve it. Lookups running now are checked with `match` when
+   * they finish. Returns how many fresh answers were expired.
+   */
+  invalidate(match: InvalidationMatcher): number {
+    this.epoch++;
+    this.invalidations.push({ epoch: this.epoch, match });
+    if (this.invalidations.length > INVALIDATION_LOG) this.invalidations.shift();
+    if (!this.lru) return 0;
+    const now = this.now();
+    let n = 0;
+    for (const e of this.lru.values()) {
+      if (now >= e.expiresAt) continue;
+      if (match(e.deps, e.value === undefined)) {
+        e.expiresAt = now;
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** Every normalized entry DN the held answers (fresh or stale) were built from (trackDependencies). */
+  trackedEntryDns(): Set<string> {
+    const out = new Set<string>();
+    if (!this.lru) return out;
+    for (const e of this.lru.values()) if (e.deps) for (const dn of e.deps.entries) out.add(dn);
+    return out;
+  }
+
+  /** Whether an invalidation after `startEpoch` selects an answer with these dependencies. */
+  private invalidatedSince(startEpoch: number, deps: Dependencies | undefined, negative: boolean): boolean {
+    const oldest = this.invalidations[0]?.epoch ?? this.epoch + 1;
+    // Older invalidations were forgotten: assume one of them applies.
+    if (oldest > startEpoch + 1) return true;
+    return this.invalidations.some((i) => i.epoch > startEpoch && i.match(deps, negative));
   }
 
   private report(result: LookupResult, source: CacheSource, started: bigint): void {

@@ -1,4 +1,5 @@
 import { formatWarning } from '../config/errors.js';
+import { changeMarkerLines } from '../freshness/check.js';
 import { setLogLevel } from '../log.js';
 import { buildMaps } from '../server/build-maps.js';
 import { describeListen } from '../server/listener.js';
@@ -27,6 +28,8 @@ export async function runCheck(a: CommonArgs): Promise<number> {
       try {
         await m.ldap.pool.ensureConnected();
         out.push(`  LDAP: connected${m.config.bind === 'simple' ? ' and bound' : ''}`);
+        const settings = cfg.maps.find((e) => e.name === m.name)?.settings;
+        if (settings) out.push(...(await changeMarkerLines(m.ldap.pool, m.config.searchBase, settings)));
       } catch (err) {
         bad++;
         out.push(`  LDAP: FAILED: ${err instanceof Error ? err.message : String(err)}`);

@@ -109,6 +109,8 @@ export interface MapSettings {
   staleIfError: number;
   /** Seconds one lookup may take in total before the daemon answers with a temporary error. */
   requestTimeout: number;
+  /** Seconds between polls of the directory's change marker (0 = no change watcher for this map). */
+  changePollInterval: number;
 }
 
 interface SettingCommon {
@@ -206,6 +208,14 @@ export const MAP_SETTING_DEFS: { readonly [K in keyof MapSettings]: DefFor<MapSe
     default: 30,
     min: 1,
     doc: 'seconds one lookup may take before the answer is a temporary error',
+  },
+  changePollInterval: {
+    name: 'change_poll_interval',
+    kind: 'seconds',
+    default: 5,
+    min: 0,
+    max: 86400,
+    doc: 'seconds between polls of the directory change marker (contextCSN or modifyTimestamp); cached answers a change touched are expired (0 = off)',
   },
 };
 

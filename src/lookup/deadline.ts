@@ -1,3 +1,4 @@
+import type { LookupTrace } from './ldap-map.js';
 import { timeout, type LookupMap, type LookupResult } from './result.js';
 
 /**
@@ -13,11 +14,11 @@ export class DeadlineMap implements LookupMap {
     return this.inner.name;
   }
 
-  lookup(key: Buffer): Promise<LookupResult> {
-    if (this.ms <= 0) return this.inner.lookup(key);
+  lookup(key: Buffer, trace?: LookupTrace): Promise<LookupResult> {
+    if (this.ms <= 0) return this.inner.lookup(key, trace);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => resolve(timeout(`no answer within ${this.ms / 1000} s`)), this.ms);
-      this.inner.lookup(key).then(
+      this.inner.lookup(key, trace).then(
         (r) => { clearTimeout(timer); resolve(r); },
         (e: unknown) => { clearTimeout(timer); reject(e); },
       );

@@ -1,3 +1,4 @@
+import type { LookupTrace } from './ldap-map.js';
 import type { LookupMap, LookupResult } from './result.js';
 import { found } from './result.js';
 
@@ -61,8 +62,8 @@ export class FallbackMap implements LookupMap {
     return this.inner.name;
   }
 
-  async lookup(key: Buffer): Promise<LookupResult> {
-    const full = await this.inner.lookup(key);
+  async lookup(key: Buffer, trace?: LookupTrace): Promise<LookupResult> {
+    const full = await this.inner.lookup(key, trace);
     if (full.kind !== 'notfound') return full;
     const addr = key.toString('utf8');
     const at = addr.lastIndexOf('@');
@@ -72,12 +73,12 @@ export class FallbackMap implements LookupMap {
 
     const split = splitExtension(localpart, this.opts.recipientDelimiter);
     if (split) {
-      const bare = await this.inner.lookup(Buffer.from(`${split.bare}@${domain}`, 'utf8'));
+      const bare = await this.inner.lookup(Buffer.from(`${split.bare}@${domain}`, 'utf8'), trace);
       if (bare.kind === 'found' && this.opts.propagateExtension) return found(propagate(bare.value, split.ext));
       if (bare.kind !== 'notfound') return bare;
     }
     if (domain === '') return full;
-    return this.inner.lookup(Buffer.from(`@${domain}`, 'utf8'));
+    return this.inner.lookup(Buffer.from(`@${domain}`, 'utf8'), trace);
   }
 
   close(): Promise<void> {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CacheObserver } from '../cache/cache-map.js';
+import type { ChangeKind, WatcherObserver, WatcherStatus } from '../freshness/watcher.js';
 import type { PoolObserver } from '../ldap/pool.js';
 import type { LookupResult } from '../lookup/result.js';
 import type { LookupObserver } from '../server/handlers.js';
@@ -78,12 +79,18 @@ export class Metrics {
   readonly connectionObserver: ConnectionObserver;
   /** Protocol-less variant of lookupObserverFor(); oversize replies are labelled protocol="unknown". */
   readonly lookupObserver: LookupObserver;
+  /** The change watchers' observer (src/freshness/watcher.ts). */
+  readonly watcherObserver: WatcherObserver;
 
   private readonly knownMaps = new Set<string>();
   private readonly caches = new Map<string, CacheStats>();
   private readonly openLdap = new Map<string, number>();
   private readonly openClients = new Map<string, number>();
 
+  private watchers: { status(): WatcherStatus }[] = [];
+  private readonly directoryChanges: Counter<'servers' | 'kind'>;
+  private readonly invalidations: Counter<'map'>;
+  private readonly changePollErrors: Counter<'servers'>;
   private readonly lookupDuration: Histogram<'map' | 'result' | 'source'>;
   private readonly lookups: Counter<'map' | 'result'>;
   private readonly cacheHits: Counter<'map' | 'kind'>;
@@ -252,6 +259,65 @@ export class Metrics {
     };
 
     this.lookupObserver = this.makeLookupObserver('unknown');
+
+    // Change watchers (freshness): label `servers` is a pool's server_host list, as for the
+    // pool gauges; `marker` and `kind` are fixed enums; `base` a naming context of the server.
+    this.directoryChanges = new Counter({
+      name: 'ldap_socketmap_directory_changes_total',
+      help: 'Directory changes the change watchers saw: entries added/modified, entries deleted, and changes that could not be pinned down (unexplained: the maps depending on it were expired).',
+      labelNames: ['servers', 'kind'],
+      registers,
+    });
+    this.invalidations = new Counter({
+      name: 'ldap_socketmap_cache_invalidations_total',
+      help: 'Cached answers expired by the change watcher because a directory change may have affected them.',
+      labelNames: ['map'],
+      registers,
+    });
+    this.changePollErrors = new Counter({
+      name: 'ldap_socketmap_change_poll_errors_total',
+      help: 'Change marker polls that failed (nothing is invalidated while they fail).',
+      labelNames: ['servers'],
+      registers,
+    });
+    const watcherStatus = (): WatcherStatus[] => this.watchers.map((w) => w.status());
+    new Gauge({
+      name: 'ldap_socketmap_change_poll_age_seconds',
+      help: 'Seconds since the change watcher last polled its directory successfully (since start when never).',
+      labelNames: ['servers'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of watcherStatus()) this.set({ servers: s.servers }, s.lastSuccessAgeSec);
+      },
+    });
+    new Gauge({
+      name: 'ldap_socketmap_change_marker',
+      help: 'The change marker a watcher uses per naming context (contextCSN or modifyTimestamp); the value is always 1.',
+      labelNames: ['servers', 'base', 'marker'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of watcherStatus()) for (const c of s.contexts) this.set({ servers: s.servers, base: c.base, marker: c.marker }, 1);
+      },
+    });
+    this.watcherObserver = {
+      changes: (servers: string, kind: ChangeKind, n: number) => this.directoryChanges.inc({ servers, kind }, n),
+      invalidated: (map: string, n: number) => {
+        this.declareMap(map);
+        this.invalidations.inc({ map }, n);
+      },
+      pollError: (servers: string) => this.changePollErrors.inc({ servers }),
+    };
+  }
+
+  /** The running change watchers (replaces the previous set, e.g. after reload); creates their series at 0. */
+  registerWatchers(watchers: { readonly servers: string; status(): WatcherStatus }[]): void {
+    this.watchers = [...watchers];
+    for (const w of watchers) {
+      this.changePollErrors.inc({ servers: w.servers }, 0);
+      for (const kind of ['modified', 'deleted', 'unexplained'] as const) this.directoryChanges.inc({ servers: w.servers, kind }, 0);
+    }
   }
 
   /** For the protocol handlers: counts lookups_total and oversize replies with the listener's protocol. */
@@ -291,6 +357,7 @@ export class Metrics {
     for (const result of RESULTS) this.lookups.inc({ map: name, result }, 0);
     for (const kind of HIT_KINDS) this.cacheHits.inc({ map: name, kind }, 0);
     this.cacheMisses.inc({ map: name }, 0);
+    this.invalidations.inc({ map: name }, 0);
   }
 
   private ldapServer(server: string): void {

@@ -26,6 +26,21 @@ export interface MapHealth {
   ldap: 'connected' | 'down';
   cacheEntries: number;
   detail?: string;
+  /**
+   * The change watcher keeping this map's cached answers fresh (absent when change_poll_interval
+   * is 0). A watcher that has not polled successfully for long while LDAP answers lookups makes
+   * the map not ready: its cached answers may be silently outdated.
+   */
+  watcher?: WatcherHealth;
+}
+
+export interface WatcherHealth {
+  state: 'starting' | 'ok' | 'failing';
+  /** `contextCSN` or `modifyTimestamp` per watched naming context. */
+  markers: Record<string, string>;
+  lastSuccessAgeSec: number;
+  failingLong: boolean;
+  error?: string;
 }
 
 export interface Health {

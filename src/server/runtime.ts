@@ -3,9 +3,11 @@ import type { DaemonConfig } from '../config/daemon-config.js';
 import { explainLookup } from '../explain/explain.js';
 import { ServerTap } from '../explain/server-tap.js';
 import type { ExplainReport } from '../explain/types.js';
+import { ChangeWatcher, type WatchedMap } from '../freshness/watcher.js';
+import type { LdapPool } from '../ldap/pool.js';
 import { log } from '../log.js';
 import { Metrics } from '../metrics/metrics.js';
-import { AdminError, startAdminHttp, type AdminServer, type Health } from './admin-http.js';
+import { AdminError, startAdminHttp, type AdminServer, type Health, type WatcherHealth } from './admin-http.js';
 import { Daemon } from './daemon.js';
 
 /** How long /readyz waits for a map's LDAP connection before calling it down. */
@@ -23,6 +25,8 @@ export class Runtime {
   private pending = new Map<string, CachedMap>();
   private admin?: AdminServer;
   private pruner?: NodeJS.Timeout;
+  /** Change watchers of the current map generation, one per LDAP pool (see src/freshness). */
+  private watchers: ChangeWatcher[] = [];
   daemon!: Daemon;
 
   static async start(cfg: DaemonConfig): Promise<Runtime> {
@@ -30,7 +34,11 @@ export class Runtime {
     rt.daemon = await Daemon.start(cfg, {
       observer: rt.tap.observer,
       wrap: (map, entry) => {
-        const c = new CachedMap(map, cacheOptionsFrom(entry.settings), rt.metrics.cacheObserver);
+        const c = new CachedMap(
+          map,
+          { ...cacheOptionsFrom(entry.settings), trackDependencies: entry.settings.changePollInterval > 0 },
+          rt.metrics.cacheObserver,
+        );
         rt.pending.set(entry.name, c);
         return c;
       },
@@ -61,6 +69,44 @@ export class Runtime {
     this.pending = new Map();
     this.metrics.setMaps(this.caches.keys());
     for (const [name, c] of this.caches) this.metrics.registerCache(name, c);
+    this.restartWatchers();
+  }
+
+  /** One change watcher per LDAP pool, over the maps with change_poll_interval > 0 and a cache. */
+  private restartWatchers(): void {
+    for (const w of this.watchers) void w.stop();
+    this.watchers = [];
+    const byPool = new Map<LdapPool, { maps: WatchedMap[]; intervalSec: number }>();
+    for (const [name, b] of this.daemon.maps.maps) {
+      const settings = this.daemon.config.maps.find((m) => m.name === name)?.settings;
+      const cache = this.caches.get(name);
+      if (!settings || !cache || settings.changePollInterval <= 0) continue;
+      if (settings.cacheTtl <= 0 && settings.cacheNegativeTtl <= 0) continue;
+      const group = byPool.get(b.ldap.pool) ?? { maps: [], intervalSec: settings.changePollInterval };
+      group.maps.push({ name, cache, searchBase: b.config.searchBase });
+      group.intervalSec = Math.min(group.intervalSec, settings.changePollInterval);
+      byPool.set(b.ldap.pool, group);
+    }
+    for (const [pool, g] of byPool) {
+      const w = new ChangeWatcher(pool, g.maps, { intervalMs: g.intervalSec * 1000, observer: this.metrics.watcherObserver });
+      w.start();
+      this.watchers.push(w);
+    }
+    this.metrics.registerWatchers(this.watchers);
+  }
+
+  private watcherHealth(map: string): WatcherHealth | undefined {
+    const w = this.watchers.find((x) => x.mapNames.includes(map));
+    if (!w) return undefined;
+    const s = w.status();
+    const h: WatcherHealth = {
+      state: s.state,
+      markers: Object.fromEntries(s.contexts.map((c) => [c.base, c.marker])),
+      lastSuccessAgeSec: Math.round(s.lastSuccessAgeSec * 10) / 10,
+      failingLong: s.failingLong,
+    };
+    if (s.lastError !== undefined) h.error = s.lastError;
+    return h;
   }
 
   async reload(cfg: DaemonConfig): Promise<void> {
@@ -113,15 +159,20 @@ export class Runtime {
         ]);
       }
       const cacheEntries = this.caches.get(name)?.size ?? 0;
-      const mapOk = connected || cacheEntries > 0;
+      const watcher = this.watcherHealth(name);
+      // LDAP answers lookups but the watcher has not seen the directory for long: cached answers
+      // may be outdated without anybody noticing.
+      const mapOk = (connected || cacheEntries > 0) && !(connected && watcher?.failingLong);
       ok &&= mapOk;
       maps[name] = { ok: mapOk, ldap: connected ? 'connected' : 'down', cacheEntries, detail: connected ? undefined : pool.lastError };
+      if (watcher) maps[name].watcher = watcher;
     }
     return { ok, maps };
   }
 
   async stop(): Promise<void> {
     if (this.pruner) clearInterval(this.pruner);
+    await Promise.all(this.watchers.map((w) => w.stop()));
     await this.admin?.close();
     await this.daemon.stop();
   }

@@ -85,6 +85,7 @@ describe('settings table', () => {
       cacheMaxBytes: 67108864,
       staleIfError: 600,
       requestTimeout: 30,
+      changePollInterval: 5,
     });
     for (const def of Object.values(MAP_SETTING_DEFS)) {
       expect(def.name).toMatch(/^[a-z0-9_]+$/);

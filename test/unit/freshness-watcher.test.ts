@@ -1,0 +1,330 @@
+/**
+ * The change watcher against an in-memory directory that answers the watcher's searches the way
+ * slapd does (root DSE, contextCSN, entryCSN>=, entryDN=, modifyTimestamp>=). The real thing is
+ * in test/integration/freshness.test.ts; here the corners: failures, recovery, deletions,
+ * unexplained changes, the NOTFOUND rule, same-second modifications.
+ */
+import type { Entry } from 'ldapts';
+import { describe, expect, it } from 'vitest';
+import { CachedMap } from '../../src/cache/cache-map.js';
+import { normalizeDn } from '../../src/freshness/dn.js';
+import { ChangeWatcher, formatGeneralizedTime, type ChangeKind } from '../../src/freshness/watcher.js';
+import { LdapFailure } from '../../src/ldap/errors.js';
+import type { LdapPool, SearchRequest } from '../../src/ldap/pool.js';
+import { setLogLevel } from '../../src/log.js';
+import type { LookupTrace } from '../../src/lookup/ldap-map.js';
+import { found, NOTFOUND, type LookupMap, type LookupResult } from '../../src/lookup/result.js';
+
+const SUFFIX = 'dc=x';
+setLogLevel('error');
+
+class FakeServer {
+  entries = new Map<string, Record<string, string[]>>();
+  down = false;
+  syncprov = true;
+  /** Server clock, seconds (near the daemon's: the first timestamp baseline allows 60 s of skew). */
+  clock = Math.floor(Date.now() / 1000);
+  private seq = 0;
+  csn = '';
+  searches: SearchRequest[] = [];
+  sizeLimit = 500;
+  /** Return entryCSN with entries (slapd does; other servers have none). */
+  returnCsn = true;
+
+  constructor() {
+    this.put('dc=x', { objectClass: ['organization'] });
+    this.put('ou=Groups,dc=x', { objectClass: ['organizationalUnit'] });
+    this.put('ou=People,dc=x', { objectClass: ['organizationalUnit'] });
+  }
+
+  private nextCsn(): string {
+    this.seq++;
+    return `${formatGeneralizedTime(this.clock).slice(0, 14)}.${String(this.seq).padStart(6, '0')}Z#000000#000#000000`;
+  }
+
+  put(dn: string, attrs: Record<string, string[]>): void {
+    const csn = this.nextCsn();
+    const ts = formatGeneralizedTime(this.clock);
+    const prev = this.entries.get(dn);
+    this.entries.set(dn, { ...attrs, entryCSN: [csn], modifyTimestamp: [ts], createTimestamp: prev?.createTimestamp ?? [ts] });
+    this.csn = csn;
+  }
+
+  remove(dn: string): void {
+    this.entries.delete(dn);
+    this.csn = this.nextCsn();
+  }
+
+  readonly pool = {
+    settings: { servers: [{ url: 'ldap://fake/' }] },
+    search: async (req: SearchRequest): Promise<Entry[]> => {
+      this.searches.push(req);
+      if (this.down) throw new LdapFailure('down', 'connection refused');
+      if (req.base === '') {
+        return [{ dn: '', namingContexts: [SUFFIX], supportedControl: this.syncprov ? ['1.3.6.1.4.1.4203.1.9.1.1'] : [] } as Entry];
+      }
+      if (req.scope === 'base' && req.attributes.includes('contextCSN')) {
+        return [{ dn: req.base, ...(this.syncprov && this.csn ? { contextCSN: [this.csn] } : {}) } as Entry];
+      }
+      let pick: (attrs: Record<string, string[]>, dn: string) => boolean;
+      const csnClauses = [...req.filter.matchAll(/\(entryCSN>=([^)]*)\)/g)].map((m) => m[1]!);
+      const dnClauses = [...req.filter.matchAll(/\(entryDN=((?:[^)\\]|\\.)*)\)/g)].map((m) => normalizeDn(m[1]!.replace(/\\5c/gi, '\\')));
+      const ts = /\(modifyTimestamp>=(\d+Z)\)/.exec(req.filter)?.[1];
+      if (csnClauses.length) pick = (a) => csnClauses.some((c) => a.entryCSN![0]! >= c);
+      else if (dnClauses.length) pick = (_a, dn) => dnClauses.includes(normalizeDn(dn));
+      else if (ts) pick = (a) => a.modifyTimestamp![0]! >= ts || a.createTimestamp![0]! >= ts;
+      else throw new Error(`fake server: unexpected search ${req.filter}`);
+      const out: Entry[] = [];
+      for (const [dn, attrs] of this.entries) {
+        if (!pick(attrs, dn)) continue;
+        const copy: Record<string, string[]> = { ...attrs };
+        if (!this.returnCsn) delete copy.entryCSN;
+        out.push({ dn, ...copy } as Entry);
+      }
+      if (out.length > this.sizeLimit) throw new LdapFailure('error', 'Size limit exceeded', 4);
+      return out;
+    },
+  };
+}
+
+/** An LDAP-map stand-in reading the fake server: list → member DNs → mail; reports to the trace. */
+class ListMap implements LookupMap {
+  calls = 0;
+  constructor(readonly name: string, private readonly server: FakeServer, private readonly base: string) {}
+
+  async lookup(key: Buffer, trace?: LookupTrace): Promise<LookupResult> {
+    this.calls++;
+    const name = key.toString();
+    trace?.search?.(0, undefined, { base: this.base, scope: 'sub', filter: `(listName=${name})`, attributes: ['mail'], deref: 0 }, 1);
+    const hit = [...this.server.entries].find(([dn, a]) => normalizeDn(dn).endsWith(normalizeDn(this.base)) && a.listName?.includes(name));
+    if (!hit) return NOTFOUND;
+    trace?.entry?.(0, hit[0], false, true);
+    const mails: string[] = [];
+    for (const m of hit[1].member ?? []) {
+      trace?.search?.(1, 0, { base: m, scope: 'base', filter: '(objectclass=*)', attributes: ['mail'], deref: 0 }, 2);
+      const e = this.server.entries.get(m);
+      if (!e) continue;
+      trace?.entry?.(1, m, false, true);
+      mails.push(...(e.mail ?? []));
+    }
+    return mails.length ? found(Buffer.from(mails.join(','))) : NOTFOUND;
+  }
+}
+
+function setup(opts: { syncprov?: boolean; now?: () => number } = {}) {
+  const server = new FakeServer();
+  server.syncprov = opts.syncprov ?? true;
+  server.put('uid=alice,ou=People,dc=x', { mail: ['alice@x'] });
+  server.put('uid=bob,ou=People,dc=x', { mail: ['bob@x'] });
+  server.put('uid=carol,ou=People,dc=x', { mail: ['carol@x'] });
+  server.put('cn=sales,ou=Groups,dc=x', { listName: ['sales'], member: ['uid=alice,ou=People,dc=x', 'uid=bob,ou=People,dc=x'] });
+  server.put('cn=eng,ou=Groups,dc=x', { listName: ['eng'], member: ['uid=carol,ou=People,dc=x'] });
+  const inner = new ListMap('aliases', server, 'ou=Groups,dc=x');
+  const cache = new CachedMap(inner, { ttlSec: 3600, negativeTtlSec: 3600, maxEntries: 100, maxBytes: 1e6, staleIfErrorSec: 3600, trackDependencies: true });
+  const events: { changes: [ChangeKind, number][]; invalidated: number; errors: number } = { changes: [], invalidated: 0, errors: 0 };
+  const watcher = new ChangeWatcher(server.pool as unknown as LdapPool, [{ name: 'aliases', cache, searchBase: 'ou=Groups,dc=x' }], {
+    intervalMs: 1000,
+    now: opts.now,
+    observer: {
+      changes: (_s, kind, n) => events.changes.push([kind, n]),
+      invalidated: (_m, n) => { events.invalidated += n; },
+      pollError: () => { events.errors++; },
+    },
+  });
+  const ask = async (key: string) => {
+    const r = await cache.lookup(Buffer.from(key));
+    return r.kind === 'found' ? r.value.toString() : r.kind;
+  };
+  return { server, inner, cache, watcher, events, ask };
+}
+
+describe('ChangeWatcher with contextCSN', () => {
+  it('detects the marker, then expires exactly what a modification touched', async () => {
+    const { server, inner, watcher, events, ask } = setup();
+    await watcher.pollNow();
+    expect(watcher.status()).toMatchObject({ state: 'ok', contexts: [{ base: SUFFIX, marker: 'contextCSN' }] });
+    expect(await ask('sales')).toBe('alice@x,bob@x');
+    expect(await ask('eng')).toBe('carol@x');
+    expect(await ask('ops')).toBe('notfound');
+    expect(inner.calls).toBe(3);
+
+    await watcher.pollNow();
+    expect(events.invalidated).toBe(0);
+
+    server.put('uid=bob,ou=People,dc=x', { mail: ['robert@x'] });
+    await watcher.pollNow();
+    expect(events.changes).toEqual([['modified', 1]]);
+    // sales (built from bob) and the NOTFOUND for ops; eng stays.
+    expect(events.invalidated).toBe(2);
+    expect(await ask('sales')).toBe('alice@x,robert@x');
+    expect(await ask('eng')).toBe('carol@x');
+    expect(inner.calls).toBe(4);
+  });
+
+  it('finds deletions by checking which cached DNs still exist', async () => {
+    const { server, watcher, events, ask } = setup();
+    await watcher.pollNow();
+    await ask('sales');
+    await ask('eng');
+    await ask('ops');
+    server.remove('uid=alice,ou=People,dc=x');
+    await watcher.pollNow();
+    expect(events.changes).toEqual([['deleted', 1]]);
+    // Only sales: nothing was added, so the NOTFOUND answer stands.
+    expect(events.invalidated).toBe(1);
+    expect(await ask('sales')).toBe('bob@x');
+    const verify = server.searches.filter((s) => s.filter.includes('entryDN='));
+    expect(verify.length).toBe(1);
+    expect(verify[0]!.attributes).toEqual(['1.1']);
+  });
+
+  it('a new entry joining a subtree search expires the answers whose filter it may match', async () => {
+    const { server, watcher, events, ask } = setup();
+    await watcher.pollNow();
+    await ask('sales');
+    await ask('eng');
+    // A second entry with listName=sales joins the result of the sales search.
+    server.put('cn=sales2,ou=Groups,dc=x', { listName: ['sales'], member: ['uid=carol,ou=People,dc=x'] });
+    await watcher.pollNow();
+    expect(events.invalidated).toBe(1);
+  });
+
+  it('while LDAP is down nothing is invalidated; on recovery only real changes count', async () => {
+    let now = 0;
+    const { server, watcher, events, ask } = setup({ now: () => now });
+    await watcher.pollNow();
+    await ask('sales');
+    await ask('ops');
+    server.down = true;
+    for (let i = 0; i < 5; i++) {
+      now += 1000;
+      await watcher.pollNow();
+    }
+    expect(events.errors).toBe(5);
+    expect(events.invalidated).toBe(0);
+    expect(watcher.status()).toMatchObject({ state: 'failing', failingLong: false, lastError: 'connection refused' });
+    expect(watcher.status().failingForSec).toBe(4);
+    now += 60_000;
+    expect(watcher.status().failingLong).toBe(true);
+    // Back, nothing changed meanwhile: no invalidation at all (no flush storm).
+    server.down = false;
+    await watcher.pollNow();
+    expect(watcher.status()).toMatchObject({ state: 'ok', failingLong: false });
+    expect(events.invalidated).toBe(0);
+    // Down again while bob changes; back: exactly that change is applied.
+    server.down = true;
+    await watcher.pollNow();
+    server.down = false;
+    server.put('uid=bob,ou=People,dc=x', { mail: ['robert@x'] });
+    server.down = true;
+    await watcher.pollNow();
+    expect(events.invalidated).toBe(0);
+    server.down = false;
+    await watcher.pollNow();
+    expect(events.changes).toEqual([['modified', 1]]);
+    expect(events.invalidated).toBe(2);
+  });
+
+  it('too many changes for the size limit is an unexplained change: the map is expired', async () => {
+    const { server, watcher, events, ask } = setup();
+    await watcher.pollNow();
+    await ask('sales');
+    await ask('eng');
+    server.sizeLimit = 1;
+    server.put('uid=x1,ou=People,dc=x', { mail: ['x1@x'] });
+    server.put('uid=x2,ou=People,dc=x', { mail: ['x2@x'] });
+    await watcher.pollNow();
+    expect(events.changes).toEqual([['unexplained', 1]]);
+    expect(events.invalidated).toBe(2);
+  });
+
+  it('a contextCSN that disappears expires the context once and falls back to modifyTimestamp', async () => {
+    const { server, watcher, events, ask } = setup();
+    await watcher.pollNow();
+    await ask('sales');
+    server.syncprov = false;
+    await watcher.pollNow();
+    expect(events.changes).toEqual([['unexplained', 1]]);
+    expect(events.invalidated).toBe(1);
+    await watcher.pollNow();
+    expect(watcher.status().contexts).toEqual([{ base: SUFFIX, marker: 'modifyTimestamp' }]);
+  });
+
+  it('answers cached before the first successful poll are expired once', async () => {
+    const { inner, watcher, events, ask } = setup();
+    await ask('sales');
+    await ask('eng');
+    await watcher.pollNow();
+    expect(events.invalidated).toBe(2);
+    await watcher.pollNow();
+    expect(events.invalidated).toBe(2);
+    await ask('sales');
+    expect(inner.calls).toBe(3);
+  });
+});
+
+describe('ChangeWatcher with modifyTimestamp', () => {
+  it('catches additions and modifications, not deletions', async () => {
+    const { server, watcher, events, ask } = setup({ syncprov: false });
+    await watcher.pollNow();
+    expect(watcher.status().contexts).toEqual([{ base: SUFFIX, marker: 'modifyTimestamp' }]);
+    await ask('sales');
+    await ask('ops');
+    await watcher.pollNow();
+    expect(events.invalidated).toBe(0);
+
+    server.clock += 1;
+    server.put('cn=ops,ou=Groups,dc=x', { listName: ['ops'], member: ['uid=carol,ou=People,dc=x'] });
+    await watcher.pollNow();
+    expect(events.changes).toEqual([['modified', 1]]);
+    expect(events.invalidated).toBe(1);
+    expect(await ask('ops')).toBe('carol@x');
+
+    server.clock += 1;
+    server.remove('uid=alice,ou=People,dc=x');
+    await watcher.pollNow();
+    // The documented limit: a deletion leaves nothing to find.
+    expect(events.changes).toEqual([['modified', 1]]);
+    expect(await ask('sales')).toBe('alice@x,bob@x');
+    expect(server.searches.some((s) => s.filter.includes('entryDN='))).toBe(false);
+  });
+
+  it('a second modification within the same second is still caught', async () => {
+    const { server, watcher, events, ask } = setup({ syncprov: false });
+    await watcher.pollNow();
+    server.clock += 1;
+    // The fake server returns entryCSN (as slapd does); without it the entry is reported twice.
+    server.put('uid=bob,ou=People,dc=x', { mail: ['robert@x'] });
+    await ask('sales');
+    await watcher.pollNow();
+    expect(events.invalidated).toBe(1);
+    expect(await ask('sales')).toBe('alice@x,robert@x');
+    server.put('uid=bob,ou=People,dc=x', { mail: ['bobby@x'] });
+    await watcher.pollNow();
+    expect(events.invalidated).toBe(2);
+    expect(await ask('sales')).toBe('alice@x,bobby@x');
+    // Seen already: not reported again.
+    await watcher.pollNow();
+    expect(events.invalidated).toBe(2);
+  });
+
+  it('without entryCSN an entry changed in the newest second is reported on one more poll', async () => {
+    const { server, watcher, events, ask } = setup({ syncprov: false });
+    server.returnCsn = false;
+    await watcher.pollNow();
+    server.clock += 1;
+    server.put('uid=bob,ou=People,dc=x', { mail: ['robert@x'] });
+    await ask('sales');
+    await watcher.pollNow();
+    expect(events.invalidated).toBe(1);
+    expect(await ask('sales')).toBe('alice@x,robert@x');
+    // Same second, same modifyTimestamp: indistinguishable, so reported once more anyway.
+    server.put('uid=bob,ou=People,dc=x', { mail: ['bobby@x'] });
+    await watcher.pollNow();
+    expect(events.invalidated).toBe(2);
+    expect(await ask('sales')).toBe('alice@x,bobby@x');
+    // After that it is settled.
+    await watcher.pollNow();
+    expect(events.invalidated).toBe(2);
+  });
+});
