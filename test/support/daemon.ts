@@ -69,6 +69,8 @@ export async function startDaemon(args: string[], opts: { env?: NodeJS.ProcessEn
   const ports: number[] = [];
   const tcpPorts: number[] = [];
   for (const m of listening.matchAll(/(socketmap|tcp_table) inet:[^ ,]*:(\d+)/g)) (m[1] === 'socketmap' ? ports : tcpPorts).push(Number(m[2]));
+  // The admin listener starts after the socketmap listeners: wait for its line when asked for.
+  if (args.includes('--metrics') && args[args.indexOf('--metrics') + 1] !== '') await waitForLog(/metrics on /);
   const metrics = /metrics on [^ ]*:(\d+)/.exec(log.join('\n'));
   return {
     proc,

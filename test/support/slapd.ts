@@ -11,7 +11,7 @@
  * running exit hooks (e.g. a vitest worker killed with SIGKILL).
  */
 import { spawn, spawnSync, execFile, type ChildProcess } from 'node:child_process';
-import { writeFileSync, readFileSync, rmSync, openSync, closeSync, statSync, chmodSync, mkdirSync, existsSync } from 'node:fs';
+import { writeFileSync, readFileSync, rmSync, openSync, closeSync, statSync, chmodSync, mkdirSync, existsSync, readdirSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
 import { createServer, connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -247,6 +247,29 @@ function sleep(ms: number): Promise<void> {
 
 // ---------------------------------------------------------------------------------------
 
+/**
+ * SIGSTOP is delivered asynchronously: slapd can still answer for a moment after kill()
+ * returns. Wait (synchronously, bounded) until every thread reports state T.
+ */
+function waitUntilStopped(pid: number, ms = 2_000): void {
+  const end = Date.now() + ms;
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  while (Date.now() < end) {
+    let all = true;
+    try {
+      for (const t of readdirSync(`/proc/${pid}/task`)) {
+        const st = readFileSync(`/proc/${pid}/task/${t}/status`, 'utf8');
+        if (!/^State:\s+[Tt]/m.test(st)) { all = false; break; }
+      }
+    } catch {
+      return; // the process is gone
+    }
+    if (all) return;
+    Atomics.wait(nap, 0, 0, 5);
+  }
+  throw new Error(`slapd ${pid} did not stop within ${ms} ms of SIGSTOP`);
+}
+
 export async function startSlapd(opts: SlapdOptions = {}): Promise<Slapd> {
   requireBinary('/usr/sbin/slapd', 'slapd');
   requireBinary('/usr/sbin/slapadd', 'slapd');
@@ -410,7 +433,11 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<Slapd> {
       if (!exited) return;
       await startOn(port);
     },
-    pause() { if (!exited && child?.pid) process.kill(child.pid, 'SIGSTOP'); },
+    pause() {
+      if (exited || !child?.pid) return;
+      process.kill(child.pid, 'SIGSTOP');
+      waitUntilStopped(child.pid);
+    },
     resume() { if (!exited && child?.pid) process.kill(child.pid, 'SIGCONT'); },
     running() { return !exited; },
     searchCount() { return parseSearches(logFrom(logOffset)).length; },
