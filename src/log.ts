@@ -26,7 +26,7 @@ class StderrLogger implements Logger {
   private emit(level: LogLevel, msg: string): void {
     if (RANK[level] > RANK[this.level]) return;
     // A message must stay one line: a key or an LDAP error text could contain newlines.
-    const clean = msg.replace(/[\r\n]+/g, ' ');
+    const clean = redactSecrets(msg).replace(/[\r\n]+/g, ' ');
     const prefix = this.journald ? `<${SYSLOG_PRIORITY[level]}>` : '';
     this.sink(`${prefix}${WORD[level]}: ${clean}\n`);
   }
@@ -70,6 +70,23 @@ export class RateLimitedLog {
     this.last.set(key, { at: t, suppressed: 0 });
     log[level](msg + extra);
   }
+}
+
+const secrets = new Set<string>();
+
+/**
+ * Declares a secret (a bind password): it is replaced by `[redacted]` in every log line, in
+ * `check` output and in error answers. Defense in depth: no message is meant to contain one.
+ * Strings shorter than 4 characters are not registered (redacting them would mangle text).
+ */
+export function registerSecret(secret: string): void {
+  if (secret.length >= 4) secrets.add(secret);
+}
+
+/** `text` with every registered secret replaced by `[redacted]`. */
+export function redactSecrets(text: string): string {
+  for (const s of secrets) if (text.includes(s)) text = text.split(s).join('[redacted]');
+  return text;
 }
 
 /** Keys and values in logs: printable, bounded, never raw control bytes. */

@@ -1,6 +1,7 @@
+import { defaultDaemonLimits } from '../config/daemon-config.js';
 import { formatWarning } from '../config/errors.js';
 import { changeMarkerLines } from '../freshness/check.js';
-import { setLogLevel } from '../log.js';
+import { redactSecrets, setLogLevel } from '../log.js';
 import { buildMaps } from '../server/build-maps.js';
 import { describeListen } from '../server/listener.js';
 import type { CommonArgs } from './main.js';
@@ -19,6 +20,11 @@ export async function runCheck(a: CommonArgs): Promise<number> {
   out.push(`config: ${cfg.file ?? '(command line)'}`);
   for (const l of cfg.socketmapListen) out.push(`listen socketmap ${describeListen(l)}`);
   for (const t of cfg.tcpTableListen) out.push(`listen tcp_table ${describeListen(t.listen)} -> map ${t.map}`);
+  const limits = cfg.limits ?? defaultDaemonLimits();
+  out.push(
+    `limits: max_request_size ${limits.maxRequestSize} bytes, max_connections ${limits.maxConnections}, ` +
+      `idle_timeout ${limits.idleTimeout} s, request_read_timeout ${limits.requestReadTimeout} s`,
+  );
   try {
     for (const m of built.maps.values()) {
       out.push(`map ${m.name}: ${m.file}`);
@@ -38,6 +44,6 @@ export async function runCheck(a: CommonArgs): Promise<number> {
   } finally {
     await built.close();
   }
-  process.stdout.write(out.join('\n') + '\n');
+  process.stdout.write(redactSecrets(out.join('\n')) + '\n');
   return bad > 0 ? 1 : 0;
 }

@@ -111,6 +111,8 @@ export interface MapSettings {
   requestTimeout: number;
   /** Seconds between polls of the directory's change marker (0 = no change watcher for this map). */
   changePollInterval: number;
+  /** LDAP searches in flight at once on the map's connection pool (0 = 32 per connection). */
+  ldapMaxInFlight: number;
 }
 
 interface SettingCommon {
@@ -217,6 +219,13 @@ export const MAP_SETTING_DEFS: { readonly [K in keyof MapSettings]: DefFor<MapSe
     max: 86400,
     doc: 'seconds between polls of the directory change marker (contextCSN or modifyTimestamp); cached answers a change touched are expired (0 = off)',
   },
+  ldapMaxInFlight: {
+    name: 'ldap_max_in_flight',
+    kind: 'int',
+    default: 0,
+    min: 0,
+    doc: 'LDAP searches in flight at once per connection pool; more wait in a queue for at most the map timeout (0 = 32 x pool_size)',
+  },
 };
 
 const SETTING_PROPS = Object.keys(MAP_SETTING_DEFS) as (keyof MapSettings)[];
@@ -288,6 +297,8 @@ export interface DaemonConfig {
   logLevel: LogLevel;
   maps: MapDeclaration[];
   warnings: ConfigWarning[];
+  /** Daemon-wide limits; absent means the defaults (defaultDaemonLimits()). */
+  limits?: DaemonLimits;
 }
 
 /** Command-line values. A flag given (non-empty) replaces the file's value for that key. */
@@ -313,7 +324,69 @@ export const FLAG_NAMES = {
   settings: '--set',
 } as const;
 
-export const DAEMON_KEYS: readonly string[] = ['socketmap_listen', 'tcp_table_listen', 'metrics_listen', 'log_level'];
+/* ----------------------------------------------------------------------------------------- */
+/* Daemon-wide limits (top-level keys only; they protect the process, not one map)            */
+/* ----------------------------------------------------------------------------------------- */
+
+export interface DaemonLimits {
+  /** Largest socketmap request payload / tcp_table request line, in bytes. */
+  maxRequestSize: number;
+  /** Client connections open at once, all listeners together; more are answered TEMP and closed. */
+  maxConnections: number;
+  /** Seconds a client connection may stay silent between requests. */
+  idleTimeout: number;
+  /** Seconds a started request may take to arrive completely (slowloris guard). */
+  requestReadTimeout: number;
+}
+
+export const DAEMON_LIMIT_DEFS: { readonly [K in keyof DaemonLimits]: NumberSettingDef } = {
+  maxRequestSize: {
+    name: 'max_request_size',
+    kind: 'int',
+    default: 16384,
+    min: 64,
+    max: 1048576,
+    doc: 'bytes; a larger socketmap request or tcp_table line is a protocol error and closes the connection',
+  },
+  maxConnections: {
+    name: 'max_connections',
+    kind: 'int',
+    default: 2000,
+    min: 1,
+    doc: 'client connections open at once (all listeners); a connection beyond it gets a temporary error and is closed',
+  },
+  idleTimeout: {
+    name: 'idle_timeout',
+    kind: 'seconds',
+    default: 60,
+    min: 1,
+    doc: 'seconds a client connection may stay idle between requests before it is closed',
+  },
+  requestReadTimeout: {
+    name: 'request_read_timeout',
+    kind: 'seconds',
+    default: 10,
+    min: 1,
+    doc: 'seconds a partly received request may take to complete before the connection is closed (slowloris guard)',
+  },
+};
+
+const LIMIT_PROPS = Object.keys(DAEMON_LIMIT_DEFS) as (keyof DaemonLimits)[];
+const LIMIT_BY_NAME = new Map<string, keyof DaemonLimits>(LIMIT_PROPS.map((p) => [DAEMON_LIMIT_DEFS[p].name, p]));
+
+export function defaultDaemonLimits(): DaemonLimits {
+  const out: Record<string, number> = {};
+  for (const p of LIMIT_PROPS) out[p] = DAEMON_LIMIT_DEFS[p].default;
+  return out as unknown as DaemonLimits;
+}
+
+export const DAEMON_KEYS: readonly string[] = [
+  'socketmap_listen',
+  'tcp_table_listen',
+  'metrics_listen',
+  'log_level',
+  ...LIMIT_PROPS.map((p) => DAEMON_LIMIT_DEFS[p].name),
+];
 
 const MAP_NAME_RE = /^[A-Za-z0-9_-]+$/;
 
@@ -392,6 +465,7 @@ function interpret(path: string | undefined, entries: Map<string, Entry>, warnin
   let tcpTableSpecs: { map: string; listen: Listen; where: ConfigWhere }[] = [];
   let metricsListen: { host: string; port: number } | undefined;
   let logLevel: LogLevel = 'info';
+  const limits = defaultDaemonLimits();
 
   for (const [key, { value, where, baseDir }] of entries) {
     if (key.startsWith('map.')) {
@@ -413,6 +487,9 @@ function interpret(path: string | undefined, entries: Map<string, Entry>, warnin
       const settingName = parts[2] ?? '';
       const prop = SETTING_BY_NAME.get(settingName);
       if (prop === undefined) {
+        if (LIMIT_BY_NAME.has(settingName)) {
+          throw new ConfigError(`${settingName} is daemon-wide: set it as a top-level key, not per map`, where);
+        }
         const guess = closestName(settingName, [...SETTING_BY_NAME.keys()]);
         throw new ConfigError(
           `unknown map setting '${settingName}'${guess !== undefined ? `; did you mean '${guess}'?` : ''}`,
@@ -426,6 +503,11 @@ function interpret(path: string | undefined, entries: Map<string, Entry>, warnin
     const prop = SETTING_BY_NAME.get(key);
     if (prop !== undefined) {
       (globalSettings as unknown as Record<string, unknown>)[prop] = parseSettingValue(MAP_SETTING_DEFS[prop], value, where);
+      continue;
+    }
+    const limit = LIMIT_BY_NAME.get(key);
+    if (limit !== undefined) {
+      limits[limit] = parseSettingValue(DAEMON_LIMIT_DEFS[limit], value, where) as number;
       continue;
     }
 
@@ -507,6 +589,7 @@ function interpret(path: string | undefined, entries: Map<string, Entry>, warnin
     logLevel,
     maps: mapList,
     warnings,
+    limits,
   };
   if (path !== undefined) config.file = path;
   if (metricsListen !== undefined) config.metricsListen = metricsListen;

@@ -130,20 +130,54 @@ export async function connectServer(server: ServerTarget, settings: ConnectionSe
     createConnection: (() => socket) as unknown as typeof net.connect,
   });
   const giveUp = (): void => { socket.destroy(); };
+  let stage = 'StartTLS';
   try {
     if (settings.startTls) {
       const opts = tlsOptions(settings.tls, server.host);
       await withDeadline(client.startTLS(opts), ms, `StartTLS with ${server.url}`, giveUp);
     }
+    stage = `bind as ${settings.bindDn === '' ? '(anonymous)' : settings.bindDn}`;
     if (settings.bind === 'simple') {
       await withDeadline(client.bind(settings.bindDn, settings.bindPw), ms, `bind to ${server.url}`, giveUp);
     }
   } catch (err) {
     giveUp();
     const f = toLdapFailure(err, { server: server.url, connectionLost: socket.destroyed });
-    throw new LdapFailure(f.kind === 'noSuchObject' ? 'error' : f.kind, `${server.url}: ${f.message}`, f.code, server.url);
+    // A refusal from the server: say what was refused and why, in libldap's words, like
+    // Postfix's "Unable to bind to server ... with dn ...: 49 (Invalid credentials)".
+    const message = f.code !== undefined ? `${stage} refused: ${describeResultCode(f.code, f.message)}` : f.message;
+    throw new LdapFailure(f.kind === 'noSuchObject' ? 'error' : f.kind, `${server.url}: ${message}`, f.code, server.url);
   }
   return { client, socket, server: server.url };
+}
+
+/** libldap's ldap_err2string() texts for the result codes a connect or bind can get. */
+const RESULT_TEXT: Readonly<Record<number, string>> = {
+  1: 'Operations error',
+  2: 'Protocol error',
+  7: 'Authentication method not supported',
+  8: 'Strong(er) authentication required',
+  13: 'Confidentiality required',
+  14: 'SASL bind in progress',
+  32: 'No such object',
+  34: 'Invalid DN syntax',
+  48: 'Inappropriate authentication',
+  49: 'Invalid credentials',
+  50: 'Insufficient access',
+  51: 'Server is busy',
+  52: 'Server is unavailable',
+  53: 'Server is unwilling to perform',
+  80: 'Internal (implementation specific) error',
+};
+
+/**
+ * `49 (Invalid credentials)`, plus the server's diagnostic message when it sent one. ldapts
+ * formats its messages as `<diagnostic> Code: 0x31`; only the diagnostic part is kept.
+ */
+export function describeResultCode(code: number, ldaptsMessage: string): string {
+  const diagnostic = ldaptsMessage.replace(/\s*Code: 0x[0-9a-f]+\s*$/i, '').trim();
+  const text = RESULT_TEXT[code] ?? 'LDAP error';
+  return diagnostic === '' || diagnostic === text ? `${code} (${text})` : `${code} (${text}): ${diagnostic}`;
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { Entry, Filter } from 'ldapts';
-import { RateLimitedLog } from '../log.js';
+import { RateLimitedLog, registerSecret } from '../log.js';
 import { connectAny, type ConnectionSettings, type OpenConnection, type ServerTarget } from './connect.js';
 import { LdapFailure, toLdapFailure } from './errors.js';
 import { FilterError, LDAP_FILTER_ERROR, parseFilter } from './filter.js';
@@ -19,6 +19,14 @@ export interface SearchRequest {
 export interface PoolObserver {
   request?(server: string, outcome: 'success' | 'noSuchObject' | 'timeout' | 'down' | 'error', seconds: number): void;
   connection?(server: string, event: 'open' | 'close' | 'fail'): void;
+  /**
+   * Searches admitted (in flight) and waiting for admission, as changes (+1/-1). `servers` is the
+   * pool's server_host list (space separated): several pools may share it, so sum the deltas.
+   */
+  inFlight?(servers: string, delta: number): void;
+  queued?(servers: string, delta: number): void;
+  /** A queued search gave up waiting for admission (answered as a timeout). */
+  queueTimeout?(servers: string): void;
 }
 
 export interface PoolOptions {
@@ -29,9 +37,27 @@ export interface PoolOptions {
   /** Backoff after a failed connect, doubling per failure up to the max. */
   backoffMinMs?: number;
   backoffMaxMs?: number;
+  /**
+   * A server that failed goes to the back of the server_host list for a while, doubling per
+   * consecutive failure of that server up to this (default 60 s); it is still tried when the
+   * others fail too.
+   */
+  serverBackoffMaxMs?: number;
+  /**
+   * How long a search may wait for admission when maxInFlight searches are already running
+   * (default: the map's timeout). A hung server cannot make requests pile up without bound.
+   */
+  queueTimeoutMs?: number;
 }
 
 const DEREF = ['never', 'search', 'find', 'always'] as const;
+
+/** A search waiting for admission (maxInFlight reached). */
+interface Waiter {
+  grant(): void;
+  fail(f: LdapFailure): void;
+  timer: NodeJS.Timeout;
+}
 
 interface Slot {
   conn?: OpenConnection;
@@ -51,12 +77,15 @@ interface Slot {
  */
 export class LdapPool {
   private readonly slots: Slot[];
-  private readonly waiters: (() => void)[] = [];
+  private readonly waiters = new Set<Waiter>();
   private inFlight = 0;
   private failures = 0;
   private retryAt = 0;
   private lastFailure?: LdapFailure;
   private readonly serverDownUntil = new Map<string, number>();
+  private readonly serverFailures = new Map<string, number>();
+  /** The pool's server_host list, as the metrics label it. */
+  readonly serversLabel: string;
   private readonly rlog = new RateLimitedLog(30_000);
   private closed = false;
 
@@ -65,6 +94,13 @@ export class LdapPool {
     private readonly opts: PoolOptions,
   ) {
     this.slots = Array.from({ length: Math.max(1, opts.size) }, () => ({ inFlight: 0, pending: new Set() }));
+    this.serversLabel = settings.servers.map((s) => s.url).join(' ');
+    registerSecret(settings.bindPw);
+  }
+
+  /** Searches admitted right now, and waiting for admission (for metrics and tests). */
+  get load(): { inFlight: number; queued: number; maxInFlight: number } {
+    return { inFlight: this.inFlight, queued: this.waiters.size, maxInFlight: this.opts.maxInFlight };
   }
 
   get timeoutMs(): number {
@@ -214,15 +250,31 @@ export class LdapPool {
       );
     }
     slot.connecting = connectAny(this.settings, this.serverOrder(now), (server, err) => {
-      this.serverDownUntil.set(server.url, Date.now() + this.backoffMs());
+      const n = (this.serverFailures.get(server.url) ?? 0) + 1;
+      this.serverFailures.set(server.url, n);
+      const min = this.opts.backoffMinMs ?? 250;
+      const wait = Math.min(this.opts.serverBackoffMaxMs ?? 60_000, min * 2 ** Math.min(30, n - 1));
+      this.serverDownUntil.set(server.url, Date.now() + wait);
       this.opts.observer?.connection?.(server.url, 'fail');
-      this.rlog.emit('warn', `connect:${server.url}`, `LDAP server ${server.url}: ${err.message}`);
+      const detail = err.message.startsWith(`${server.url}: `) ? err.message.slice(server.url.length + 2) : err.message;
+      if (err.code !== undefined) {
+        // The server answered and said no (bad bind_dn/bind_pw, ...): nothing heals this but an
+        // operator, so say it loudly, once per period, not once per lookup. Never the password.
+        this.rlog.emit(
+          'error',
+          `connect:${server.url}`,
+          `LDAP server ${server.url}: ${detail}; lookups answer a temporary error; retrying with backoff`,
+        );
+      } else {
+        this.rlog.emit('warn', `connect:${server.url}`, `LDAP server ${server.url}: ${detail}`);
+      }
     })
       .then((conn) => {
         this.failures = 0;
         this.retryAt = 0;
         this.lastFailure = undefined;
         this.serverDownUntil.delete(conn.server);
+        this.serverFailures.delete(conn.server);
         slot.conn = conn;
         this.opts.observer?.connection?.(conn.server, 'open');
         conn.socket.once('close', () => {
@@ -268,20 +320,49 @@ export class LdapPool {
   }
 
   private acquire(): Promise<void> {
-    if (this.inFlight < this.opts.maxInFlight) {
-      this.inFlight++;
+    if (this.closed) return Promise.reject(new LdapFailure('down', 'pool closed'));
+    if (this.inFlight < this.opts.maxInFlight && this.waiters.size === 0) {
+      this.admit();
       return Promise.resolve();
     }
-    return new Promise((resolve) => this.waiters.push(() => { this.inFlight++; resolve(); }));
+    const waitMs = this.opts.queueTimeoutMs ?? this.timeoutMs;
+    return new Promise((resolve, reject) => {
+      const w: Waiter = {
+        grant: () => { clearTimeout(w.timer); this.dequeue(w); this.admit(); resolve(); },
+        fail: (f) => { clearTimeout(w.timer); this.dequeue(w); reject(f); },
+        timer: setTimeout(() => {
+          this.opts.observer?.queueTimeout?.(this.serversLabel);
+          w.fail(new LdapFailure(
+            'timeout',
+            `no LDAP search slot free within ${waitMs} ms (ldap_max_in_flight = ${this.opts.maxInFlight} searches in flight, ${this.waiters.size} waiting)`,
+          ));
+        }, waitMs),
+      };
+      this.waiters.add(w);
+      this.opts.observer?.queued?.(this.serversLabel, +1);
+    });
+  }
+
+  private admit(): void {
+    this.inFlight++;
+    this.opts.observer?.inFlight?.(this.serversLabel, +1);
+  }
+
+  private dequeue(w: Waiter): void {
+    if (this.waiters.delete(w)) this.opts.observer?.queued?.(this.serversLabel, -1);
   }
 
   private release(): void {
     this.inFlight--;
-    this.waiters.shift()?.();
+    this.opts.observer?.inFlight?.(this.serversLabel, -1);
+    // The oldest waiter first (a Set iterates in insertion order).
+    const next = this.waiters.values().next();
+    if (!next.done) next.value.grant();
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const w of [...this.waiters]) w.fail(new LdapFailure('down', 'pool closed'));
     await Promise.all(
       this.slots.map(async (slot) => {
         const conn = slot.conn ?? (await slot.connecting?.catch(() => undefined));

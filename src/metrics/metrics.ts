@@ -45,6 +45,10 @@ export interface ConnectionObserver {
   opened?(protocol: string): void;
   closed?(protocol: string): void;
   protocolError?(protocol: string, reason: string): void;
+  /** A connection refused because max_connections were open. */
+  rejected?(protocol: string): void;
+  /** A connection closed by the daemon: idle too long, or a request too slow to arrive (slowloris). */
+  timedOut?(protocol: string, kind: 'idle' | 'read'): void;
 }
 
 /** What the gauges read from a cache (CachedMap fits). */
@@ -86,6 +90,7 @@ export class Metrics {
   private readonly caches = new Map<string, CacheStats>();
   private readonly openLdap = new Map<string, number>();
   private readonly openClients = new Map<string, number>();
+  private readonly ldapLoad = new Map<string, { inFlight: number; queued: number }>();
 
   private watchers: { status(): WatcherStatus }[] = [];
   private readonly directoryChanges: Counter<'servers' | 'kind'>;
@@ -103,6 +108,10 @@ export class Metrics {
   private readonly clientConnectionsTotal: Counter<'protocol'>;
   private readonly protocolErrors: Counter<'protocol' | 'reason'>;
   private readonly oversize: Counter<'map' | 'protocol'>;
+  private readonly clientRejected: Counter<'protocol'>;
+  private readonly clientTimeouts: Counter<'protocol' | 'kind'>;
+  private readonly clientMax: Gauge;
+  private readonly ldapQueueTimeouts: Counter<'servers'>;
 
   constructor(opts: MetricsOptions = {}) {
     const registers = [this.registry];
@@ -209,6 +218,54 @@ export class Metrics {
       labelNames: ['map', 'protocol'],
       registers,
     });
+    this.clientRejected = new Counter({
+      name: 'ldap_socketmap_client_connections_rejected_total',
+      help: 'Client connections refused (answered with a temporary error and closed) because max_connections were open.',
+      labelNames: ['protocol'],
+      registers,
+    });
+    this.clientTimeouts = new Counter({
+      name: 'ldap_socketmap_client_timeouts_total',
+      help: 'Client connections closed by the daemon: idle longer than idle_timeout, or a request not complete within request_read_timeout (read).',
+      labelNames: ['protocol', 'kind'],
+      registers,
+    });
+    this.clientMax = new Gauge({
+      name: 'ldap_socketmap_client_connections_max',
+      help: 'The max_connections limit (all listeners together).',
+      registers,
+    });
+    for (const protocol of ['socketmap', 'tcp_table']) {
+      this.clientRejected.inc({ protocol }, 0);
+      for (const kind of ['idle', 'read']) this.clientTimeouts.inc({ protocol, kind }, 0);
+    }
+    const ldapLoad = this.ldapLoad;
+    new Gauge({
+      name: 'ldap_socketmap_ldap_in_flight',
+      help: 'LDAP searches running, by connection pool (its server_host list).',
+      labelNames: ['servers'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [servers, l] of ldapLoad) this.set({ servers }, l.inFlight);
+      },
+    });
+    new Gauge({
+      name: 'ldap_socketmap_ldap_queued_requests',
+      help: 'LDAP searches waiting because ldap_max_in_flight searches are running, by connection pool (its server_host list).',
+      labelNames: ['servers'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [servers, l] of ldapLoad) this.set({ servers }, l.queued);
+      },
+    });
+    this.ldapQueueTimeouts = new Counter({
+      name: 'ldap_socketmap_ldap_queue_timeouts_total',
+      help: 'LDAP searches that waited longer than the map timeout for a free slot and failed as a timeout.',
+      labelNames: ['servers'],
+      registers,
+    });
     const build = new Gauge({
       name: 'ldap_socketmap_build_info',
       help: 'Build information; the value is always 1.',
@@ -227,6 +284,12 @@ export class Metrics {
         this.ldapConnectionEvents.inc({ server, event });
         if (event === 'open') this.adjust(this.openLdap, server, +1, (n) => this.ldapConnections.set({ server, state: 'open' }, n));
         if (event === 'close') this.adjust(this.openLdap, server, -1, (n) => this.ldapConnections.set({ server, state: 'open' }, n));
+      },
+      inFlight: (servers, delta) => { this.poolLoad(servers).inFlight += delta; },
+      queued: (servers, delta) => { this.poolLoad(servers).queued += delta; },
+      queueTimeout: (servers) => {
+        this.poolLoad(servers);
+        this.ldapQueueTimeouts.inc({ servers });
       },
     };
 
@@ -256,6 +319,8 @@ export class Metrics {
         this.adjust(this.openClients, protocol, -1, (n) => this.clientConnections.set({ protocol }, n));
       },
       protocolError: (protocol, reason) => this.protocolErrors.inc({ protocol, reason }),
+      rejected: (protocol) => this.clientRejected.inc({ protocol }),
+      timedOut: (protocol, kind) => this.clientTimeouts.inc({ protocol, kind }),
     };
 
     this.lookupObserver = this.makeLookupObserver('unknown');
@@ -342,6 +407,11 @@ export class Metrics {
     this.caches.set(map, cache);
   }
 
+  /** The configured max_connections, exported so alerts can compare the open connections with it. */
+  setMaxConnections(n: number): void {
+    this.clientMax.set(n);
+  }
+
   /** Creates the series of an LDAP server at 0 (optional; servers also appear on first use). */
   declareLdapServer(server: string): void {
     this.ldapServer(server);
@@ -366,6 +436,16 @@ export class Metrics {
     this.ldapConnections.set({ server, state: 'open' }, 0);
     for (const event of CONNECTION_EVENTS) this.ldapConnectionEvents.inc({ server, event }, 0);
     for (const result of LDAP_OUTCOMES) this.ldapRequests.inc({ server, result }, 0);
+  }
+
+  private poolLoad(servers: string): { inFlight: number; queued: number } {
+    let l = this.ldapLoad.get(servers);
+    if (!l) {
+      l = { inFlight: 0, queued: 0 };
+      this.ldapLoad.set(servers, l);
+      this.ldapQueueTimeouts.inc({ servers }, 0);
+    }
+    return l;
   }
 
   private mapLabel(map: string): string {

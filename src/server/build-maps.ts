@@ -61,12 +61,16 @@ export function buildMaps(cfg: DaemonConfig, opts: BuildOptions = {}): BuiltMaps
   const maps = new Map<string, BuiltMap>();
   for (const { entry, config } of configs) {
     const settings = connectionSettings(config);
-    const poolKey = JSON.stringify([settings, entry.settings.poolSize]);
+    // slapd closes a connection with more than conn_max_pending (100 when anonymous) requests
+    // outstanding; by default stay well below it per connection (ldap_max_in_flight = 0).
+    const maxInFlight = entry.settings.ldapMaxInFlight || MAX_IN_FLIGHT_PER_CONNECTION * entry.settings.poolSize;
+    // A search waits for a free slot no longer than its client waits for the answer: queued
+    // searches never outnumber the clients still waiting, however long LDAP hangs.
+    const queueTimeoutMs = Math.min(config.timeout, entry.settings.requestTimeout) * 1000;
+    const poolKey = JSON.stringify([settings, entry.settings.poolSize, maxInFlight, queueTimeoutMs]);
     let pool = pools.get(poolKey);
     if (!pool) {
-      // slapd closes a connection with more than conn_max_pending (100 when anonymous) requests
-      // outstanding; stay well below it per connection.
-      pool = new LdapPool(settings, { size: entry.settings.poolSize, maxInFlight: MAX_IN_FLIGHT_PER_CONNECTION * entry.settings.poolSize, observer: opts.observer });
+      pool = new LdapPool(settings, { size: entry.settings.poolSize, maxInFlight, queueTimeoutMs, observer: opts.observer });
       pools.set(poolKey, pool);
     }
     const ldap = new LdapMap(entry.name, config, pool, {

@@ -1,23 +1,40 @@
 import type net from 'node:net';
 import { ProtocolError } from '../protocol/errors.js';
-import { log } from '../log.js';
+import { log, RateLimitedLog } from '../log.js';
 
 export interface Decoder<Req> {
   push(chunk: Buffer): Req[];
+  /** Bytes of an unfinished request held right now (0 between requests): for the slowloris guard. */
+  readonly bufferedBytes?: number;
 }
 
 export interface ConnectionHooks {
   opened?(): void;
   closed?(): void;
   protocolError?(reason: string): void;
+  /** The daemon closed the connection: idle too long, or a request too slow to arrive. */
+  timedOut?(kind: 'idle' | 'read'): void;
 }
 
 export interface ConnectionOptions {
   /** Close a connection that has sent nothing for this long (Postfix itself lets go after 10 s). */
   idleTimeoutMs: number;
+  /**
+   * Close a connection whose partly received request is still incomplete this long after its
+   * first byte (slowloris: bytes trickled to hold a connection open). 0 or absent: never.
+   */
+  requestReadTimeoutMs?: number;
+  /** The max_request_size in force, named in the log when a request is over it. */
+  maxRequestSize?: number;
   hooks?: ConnectionHooks;
   label: string;
 }
+
+/**
+ * Complaints about clients, at most one line per listener and reason per period: a hostile or
+ * broken client opening connections in a loop must not flood the log.
+ */
+const clientLog = new RateLimitedLog(10_000);
 
 /** At most this many decoded requests wait; beyond that the socket stops being read. */
 const MAX_QUEUED = 32;
@@ -40,10 +57,47 @@ export function serveConnection<Req>(
 
   socket.setTimeout(opts.idleTimeoutMs);
   socket.on('timeout', () => {
-    if (!busy) socket.destroy();
+    if (busy || socket.destroyed) return;
+    opts.hooks?.timedOut?.('idle');
+    log.debug(`${opts.label}: idle for ${opts.idleTimeoutMs / 1000} s (idle_timeout); closing connection`);
+    socket.destroy();
   });
+
+  // Slowloris guard: the clock starts with a request's first byte and is not reset by more
+  // bytes of the same request, so trickling cannot hold a connection (and its memory) forever.
+  const readTimeoutMs = opts.requestReadTimeoutMs ?? 0;
+  let readTimer: NodeJS.Timeout | undefined;
+  const partial = (): boolean => (decoder.bufferedBytes ?? 0) > 0;
+  const onReadTimeout = (): void => {
+    readTimer = undefined;
+    if (socket.destroyed || !partial()) return;
+    // A pipelined request waiting behind ours, or a socket we paused: the slow side is us.
+    if (busy || socket.isPaused()) {
+      readTimer = setTimeout(onReadTimeout, readTimeoutMs);
+      return;
+    }
+    opts.hooks?.timedOut?.('read');
+    clientLog.emit(
+      'warn',
+      `read:${opts.label}`,
+      `${opts.label}: request still incomplete after ${readTimeoutMs / 1000} s (request_read_timeout); closing connection`,
+    );
+    socket.destroy();
+  };
+  const watchPartial = (): void => {
+    if (readTimeoutMs <= 0) return;
+    if (!partial()) {
+      if (readTimer) clearTimeout(readTimer);
+      readTimer = undefined;
+    } else if (!readTimer) {
+      readTimer = setTimeout(onReadTimeout, readTimeoutMs);
+    }
+  };
+
   socket.on('error', (err) => log.debug(`${opts.label}: ${err.message}`));
   socket.once('close', () => {
+    if (readTimer) clearTimeout(readTimer);
+    readTimer = undefined;
     opts.hooks?.closed?.();
     queue.length = 0;
     for (const w of idleWaiters) w();
@@ -53,7 +107,10 @@ export function serveConnection<Req>(
   const fail = (err: unknown): void => {
     if (err instanceof ProtocolError) {
       opts.hooks?.protocolError?.(err.reason);
-      log.warn(`${opts.label}: malformed request (${err.reason}): ${err.message}; closing connection`);
+      const limit = (err.reason === 'too_long' || err.reason === 'line_too_long') && opts.maxRequestSize !== undefined
+        ? ` (max_request_size = ${opts.maxRequestSize})`
+        : '';
+      clientLog.emit('warn', `proto:${opts.label}:${err.reason}`, `${opts.label}: malformed request (${err.reason}): ${err.message}${limit}; closing connection`);
     } else {
       log.error(`${opts.label}: ${err instanceof Error ? err.stack ?? err.message : String(err)}; closing connection`);
     }
@@ -88,6 +145,7 @@ export function serveConnection<Req>(
       fail(err);
       return;
     }
+    watchPartial();
     if (reqs.length === 0) return;
     for (const r of reqs) queue.push(r);
     if (queue.length >= MAX_QUEUED) socket.pause();

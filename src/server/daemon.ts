@@ -1,7 +1,9 @@
 import type net from 'node:net';
-import type { DaemonConfig } from '../config/daemon-config.js';
-import { log } from '../log.js';
-import type { LookupMap } from '../lookup/result.js';
+import { defaultDaemonLimits, type DaemonConfig, type DaemonLimits } from '../config/daemon-config.js';
+import { log, RateLimitedLog } from '../log.js';
+import { temp, type LookupMap } from '../lookup/result.js';
+import { encodeSocketmapReply } from '../protocol/socketmap.js';
+import { encodeTcpReply } from '../protocol/tcp-table.js';
 import { buildMaps, type BuildOptions, type BuiltMaps } from './build-maps.js';
 import { serveConnection } from './connection.js';
 import { socketmapProtocol, tcpTableProtocol, type LookupObserver, type MapRegistry } from './handlers.js';
@@ -11,7 +13,13 @@ export interface DaemonHooks extends BuildOptions {
   lookups?: LookupObserver;
   /** Per-protocol lookup observer (metrics label replies by protocol); falls back to `lookups`. */
   lookupsFor?(protocol: 'socketmap' | 'tcp_table'): LookupObserver;
-  connections?: { opened?(protocol: string): void; closed?(protocol: string): void; protocolError?(protocol: string, reason: string): void };
+  connections?: {
+    opened?(protocol: string): void;
+    closed?(protocol: string): void;
+    protocolError?(protocol: string, reason: string): void;
+    rejected?(protocol: string): void;
+    timedOut?(protocol: string, kind: 'idle' | 'read'): void;
+  };
 }
 
 interface Bound {
@@ -21,7 +29,10 @@ interface Bound {
   protocol: 'socketmap' | 'tcp_table';
 }
 
-const IDLE_TIMEOUT_MS = 60_000;
+/** A refused connection is given this long to send its request (which is read and dropped). */
+const REFUSED_LINGER_MS = 1_000;
+/** At most this many refused connections linger at once; in a flood the rest are closed bare. */
+const MAX_LINGERING = 256;
 
 /**
  * The running daemon: maps (rebuilt on reload), listeners (kept across reloads), and the set of
@@ -32,6 +43,9 @@ export class Daemon implements MapRegistry {
   private readonly bound: Bound[] = [];
   private readonly sockets = new Set<{ socket: net.Socket; drain(): Promise<void> }>();
   private stopping = false;
+  private refused = 0;
+  private lingering = 0;
+  private readonly rlog = new RateLimitedLog(10_000);
 
   private constructor(private cfg: DaemonConfig, private readonly hooks: DaemonHooks) {}
 
@@ -65,6 +79,42 @@ export class Daemon implements MapRegistry {
     return this.cfg;
   }
 
+  /** Limits in force (read per connection, so a reload applies them to new connections). */
+  get limits(): DaemonLimits {
+    return this.cfg.limits ?? defaultDaemonLimits();
+  }
+
+  /** Client connections open now (all listeners). */
+  get openConnections(): number {
+    return this.sockets.size;
+  }
+
+  /**
+   * Over max_connections: the newcomer gets a temporary error as its answer (Postfix reads it as
+   * the reply to the request it is about to send, and defers the mail with that reason) and is
+   * closed. Connections already open are not touched.
+   */
+  private refuse(socket: net.Socket, protocol: 'socketmap' | 'tcp_table', label: string): void {
+    const max = this.limits.maxConnections;
+    this.hooks.connections?.rejected?.(protocol);
+    this.refused++;
+    this.rlog.emit('warn', 'refuse', `${label}: ${max} client connections open (max_connections); refusing new ones (${this.refused} refused so far)`);
+    socket.on('error', () => undefined);
+    if (this.lingering >= MAX_LINGERING) {
+      socket.destroy();
+      return;
+    }
+    this.lingering++;
+    socket.once('close', () => { this.lingering--; });
+    const reason = temp(`too many connections to ldap-socketmap (max_connections = ${max})`);
+    const reply = protocol === 'socketmap' ? encodeSocketmapReply(reason).frame : encodeTcpReply(reason).line;
+    // Read (and drop) what the client sends: closing with unread data would reset the
+    // connection, and a reset can destroy our answer before the client reads it.
+    socket.on('data', () => socket.destroy());
+    socket.setTimeout(REFUSED_LINGER_MS, () => socket.destroy());
+    socket.end(reply);
+  }
+
   /** Where the listeners are bound (port 0 resolved), in configuration order. */
   addresses(): ListenSpec[] {
     return this.bound.map((b) => b.address);
@@ -81,16 +131,28 @@ export class Daemon implements MapRegistry {
         socket.destroy();
         return;
       }
+      const limits = this.limits;
+      if (this.sockets.size >= limits.maxConnections) {
+        this.refuse(socket, protocol, label);
+        return;
+      }
       const connHooks = {
         opened: () => this.hooks.connections?.opened?.(protocol),
         closed: () => this.hooks.connections?.closed?.(protocol),
         protocolError: (reason: string) => this.hooks.connections?.protocolError?.(protocol, reason),
+        timedOut: (kind: 'idle' | 'read') => this.hooks.connections?.timedOut?.(protocol, kind),
       };
-      const opts = { idleTimeoutMs: IDLE_TIMEOUT_MS, hooks: connHooks, label };
+      const opts = {
+        idleTimeoutMs: limits.idleTimeout * 1000,
+        requestReadTimeoutMs: limits.requestReadTimeout * 1000,
+        maxRequestSize: limits.maxRequestSize,
+        hooks: connHooks,
+        label,
+      };
       let handle;
       const lookups = this.hooks.lookupsFor?.(protocol) ?? this.hooks.lookups;
       if (protocol === 'socketmap') {
-        const p = socketmapProtocol(this, lookups);
+        const p = socketmapProtocol(this, lookups, limits.maxRequestSize);
         handle = serveConnection(socket, p.decoder(), p.handle, opts);
       } else {
         // Resolved per request, so a reload's new map is used by connections already open.
@@ -98,7 +160,7 @@ export class Daemon implements MapRegistry {
           name: mapName!,
           lookup: (key) => this.get(mapName!)!.lookup(key),
         };
-        const p = tcpTableProtocol(lookupMap, lookups);
+        const p = tcpTableProtocol(lookupMap, lookups, limits.maxRequestSize);
         handle = serveConnection(socket, p.decoder(), p.handle, opts);
       }
       const entry = { socket, drain: handle.drain };

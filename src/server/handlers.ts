@@ -1,7 +1,7 @@
 import { NetstringDecoder } from '../protocol/netstring.js';
 import { encodeSocketmapReply, parseSocketmapRequest } from '../protocol/socketmap.js';
 import { encodeTcpReply, TcpTableDecoder, type TcpRequest } from '../protocol/tcp-table.js';
-import { log, printable } from '../log.js';
+import { log, printable, redactSecrets } from '../log.js';
 import { perm, temp, type LookupMap, type LookupResult } from '../lookup/result.js';
 import type { Decoder } from './connection.js';
 
@@ -15,12 +15,21 @@ export interface LookupObserver {
   answered?(map: string, result: LookupResult, oversize?: number): void;
 }
 
-/** Postfix's socketmap requests are small; anything near this is not Postfix. */
-export const DEFAULT_MAX_REQUEST = 100_000;
+/**
+ * Postfix's requests are small (a map name and an address or domain); anything near this is not
+ * Postfix. The daemon's max_request_size setting (same default) replaces it.
+ */
+export const DEFAULT_MAX_REQUEST = 16_384;
 
 async function safeLookup(map: LookupMap, key: Buffer): Promise<LookupResult> {
   try {
-    return await map.lookup(key);
+    const r = await map.lookup(key);
+    // Error texts go to the client (and on into Postfix's log): never with a password in them.
+    if (r.kind === 'temp' || r.kind === 'timeout' || r.kind === 'perm') {
+      const reason = redactSecrets(r.reason);
+      if (reason !== r.reason) return { ...r, reason };
+    }
+    return r;
   } catch (err) {
     // A bug must not become NOTFOUND (mail would bounce); a temporary error defers it.
     log.error(`map ${map.name}: lookup of ${printable(key)} failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);

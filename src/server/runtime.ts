@@ -46,6 +46,7 @@ export class Runtime {
       lookupsFor: (p) => rt.metrics.lookupObserverFor(p),
     });
     rt.commitCaches();
+    rt.metrics.setMaxConnections(rt.daemon.limits.maxConnections);
     if (cfg.metricsListen) {
       try {
         rt.admin = await startAdminHttp(cfg.metricsListen, {
@@ -117,6 +118,7 @@ export class Runtime {
       throw err;
     }
     this.commitCaches();
+    this.metrics.setMaxConnections(this.daemon.limits.maxConnections);
   }
 
   /** Drops cached answers: all maps, one map, or one key (the key exactly as Postfix sends it). */

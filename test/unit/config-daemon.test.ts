@@ -86,6 +86,7 @@ describe('settings table', () => {
       staleIfError: 600,
       requestTimeout: 30,
       changePollInterval: 5,
+      ldapMaxInFlight: 0,
     });
     for (const def of Object.values(MAP_SETTING_DEFS)) {
       expect(def.name).toMatch(/^[a-z0-9_]+$/);
