@@ -160,7 +160,10 @@ export class Runtime {
           new Promise<boolean>((r) => setTimeout(() => r(false), READY_PROBE_MS).unref()),
         ]);
       }
-      const cacheEntries = this.caches.get(name)?.size ?? 0;
+      // Only entries that can still be served count: drop those past their stale window first.
+      const cache = this.caches.get(name);
+      cache?.prune();
+      const cacheEntries = cache?.size ?? 0;
       const watcher = this.watcherHealth(name);
       // LDAP answers lookups but the watcher has not seen the directory for long: cached answers
       // may be outdated without anybody noticing.
