@@ -113,7 +113,10 @@ main().then(
     if (code >= 0) process.exitCode = code;
   },
   (err: unknown) => {
-    log.error(err instanceof Error ? err.stack ?? err.message : String(err));
-    process.exitCode = 1;
+    // One line for the admin; the stack only when debugging. Exit even if some handle (an LDAP
+    // socket, a timer) would keep a half-started daemon alive.
+    log.error(err instanceof Error ? err.message : String(err));
+    if (err instanceof Error && err.stack) log.debug(err.stack);
+    process.stderr.write('', () => process.exit(1));
   },
 );

@@ -299,6 +299,15 @@ export interface DaemonConfig {
   warnings: ConfigWarning[];
   /** Daemon-wide limits; absent means the defaults (defaultDaemonLimits()). */
   limits?: DaemonLimits;
+  /** Who may connect to the Unix sockets the daemon creates (unix_socket_mode/owner/group). */
+  unixSocket?: UnixSocketSettings;
+}
+
+export interface UnixSocketSettings {
+  mode: number;
+  /** User and group names or numeric ids; undefined leaves what the process creates. */
+  owner?: string;
+  group?: string;
 }
 
 /** Command-line values. A flag given (non-empty) replaces the file's value for that key. */
@@ -385,6 +394,9 @@ export const DAEMON_KEYS: readonly string[] = [
   'tcp_table_listen',
   'metrics_listen',
   'log_level',
+  'unix_socket_mode',
+  'unix_socket_owner',
+  'unix_socket_group',
   ...LIMIT_PROPS.map((p) => DAEMON_LIMIT_DEFS[p].name),
 ];
 
@@ -466,6 +478,9 @@ function interpret(path: string | undefined, entries: Map<string, Entry>, warnin
   let metricsListen: { host: string; port: number } | undefined;
   let logLevel: LogLevel = 'info';
   const limits = defaultDaemonLimits();
+  // Postfix (user postfix) must be able to connect; 0660 with unix_socket_group = postfix is
+  // the usual choice, and never world-writable by default.
+  const unixSocket: UnixSocketSettings = { mode: 0o660 };
 
   for (const [key, { value, where, baseDir }] of entries) {
     if (key.startsWith('map.')) {
@@ -532,6 +547,21 @@ function interpret(path: string | undefined, entries: Map<string, Entry>, warnin
         metricsListen = { host: l.host, port: l.port };
         break;
       }
+      case 'unix_socket_mode': {
+        if (!/^0?[0-7]{3}$/.test(value)) throw new ConfigError(`bad value '${value}' (an octal mode like 0660)`, where);
+        unixSocket.mode = parseInt(value, 8);
+        break;
+      }
+      case 'unix_socket_owner':
+      case 'unix_socket_group': {
+        if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$/.test(value) && value !== '') {
+          throw new ConfigError(`bad value '${value}' (a user or group name, or a numeric id)`, where);
+        }
+        const field = key === 'unix_socket_owner' ? 'owner' : 'group';
+        if (value === '') delete unixSocket[field];
+        else unixSocket[field] = value;
+        break;
+      }
       case 'log_level': {
         const v = asciiLower(value);
         if (!(LOG_LEVELS as readonly string[]).includes(v)) {
@@ -590,6 +620,7 @@ function interpret(path: string | undefined, entries: Map<string, Entry>, warnin
     maps: mapList,
     warnings,
     limits,
+    unixSocket,
   };
   if (path !== undefined) config.file = path;
   if (metricsListen !== undefined) config.metricsListen = metricsListen;

@@ -7,7 +7,8 @@ import { encodeTcpReply } from '../protocol/tcp-table.js';
 import { buildMaps, type BuildOptions, type BuiltMaps } from './build-maps.js';
 import { serveConnection } from './connection.js';
 import { socketmapProtocol, tcpTableProtocol, type LookupObserver, type MapRegistry } from './handlers.js';
-import { boundAddress, closeServer, describeListen, listen, type ListenSpec } from './listener.js';
+import { boundAddress, closeServer, describeListen, listen, type ListenSpec, type UnixSocketOptions } from './listener.js';
+import { resolveId, takeListenFds } from './systemd.js';
 
 export interface DaemonHooks extends BuildOptions {
   lookups?: LookupObserver;
@@ -34,6 +35,16 @@ const REFUSED_LINGER_MS = 1_000;
 /** At most this many refused connections linger at once; in a flood the rest are closed bare. */
 const MAX_LINGERING = 256;
 
+function unixSocketOptions(cfg: DaemonConfig): UnixSocketOptions {
+  const u = cfg.unixSocket;
+  if (!u) return {};
+  return {
+    mode: u.mode,
+    uid: u.owner !== undefined ? resolveId(u.owner, '/etc/passwd') : undefined,
+    gid: u.group !== undefined ? resolveId(u.group, '/etc/group') : undefined,
+  };
+}
+
 /**
  * The running daemon: maps (rebuilt on reload), listeners (kept across reloads), and the set of
  * open client connections (kept across reloads; drained on stop).
@@ -53,8 +64,19 @@ export class Daemon implements MapRegistry {
     const d = new Daemon(cfg, hooks);
     d.built = buildMaps(cfg, hooks);
     try {
-      for (const spec of cfg.socketmapListen) await d.listenOn(spec, 'socketmap');
-      for (const t of cfg.tcpTableListen) await d.listenOn(t.listen, 'tcp_table', t.map);
+      const inherited = takeListenFds();
+      if (inherited.length > 0) {
+        // Socket activation: systemd's sockets replace the configured listeners.
+        for (const s of inherited) {
+          const spec: ListenSpec = { kind: 'fd', fd: s.fd, name: s.name };
+          if (s.name === 'socketmap') await d.listenOn(spec, 'socketmap');
+          else if (s.name.startsWith('tcp_table.') && d.built.maps.has(s.name.slice(10))) await d.listenOn(spec, 'tcp_table', s.name.slice(10));
+          else throw new Error(`socket fd ${s.fd} from systemd is named ${JSON.stringify(s.name)}; expected "socketmap" or "tcp_table.MAP" with MAP one of: ${d.names().join(', ')}`);
+        }
+      } else {
+        for (const spec of cfg.socketmapListen) await d.listenOn(spec, 'socketmap');
+        for (const t of cfg.tcpTableListen) await d.listenOn(t.listen, 'tcp_table', t.map);
+      }
     } catch (err) {
       await d.stop();
       throw err;
@@ -167,7 +189,7 @@ export class Daemon implements MapRegistry {
       this.sockets.add(entry);
       socket.once('close', () => this.sockets.delete(entry));
     };
-    const server = await listen(spec, onConnection);
+    const server = await listen(spec, onConnection, unixSocketOptions(this.cfg));
     this.bound.push({ spec, address: boundAddress(server, spec), server, protocol });
   }
 

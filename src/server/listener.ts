@@ -2,7 +2,11 @@ import { existsSync, lstatSync, unlinkSync, chmodSync, chownSync } from 'node:fs
 import net from 'node:net';
 import { log } from '../log.js';
 
-export type ListenSpec = { kind: 'inet'; host: string; port: number } | { kind: 'unix'; path: string };
+export type ListenSpec =
+  | { kind: 'inet'; host: string; port: number }
+  | { kind: 'unix'; path: string }
+  /** A listening socket inherited from systemd; it is systemd's: never unlinked by us. */
+  | { kind: 'fd'; fd: number; name: string };
 
 export interface UnixSocketOptions {
   mode?: number;
@@ -11,6 +15,7 @@ export interface UnixSocketOptions {
 }
 
 export function describeListen(l: ListenSpec): string {
+  if (l.kind === 'fd') return `fd:${l.fd}(${l.name})`;
   return l.kind === 'unix' ? `unix:${l.path}` : `inet:${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`;
 }
 
@@ -37,6 +42,7 @@ export async function listen(spec: ListenSpec, onConnection: (s: net.Socket) => 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     if (spec.kind === 'unix') server.listen(spec.path, () => resolve());
+    else if (spec.kind === 'fd') server.listen({ fd: spec.fd }, () => resolve());
     else server.listen(spec.port, spec.host, () => resolve());
   });
   server.on('error', (err) => log.error(`listener ${describeListen(spec)}: ${err.message}`));
@@ -51,6 +57,9 @@ export async function listen(spec: ListenSpec, onConnection: (s: net.Socket) => 
 export function boundAddress(server: net.Server, spec: ListenSpec): ListenSpec {
   const a = server.address();
   if (spec.kind === 'inet' && a && typeof a === 'object') return { kind: 'inet', host: spec.host, port: a.port };
+  // An inherited socket: report what it really is.
+  if (spec.kind === 'fd' && a && typeof a === 'object') return { kind: 'inet', host: a.address, port: a.port };
+  if (spec.kind === 'fd' && typeof a === 'string') return { kind: 'unix', path: a };
   return spec;
 }
 
