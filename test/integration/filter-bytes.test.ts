@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { BerWriter } from 'ldapts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FilterError, parseFilter } from '../../src/ldap/filter.js';
+import { prng as rng } from '../support/prng.js';
 
 // libldap is the referee here: without ldapsearch this file must fail, never skip.
 const haveLdapsearch = spawnSync('ldapsearch', ['-VV'], { encoding: 'utf8' }).error === undefined;
@@ -199,17 +200,6 @@ async function libldapBulk(cap: Capture, lines: string[]): Promise<string[]> {
 
 // ---------------------------------------------------------------------------------------------
 // Random filters: grammar-built ones, mutated ones and character soup.
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function makeGen(seed: number) {
   const r = rng(seed);

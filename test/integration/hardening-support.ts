@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { startDaemon, type RunningDaemon } from '../support/daemon.js';
+export { prng as rng } from '../support/prng.js';
+import { prng as rng } from '../support/prng.js';
 
 export function frame(s: string | Buffer): Buffer {
   const b = Buffer.isBuffer(s) ? s : Buffer.from(s, 'utf8');
@@ -163,17 +165,6 @@ export async function pool<T, R>(items: T[], n: number, f: (x: T, i: number) => 
   return out;
 }
 
-/** Deterministic PRNG (mulberry32) so a failing fuzz case can be replayed from its seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** startDaemon with `--metrics 127.0.0.1:0` added; waits for the metrics line and sets metricsPort. */
 export async function startDaemonWithMetrics(args: string[], opts: Parameters<typeof startDaemon>[1] = {}): Promise<RunningDaemon> {

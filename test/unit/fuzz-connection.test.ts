@@ -17,19 +17,10 @@ import { found, NOTFOUND, temp, type LookupMap, type LookupResult } from '../../
 import { encodeSocketmapReply } from '../../src/protocol/socketmap.js';
 import { serveConnection, type ConnectionHooks } from '../../src/server/connection.js';
 import { socketmapProtocol, type MapRegistry } from '../../src/server/handlers.js';
+import { prng as rng } from '../support/prng.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20240607);
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const int = (r: () => number, n: number): number => Math.floor(r() * n);
 const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
 

@@ -6,18 +6,8 @@ import {
   encodeNetstring,
   encodeNetstringWithPrefix,
 } from '../../src/protocol/netstring.js';
+import { prng } from '../support/prng.js';
 
-/** Deterministic PRNG (mulberry32) so a failing fuzz case reproduces from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 const strs = (frames: Buffer[]): string[] => frames.map((f) => f.toString('latin1'));

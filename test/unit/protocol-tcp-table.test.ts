@@ -8,17 +8,8 @@ import {
   hexQuote,
   hexUnquote,
 } from '../../src/protocol/tcp-table.js';
+import { prng } from '../support/prng.js';
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 const keys = (requests: Array<{ key: Buffer }>): string[] => requests.map((r) => r.key.toString('latin1'));
