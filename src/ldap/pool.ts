@@ -65,6 +65,8 @@ interface Slot {
   inFlight: number;
   /** Rejecters of the searches on this connection, so a dead socket fails them at once. */
   pending: Set<(f: LdapFailure) => void>;
+  /** The socket corked for the searches started in this tick (see corkForTick). */
+  corked?: OpenConnection['socket'];
 }
 
 /**
@@ -185,6 +187,7 @@ export class LdapPool {
       // does not answer one search is unlikely to answer the others queued behind it.
       this.dropConnection(slot, new LdapFailure('timeout', `search timed out after ${this.timeoutMs} ms`, undefined, conn.server));
     }, this.timeoutMs);
+    this.corkForTick(slot, conn);
     try {
       const result = await Promise.race([
         conn.client.search(req.base, {
@@ -211,6 +214,24 @@ export class LdapPool {
       slot.inFlight--;
       slot.pending.delete(rejectPending);
     }
+  }
+
+  /**
+   * Corks the connection's socket until the next tick, so the searches a walk starts together
+   * (a list's members) leave in one writev instead of one write(2) each. ldapts writes a request
+   * a few microtasks after search() is called; nextTick callbacks run once the microtask queue is
+   * empty, so they are all in. Started outside a microtask, the uncork may come first: the
+   * write then just goes out on its own.
+   */
+  private corkForTick(slot: Slot, conn: OpenConnection): void {
+    if (slot.corked !== undefined) return;
+    const socket = conn.socket;
+    slot.corked = socket;
+    socket.cork();
+    process.nextTick(() => {
+      slot.corked = undefined;
+      socket.uncork();
+    });
   }
 
   private observe(server: string, outcome: Parameters<NonNullable<PoolObserver['request']>>[1], started: bigint): void {
