@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { CacheObserver } from '../cache/cache-map.js';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { CacheHitKind, CacheObserver, CacheSource } from '../cache/cache-map.js';
 import type { ChangeKind, WatcherObserver, WatcherStatus } from '../freshness/watcher.js';
 import type { PoolObserver } from '../ldap/pool.js';
 import type { LookupResult } from '../lookup/result.js';
 import type { LookupObserver } from '../server/handlers.js';
+import { CounterCells, HistogramCells, type CounterCell, type HistogramCell } from './cells.js';
 
 /**
  * Prometheus metrics for one daemon, in a registry of its own (not prom-client's global one, so
@@ -25,6 +26,10 @@ import type { LookupObserver } from '../server/handlers.js';
  *   `result` is what the cache layer returned; it differs from the answer sent only when the
  *   request deadline (outside the cache) cut a slow lookup short, in which case the histogram
  *   records the late inner result and its full duration.
+ *
+ * The per-request and per-search series (lookups, cache hits/misses, lookup duration, LDAP
+ * requests and their duration) are plain numbers updated in place (./cells.ts), resolved once
+ * per map or server, and handed to prom-client when /metrics is scraped.
  */
 
 export const LOOKUP_BUCKETS = [
@@ -39,6 +44,26 @@ export const UNKNOWN_MAP = '(unknown)';
 const NONCONFORMING_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
 export type Protocol = 'socketmap' | 'tcp_table';
+
+type ResultKind = LookupResult['kind'];
+type LdapOutcome = (typeof LDAP_OUTCOMES)[number];
+
+/** The hot-path series of one map (or of UNKNOWN_MAP), resolved once. */
+interface MapCells {
+  readonly label: string;
+  /** All five for a declared map; only those seen for UNKNOWN_MAP. */
+  readonly lookups: Partial<Record<ResultKind, CounterCell>>;
+  readonly hits: Partial<Record<CacheHitKind, CounterCell>>;
+  misses?: CounterCell;
+  /** Created on first observation, as prom-client creates a histogram series. */
+  readonly duration: Record<CacheSource, Partial<Record<ResultKind, HistogramCell>>>;
+}
+
+/** The per-search series of one LDAP server. */
+interface ServerCells {
+  readonly requests: Record<LdapOutcome, CounterCell>;
+  duration?: HistogramCell;
+}
 
 /** Same shape as DaemonHooks['connections'] in src/server/daemon.ts. */
 export interface ConnectionObserver {
@@ -86,7 +111,10 @@ export class Metrics {
   /** The change watchers' observer (src/freshness/watcher.ts). */
   readonly watcherObserver: WatcherObserver;
 
-  private readonly knownMaps = new Set<string>();
+  /** Declared (configured) maps; anything else a client names is counted as UNKNOWN_MAP. */
+  private readonly knownMaps = new Map<string, MapCells>();
+  private unknownMapCells: MapCells | undefined;
+  private readonly servers = new Map<string, ServerCells>();
   private readonly caches = new Map<string, CacheStats>();
   private readonly openLdap = new Map<string, number>();
   private readonly openClients = new Map<string, number>();
@@ -96,12 +124,12 @@ export class Metrics {
   private readonly directoryChanges: Counter<'servers' | 'kind'>;
   private readonly invalidations: Counter<'map'>;
   private readonly changePollErrors: Counter<'servers'>;
-  private readonly lookupDuration: Histogram<'map' | 'result' | 'source'>;
-  private readonly lookups: Counter<'map' | 'result'>;
-  private readonly cacheHits: Counter<'map' | 'kind'>;
-  private readonly cacheMisses: Counter<'map'>;
-  private readonly ldapRequests: Counter<'server' | 'result'>;
-  private readonly ldapDuration: Histogram<'server'>;
+  private readonly lookupDuration: HistogramCells<'map' | 'result' | 'source'>;
+  private readonly lookups: CounterCells<'map' | 'result'>;
+  private readonly cacheHits: CounterCells<'map' | 'kind'>;
+  private readonly cacheMisses: CounterCells<'map'>;
+  private readonly ldapRequests: CounterCells<'server' | 'result'>;
+  private readonly ldapDuration: HistogramCells<'server'>;
   private readonly ldapConnections: Gauge<'server' | 'state'>;
   private readonly ldapConnectionEvents: Counter<'server' | 'event'>;
   private readonly clientConnections: Gauge<'protocol'>;
@@ -123,26 +151,26 @@ export class Metrics {
       for (const name of NONCONFORMING_DEFAULTS) this.registry.removeSingleMetric(name);
     }
 
-    this.lookupDuration = new Histogram({
+    this.lookupDuration = new HistogramCells({
       name: 'ldap_socketmap_lookup_duration_seconds',
       help: 'Time to answer a lookup, by map, result and where the answer came from (cache, ldap, stale).',
       labelNames: ['map', 'result', 'source'],
       buckets: LOOKUP_BUCKETS,
       registers,
     });
-    this.lookups = new Counter({
+    this.lookups = new CounterCells({
       name: 'ldap_socketmap_lookups_total',
       help: 'Lookup requests answered, by map and result.',
       labelNames: ['map', 'result'],
       registers,
     });
-    this.cacheHits = new Counter({
+    this.cacheHits = new CounterCells({
       name: 'ldap_socketmap_cache_hits_total',
       help: 'Lookups answered from the cache: fresh (found), negative (notfound), stale (expired answer served because LDAP failed).',
       labelNames: ['map', 'kind'],
       registers,
     });
-    this.cacheMisses = new Counter({
+    this.cacheMisses = new CounterCells({
       name: 'ldap_socketmap_cache_misses_total',
       help: 'Lookups that needed LDAP (coalesced waiters included).',
       labelNames: ['map'],
@@ -169,13 +197,13 @@ export class Metrics {
         for (const [map, c] of caches) this.set({ map }, c.bytes);
       },
     });
-    this.ldapRequests = new Counter({
+    this.ldapRequests = new CounterCells({
       name: 'ldap_socketmap_ldap_requests_total',
       help: 'LDAP searches, by server and outcome.',
       labelNames: ['server', 'result'],
       registers,
     });
-    this.ldapDuration = new Histogram({
+    this.ldapDuration = new HistogramCells({
       name: 'ldap_socketmap_ldap_request_duration_seconds',
       help: 'Duration of LDAP searches, by server.',
       labelNames: ['server'],
@@ -276,8 +304,9 @@ export class Metrics {
 
     this.poolObserver = {
       request: (server, outcome, seconds) => {
-        this.ldapRequests.inc({ server, result: outcome });
-        this.ldapDuration.observe({ server }, seconds);
+        const s = this.servers.get(server) ?? this.ldapServer(server);
+        s.requests[outcome].n++;
+        (s.duration ??= this.ldapDuration.cell({ server })).observe(seconds);
       },
       connection: (server, event) => {
         this.ldapServer(server);
@@ -297,16 +326,16 @@ export class Metrics {
     // on sight; only names coming from clients (lookupObserver) are checked.
     this.cacheObserver = {
       lookup: (map, result, source, seconds) => {
-        this.declareMap(map);
-        this.lookupDuration.observe({ map, result: result.kind, source }, seconds);
+        const m = this.knownMaps.get(map) ?? this.declareMap(map);
+        const kind = result.kind;
+        const bySource = m.duration[source];
+        (bySource[kind] ??= this.lookupDuration.cell({ map: m.label, result: kind, source })).observe(seconds);
       },
       hit: (map, kind) => {
-        this.declareMap(map);
-        this.cacheHits.inc({ map, kind });
+        (this.knownMaps.get(map) ?? this.declareMap(map)).hits[kind]!.n++;
       },
       miss: (map) => {
-        this.declareMap(map);
-        this.cacheMisses.inc({ map });
+        (this.knownMaps.get(map) ?? this.declareMap(map)).misses!.n++;
       },
     };
 
@@ -421,21 +450,29 @@ export class Metrics {
     return this.registry.metrics();
   }
 
-  private declareMap(name: string): void {
-    if (this.knownMaps.has(name)) return;
-    this.knownMaps.add(name);
-    for (const result of RESULTS) this.lookups.inc({ map: name, result }, 0);
-    for (const kind of HIT_KINDS) this.cacheHits.inc({ map: name, kind }, 0);
-    this.cacheMisses.inc({ map: name }, 0);
+  private declareMap(name: string): MapCells {
+    const known = this.knownMaps.get(name);
+    if (known) return known;
+    const m = mapCells(name);
+    for (const result of RESULTS) m.lookups[result] = this.lookups.cell({ map: name, result });
+    for (const kind of HIT_KINDS) m.hits[kind] = this.cacheHits.cell({ map: name, kind });
+    m.misses = this.cacheMisses.cell({ map: name });
     this.invalidations.inc({ map: name }, 0);
+    this.knownMaps.set(name, m);
+    return m;
   }
 
-  private ldapServer(server: string): void {
-    if (this.openLdap.has(server)) return;
+  private ldapServer(server: string): ServerCells {
+    const known = this.servers.get(server);
+    if (known) return known;
     this.openLdap.set(server, 0);
     this.ldapConnections.set({ server, state: 'open' }, 0);
     for (const event of CONNECTION_EVENTS) this.ldapConnectionEvents.inc({ server, event }, 0);
-    for (const result of LDAP_OUTCOMES) this.ldapRequests.inc({ server, result }, 0);
+    const requests = {} as Record<LdapOutcome, CounterCell>;
+    for (const result of LDAP_OUTCOMES) requests[result] = this.ldapRequests.cell({ server, result });
+    const s: ServerCells = { requests };
+    this.servers.set(server, s);
+    return s;
   }
 
   private poolLoad(servers: string): { inFlight: number; queued: number } {
@@ -448,8 +485,9 @@ export class Metrics {
     return l;
   }
 
-  private mapLabel(map: string): string {
-    return this.knownMaps.has(map) ? map : UNKNOWN_MAP;
+  /** The series of a map a client named: its own when configured, UNKNOWN_MAP's otherwise. */
+  private clientMap(map: string): MapCells {
+    return this.knownMaps.get(map) ?? (this.unknownMapCells ??= mapCells(UNKNOWN_MAP));
   }
 
   private adjust(counts: Map<string, number>, key: string, delta: number, set: (n: number) => void): void {
@@ -460,11 +498,16 @@ export class Metrics {
 
   private makeLookupObserver(protocol: string): LookupObserver {
     return {
-      answered: (map: string, result: LookupResult, oversize?: number) => {
-        const label = this.mapLabel(map);
-        this.lookups.inc({ map: label, result: result.kind });
-        if (oversize !== undefined) this.oversize.inc({ map: label, protocol });
+      answered: (map, result, oversize) => {
+        const m = this.clientMap(map);
+        const kind = result.kind;
+        (m.lookups[kind] ??= this.lookups.cell({ map: m.label, result: kind })).n++;
+        if (oversize !== undefined) this.oversize.inc({ map: m.label, protocol });
       },
     };
   }
+}
+
+function mapCells(label: string): MapCells {
+  return { label, lookups: {}, hits: {}, duration: { cache: {}, ldap: {}, stale: {} } };
 }
