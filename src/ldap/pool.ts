@@ -52,6 +52,31 @@ export interface PoolOptions {
 
 const DEREF = ['never', 'search', 'find', 'always'] as const;
 
+/** Parsed filters by filter string, oldest first; a filter object is only read when sent. */
+const filterCache = new Map<string, Filter>();
+const FILTER_CACHE_MAX = 512;
+
+/**
+ * The filter string as ldapts Filter objects, from a small cache: every nested DN search sends
+ * the same `(objectclass=*)`, and a busy key's top-level filter repeats too. Throws LdapFailure
+ * for a filter libldap would refuse.
+ */
+export function parsedFilter(text: string): Filter {
+  let filter = filterCache.get(text);
+  if (filter !== undefined) return filter;
+  try {
+    // Our own libldap-compatible parser: ldapts's would mis-encode \XX escapes above 0x7F.
+    filter = parseFilter(text);
+  } catch (err) {
+    // Postfix gets LDAP_FILTER_ERROR (-7) from libldap: a temporary error.
+    if (err instanceof FilterError) throw new LdapFailure('error', err.message, LDAP_FILTER_ERROR);
+    throw err;
+  }
+  if (filterCache.size >= FILTER_CACHE_MAX) filterCache.delete(filterCache.keys().next().value as string);
+  filterCache.set(text, filter);
+  return filter;
+}
+
 /** A search waiting for admission (maxInFlight reached). */
 interface Waiter {
   grant(): void;
@@ -149,15 +174,7 @@ export class LdapPool {
   private readonly sharing = new Map<string, Promise<Entry[]>>();
 
   private async searchQueued(req: SearchRequest): Promise<Entry[]> {
-    let filter: Filter;
-    try {
-      // Our own libldap-compatible parser: ldapts's would mis-encode \XX escapes above 0x7F.
-      filter = parseFilter(req.filter);
-    } catch (err) {
-      // Postfix gets LDAP_FILTER_ERROR (-7) from libldap: a temporary error.
-      if (err instanceof FilterError) throw new LdapFailure('error', err.message, LDAP_FILTER_ERROR);
-      throw err;
-    }
+    const filter = parsedFilter(req.filter);
     await this.acquire();
     try {
       try {
