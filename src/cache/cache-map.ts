@@ -2,6 +2,8 @@ import { LRUCache } from 'lru-cache';
 import { DependencyCollector, teeTrace, type Dependencies } from '../freshness/deps.js';
 import type { LookupTrace } from '../lookup/ldap-map.js';
 import { found, NOTFOUND, type LookupMap, type LookupResult } from '../lookup/result.js';
+import { encodeNetstringWithPrefix } from '../protocol/netstring.js';
+import { encodeSocketmapReply, SOCKETMAP_MAX_REPLY } from '../protocol/socketmap.js';
 
 /**
  * Per-map answer cache in front of any LookupMap (normally the LDAP map, possibly wrapped in the
@@ -24,6 +26,10 @@ import { found, NOTFOUND, type LookupMap, type LookupResult } from '../lookup/re
  * Keys are the raw request bytes (`latin1` string of the Buffer: lossless, one byte per char),
  * so two spellings of a key that the LDAP map folds together are cached separately, exactly as
  * Postfix would ask for them.
+ *
+ * A FOUND answer is stored as its finished socketmap reply (`LEN:OK value,` as a latin1 string),
+ * so the socketmap server answers a hit with `answerNow()`: synchronously, without a Promise,
+ * a timer or any encoding, by writing the stored string (see src/server/handlers.ts).
  */
 
 export interface CacheOptions {
@@ -80,12 +86,42 @@ export interface CachePeek {
 
 export type CacheHitKind = 'fresh' | 'stale' | 'negative';
 
+/** What the observers need of an answer: its kind (a LookupResult or a CachedAnswer). */
+export interface AnswerKind {
+  readonly kind: LookupResult['kind'];
+}
+
+/** A fresh cached answer, ready to send (CachedMap.answerNow()). */
+export interface CachedAnswer extends AnswerKind {
+  readonly kind: 'found' | 'notfound';
+  /**
+   * The complete socketmap reply frame as a latin1 string (one char per byte): write it as is
+   * with `socket.write(reply, 'latin1')`. NOTFOUND for an empty found value; TEMP when the value
+   * is too large for socketmap (then `oversize` is set).
+   */
+  readonly reply: string;
+  /** The socketmap payload size a found value would have needed, when over SOCKETMAP_MAX_REPLY. */
+  readonly oversize: number | undefined;
+  /** The answer as a LookupResult (a found value is copied into a new Buffer per call). */
+  result(): LookupResult;
+}
+
+/** Maps that can answer some keys synchronously: CachedMap, and DeadlineMap over one. */
+export interface AnswersNow {
+  /**
+   * A fresh cached answer for `key` (the exact request bytes), counted as a hit like a lookup()
+   * that finds it (observers, refresh-ahead); undefined when lookup() has to decide (absent,
+   * expired, cache disabled), in which case nothing was counted.
+   */
+  answerNow(key: Buffer): CachedAnswer | undefined;
+}
+
 /**
  * Observations for metrics. Per lookup exactly one of `hit` / `miss` is called, then `lookup`
  * once with the answer the caller got, where it came from and how long it took.
  */
 export interface CacheObserver {
-  lookup?(map: string, result: LookupResult, source: CacheSource, seconds: number): void;
+  lookup?(map: string, result: AnswerKind, source: CacheSource, seconds: number): void;
   /** fresh: cached FOUND; negative: cached NOTFOUND; stale: expired answer served on TEMP/TIMEOUT. */
   hit?(map: string, kind: CacheHitKind): void;
   /** The answer came from the inner map (including coalesced waiters and failed lookups). */
@@ -105,24 +141,61 @@ export const ENTRY_OVERHEAD_BYTES = 256;
 
 const DEFAULT_REFRESH_AHEAD = 0.8;
 
-interface Entry {
-  /**
-   * A FOUND value as a latin1 string (lossless, one byte per char, compact on V8's heap and
-   * never a view into some larger buffer), or undefined for NOTFOUND.
-   */
-  value: string | undefined;
-  storedAt: number;
-  expiresAt: number;
-  /** Last moment the entry may be served on TEMP/TIMEOUT; after it the entry is dropped. */
-  staleUntil: number;
-  size: number;
+/** The socketmap NOTFOUND reply, shared by every negative entry. */
+const NOTFOUND_REPLY = encodeSocketmapReply(NOTFOUND).frame.toString('latin1');
+const OK_PREFIX = 'OK ';
+
+class Entry implements CachedAnswer {
   /** A refresh-ahead was already started for this entry (one per entry, success or not). */
-  refreshStarted: boolean;
-  /** What the answer was built from (trackDependencies only). */
-  deps?: Dependencies;
+  refreshStarted = false;
+
+  constructor(
+    /**
+     * A FOUND value as its socketmap frame `LEN:OK value,` in a latin1 string (lossless, one
+     * byte per char, compact on V8's heap and never a view into some larger buffer: a Buffer per
+     * entry would cost ~350 bytes more of RSS), or undefined for NOTFOUND.
+     */
+    readonly frame: string | undefined,
+    /** What socketmap sends: `frame`, or NOTFOUND_REPLY, or the TEMP sent instead of an oversize value. */
+    readonly reply: string,
+    readonly storedAt: number,
+    public expiresAt: number,
+    /** Last moment the entry may be served on TEMP/TIMEOUT; after it the entry is dropped. */
+    readonly staleUntil: number,
+    /** Accounted bytes: key, the stored strings (not the shared NOTFOUND one), overhead, dependencies. */
+    readonly size: number,
+    /** What the answer was built from (trackDependencies only). */
+    readonly deps: Dependencies | undefined,
+  ) {}
+
+  get kind(): 'found' | 'notfound' {
+    return this.frame === undefined ? 'notfound' : 'found';
+  }
+
+  get oversize(): number | undefined {
+    if (this.frame === undefined || this.reply === this.frame) return undefined;
+    const size = this.frame.length - this.frame.indexOf(':') - 2;
+    return size > SOCKETMAP_MAX_REPLY ? size : undefined;
+  }
+
+  /** A cached answer as a new result (each caller gets its own Buffer). */
+  result(): LookupResult {
+    const f = this.frame;
+    if (f === undefined) return NOTFOUND;
+    return found(Buffer.from(f.slice(f.indexOf(':') + 1 + OK_PREFIX.length, f.length - 1), 'latin1'));
+  }
 }
 
-export class CachedMap implements LookupMap {
+/** The entry strings for a FOUND value: its frame, and what socketmap sends for it. */
+function foundStrings(value: Buffer): { frame: string; reply: string } {
+  // Through a Buffer, so the string is one flat latin1 string from the start.
+  const frame = encodeNetstringWithPrefix(OK_PREFIX, value).toString('latin1');
+  if (value.length === 0) return { frame, reply: NOTFOUND_REPLY };
+  if (OK_PREFIX.length + value.length <= SOCKETMAP_MAX_REPLY) return { frame, reply: frame };
+  return { frame, reply: encodeSocketmapReply(found(value)).frame.toString('latin1') };
+}
+
+export class CachedMap implements LookupMap, AnswersNow {
   private readonly lru: LRUCache<string, Entry> | undefined;
   private readonly inflight = new Map<string, Promise<LookupResult>>();
   private readonly ttlMs: number;
@@ -170,23 +243,27 @@ export class CachedMap implements LookupMap {
     return this.lru?.calculatedSize ?? 0;
   }
 
+  answerNow(key: Buffer): CachedAnswer | undefined {
+    if (!this.lru) return undefined;
+    const started = process.hrtime.bigint();
+    const k = key.toString('latin1');
+    const entry = this.lru.get(k);
+    if (entry === undefined) return undefined;
+    const now = this.now();
+    // Expired (servable stale or to be dropped): lookup() decides.
+    if (now >= entry.expiresAt) return undefined;
+    this.hit(k, key, entry, now, started);
+    return entry;
+  }
+
   async lookup(key: Buffer, trace?: LookupTrace): Promise<LookupResult> {
     const started = process.hrtime.bigint();
     const k = key.toString('latin1');
     const now = this.now();
     const entry = this.current(k, now);
     if (entry && now < entry.expiresAt) {
-      this.observer.hit?.(this.name, entry.value !== undefined ? 'fresh' : 'negative');
-      if (!entry.refreshStarted && this.refreshFraction < 1) {
-        const ttl = entry.expiresAt - entry.storedAt;
-        if (now >= entry.storedAt + ttl * this.refreshFraction) {
-          entry.refreshStarted = true;
-          if (!this.inflight.has(k)) this.refresh(k, key);
-        }
-      }
-      const answer = answerOf(entry);
-      this.report(answer, 'cache', started);
-      return answer;
+      this.hit(k, key, entry, now, started);
+      return entry.result();
     }
 
     let result: LookupResult;
@@ -196,7 +273,7 @@ export class CachedMap implements LookupMap {
       // The inner map threw (a bug, not LDAP trouble): propagate so the server logs it, but
       // still count the request.
       this.observer.miss?.(this.name);
-      this.report({ kind: 'temp', reason: 'internal error' }, 'ldap', started);
+      this.report({ kind: 'temp' }, 'ldap', started);
       throw err;
     }
     if (result.kind === 'temp' || result.kind === 'timeout') {
@@ -204,9 +281,8 @@ export class CachedMap implements LookupMap {
       const stale = this.current(k, this.now());
       if (stale) {
         this.observer.hit?.(this.name, 'stale');
-        const answer = answerOf(stale);
-        this.report(answer, 'stale', started);
-        return answer;
+        this.report(stale, 'stale', started);
+        return stale.result();
       }
     }
     this.observer.miss?.(this.name);
@@ -245,7 +321,7 @@ export class CachedMap implements LookupMap {
     const peeked: CachePeek = {
       enabled: true,
       state: now < e.expiresAt ? 'fresh' : 'stale',
-      result: answerOf(e),
+      result: e.result(),
       ageMs: now - e.storedAt,
       expiresInMs: e.expiresAt - now,
       inFlight,
@@ -269,6 +345,19 @@ export class CachedMap implements LookupMap {
   async close(): Promise<void> {
     this.flush();
     await this.inner.close?.();
+  }
+
+  /** A fresh hit: counted, and a refresh-ahead started when the entry is old enough. */
+  private hit(k: string, key: Buffer, entry: Entry, now: number, started: bigint): void {
+    this.observer.hit?.(this.name, entry.frame !== undefined ? 'fresh' : 'negative');
+    if (!entry.refreshStarted && this.refreshFraction < 1) {
+      const ttl = entry.expiresAt - entry.storedAt;
+      if (now >= entry.storedAt + ttl * this.refreshFraction) {
+        entry.refreshStarted = true;
+        if (!this.inflight.has(k)) this.refresh(k, key);
+      }
+    }
+    this.report(entry, 'cache', started);
   }
 
   /** The entry for k if it may still be served fresh or stale; drops it when it may not. */
@@ -316,17 +405,12 @@ export class CachedMap implements LookupMap {
   private store(k: string, result: LookupResult, tracked?: { deps: Dependencies; bytes: number }, startEpoch = this.epoch): void {
     if (!this.lru) return;
     let ttl: number;
-    let value: string | undefined;
     switch (result.kind) {
       case 'found':
         ttl = this.ttlMs;
-        // Stored as a string, not the Buffer itself: the inner buffer may be a view into a much
-        // larger one (a socket read, Node's allocation pool) that must not be kept alive.
-        value = result.value.toString('latin1');
         break;
       case 'notfound':
         ttl = this.negativeTtlMs;
-        value = undefined;
         break;
       default:
         // Errors are never answers; keep whatever good answer there was for stale-if-error.
@@ -338,19 +422,18 @@ export class CachedMap implements LookupMap {
       this.lru.delete(k);
       return;
     }
+    // Stored as strings, not the value Buffer itself: that may be a view into a much larger
+    // buffer (a socket read, Node's allocation pool) that must not be kept alive.
+    const { frame, reply } = result.kind === 'found' ? foundStrings(result.value) : { frame: undefined, reply: NOTFOUND_REPLY };
     const now = this.now();
     // A change seen while this lookup ran may have reached LDAP before the lookup read it: such
     // an answer is kept only as an expired one (what stale-if-error may serve), never as fresh.
-    const outdated = startEpoch !== this.epoch && this.invalidatedSince(startEpoch, tracked?.deps, value === undefined);
-    this.lru.set(k, {
-      value,
-      storedAt: now,
-      expiresAt: outdated ? now : now + ttl,
-      staleUntil: now + ttl + this.staleMs,
-      size: k.length + (value?.length ?? 0) + ENTRY_OVERHEAD_BYTES + (tracked?.bytes ?? 0),
-      refreshStarted: false,
-      deps: tracked?.deps,
-    });
+    const outdated = startEpoch !== this.epoch && this.invalidatedSince(startEpoch, tracked?.deps, frame === undefined);
+    const stored = (frame?.length ?? 0) + (reply !== frame && reply !== NOTFOUND_REPLY ? reply.length : 0);
+    this.lru.set(
+      k,
+      new Entry(frame, reply, now, outdated ? now : now + ttl, now + ttl + this.staleMs, k.length + stored + ENTRY_OVERHEAD_BYTES + (tracked?.bytes ?? 0), tracked?.deps),
+    );
   }
 
   /**
@@ -368,7 +451,7 @@ export class CachedMap implements LookupMap {
     let n = 0;
     for (const e of this.lru.values()) {
       if (now >= e.expiresAt) continue;
-      if (match(e.deps, e.value === undefined)) {
+      if (match(e.deps, e.frame === undefined)) {
         e.expiresAt = now;
         n++;
       }
@@ -392,15 +475,10 @@ export class CachedMap implements LookupMap {
     return this.invalidations.some((i) => i.epoch > startEpoch && i.match(deps, negative));
   }
 
-  private report(result: LookupResult, source: CacheSource, started: bigint): void {
+  private report(result: AnswerKind, source: CacheSource, started: bigint): void {
     if (!this.observer.lookup) return;
     this.observer.lookup(this.name, result, source, Number(process.hrtime.bigint() - started) / 1e9);
   }
-}
-
-/** A cached answer as a new result (each caller gets its own Buffer). */
-function answerOf(e: Entry): LookupResult {
-  return e.value === undefined ? NOTFOUND : found(Buffer.from(e.value, 'latin1'));
 }
 
 /** Daemon/map settings (seconds, counts, bytes) → CachedMap options. */

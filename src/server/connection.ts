@@ -2,6 +2,9 @@ import type net from 'node:net';
 import { ProtocolError } from '../protocol/errors.js';
 import { log, RateLimitedLog } from '../log.js';
 
+/** A reply as sent: bytes, or a latin1 string (one char per byte, e.g. a reply stored in the cache). */
+export type Reply = Buffer | string;
+
 export interface Decoder<Req> {
   push(chunk: Buffer): Req[];
   /** Bytes of an unfinished request held right now (0 between requests): for the slowloris guard. */
@@ -43,11 +46,14 @@ const MAX_QUEUED = 32;
  * One client connection: bytes in → decoder → requests answered strictly in order → bytes out.
  * Postfix never pipelines, but nothing breaks if a client does. A malformed request closes this
  * connection only; a clean EOF between requests is normal (Postfix reconnects all the time).
+ *
+ * `handle` may answer synchronously (a cache hit): the reply is then written in the same tick
+ * the request arrived in, with no Promise involved; a Promise is waited for.
  */
 export function serveConnection<Req>(
   socket: net.Socket,
   decoder: Decoder<Req>,
-  handle: (req: Req) => Promise<Buffer>,
+  handle: (req: Req) => Reply | Promise<Reply>,
   opts: ConnectionOptions,
 ): { drain(): Promise<void> } {
   const queue: Req[] = [];
@@ -117,24 +123,51 @@ export function serveConnection<Req>(
     socket.destroy();
   };
 
-  const pump = async (): Promise<void> => {
-    if (busy) return;
-    busy = true;
+  const send = (reply: Reply): void => {
+    if (typeof reply === 'string') socket.write(reply, 'latin1');
+    else socket.write(reply);
+    if (queue.length < MAX_QUEUED / 2 && socket.isPaused()) socket.resume();
+  };
+  const idle = (): void => {
+    busy = false;
+    for (const w of idleWaiters) w();
+    idleWaiters = [];
+  };
+  /** Answers the queued requests in order; `busy` stays true until the queue is empty (or the socket gone). */
+  const run = (): void => {
     try {
       while (queue.length > 0 && !socket.destroyed) {
-        const req = queue.shift()!;
-        const reply = await handle(req);
-        if (socket.destroyed) break;
-        socket.write(reply);
-        if (queue.length < MAX_QUEUED / 2 && socket.isPaused()) socket.resume();
+        const reply = handle(queue.shift()!);
+        if (typeof reply !== 'string' && !(reply instanceof Uint8Array)) {
+          reply.then(
+            (r) => {
+              try {
+                if (!socket.destroyed) send(r);
+              } catch (err) {
+                fail(err);
+                idle();
+                return;
+              }
+              run();
+            },
+            (err: unknown) => {
+              fail(err);
+              idle();
+            },
+          );
+          return;
+        }
+        send(reply);
       }
     } catch (err) {
       fail(err);
-    } finally {
-      busy = false;
-      for (const w of idleWaiters) w();
-      idleWaiters = [];
     }
+    idle();
+  };
+  const pump = (): void => {
+    if (busy) return;
+    busy = true;
+    run();
   };
 
   socket.on('data', (chunk: Buffer) => {
@@ -149,7 +182,7 @@ export function serveConnection<Req>(
     if (reqs.length === 0) return;
     for (const r of reqs) queue.push(r);
     if (queue.length >= MAX_QUEUED) socket.pause();
-    void pump();
+    pump();
   });
 
   return {

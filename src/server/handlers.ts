@@ -1,18 +1,22 @@
+import type { AnswerKind, AnswersNow, CachedAnswer } from '../cache/cache-map.js';
 import { NetstringDecoder } from '../protocol/netstring.js';
 import { encodeSocketmapReply, parseSocketmapRequest } from '../protocol/socketmap.js';
 import { encodeTcpReply, TcpTableDecoder, type TcpRequest } from '../protocol/tcp-table.js';
 import { log, printable, redactSecrets } from '../log.js';
 import { perm, temp, type LookupMap, type LookupResult } from '../lookup/result.js';
-import type { Decoder } from './connection.js';
+import type { Decoder, Reply } from './connection.js';
+
+/** A served map; a cache (or the deadline over one) also answers fresh hits synchronously. */
+export type ServedMap = LookupMap & Partial<AnswersNow>;
 
 export interface MapRegistry {
-  get(name: string): LookupMap | undefined;
+  get(name: string): ServedMap | undefined;
   names(): string[];
 }
 
 export interface LookupObserver {
   /** Called once per answered request with the result kind and the reply's size problem, if any. */
-  answered?(map: string, result: LookupResult, oversize?: number): void;
+  answered?(map: string, result: AnswerKind, oversize?: number): void;
 }
 
 /**
@@ -37,24 +41,50 @@ async function safeLookup(map: LookupMap, key: Buffer): Promise<LookupResult> {
   }
 }
 
+/** A fresh cached answer, or undefined (also when asking threw: the lookup then decides). */
+function safeAnswerNow(map: ServedMap, key: Buffer): CachedAnswer | undefined {
+  if (map.answerNow === undefined) return undefined;
+  try {
+    return map.answerNow(key);
+  } catch (err) {
+    log.error(`map ${map.name}: cache lookup of ${printable(key)} failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+    return undefined;
+  }
+}
+
+/**
+ * A cache hit is answered synchronously with the reply frame stored in the cache; everything
+ * else (a miss, an unknown map) goes through the map's lookup and is encoded here.
+ */
 export function socketmapProtocol(registry: MapRegistry, observer: LookupObserver = {}, maxRequest = DEFAULT_MAX_REQUEST): {
   decoder: () => Decoder<Buffer>;
-  handle: (payload: Buffer) => Promise<Buffer>;
+  handle: (payload: Buffer) => Reply | Promise<Reply>;
 } {
+  const oversized = (mapName: string, key: Buffer, size: number): void => {
+    log.warn(`map ${mapName}: answer for ${printable(key)} is ${size} bytes, over the socketmap limit; answered TEMP`);
+  };
+  const reply = (mapName: string, key: Buffer, result: LookupResult): Buffer => {
+    const { frame, oversize } = encodeSocketmapReply(result);
+    if (oversize !== undefined) oversized(mapName, key, oversize);
+    observer.answered?.(mapName, result, oversize);
+    return frame;
+  };
   return {
     decoder: () => new NetstringDecoder(maxRequest),
-    handle: async (payload) => {
+    handle: (payload) => {
       const req = parseSocketmapRequest(payload);
       const map = registry.get(req.mapName);
-      const result = map
-        ? await safeLookup(map, req.key)
-        : perm(`unknown map name ${printable(req.mapName, 64)}; known maps: ${registry.names().join(', ')}`);
-      const { frame, oversize } = encodeSocketmapReply(result);
-      if (oversize !== undefined) {
-        log.warn(`map ${req.mapName}: answer for ${printable(req.key)} is ${oversize} bytes, over the socketmap limit; answered TEMP`);
+      if (!map) {
+        return reply(req.mapName, req.key, perm(`unknown map name ${printable(req.mapName, 64)}; known maps: ${registry.names().join(', ')}`));
       }
-      observer.answered?.(req.mapName, result, oversize);
-      return frame;
+      const hit = safeAnswerNow(map, req.key);
+      if (hit) {
+        const oversize = hit.oversize;
+        if (oversize !== undefined) oversized(req.mapName, req.key, oversize);
+        observer.answered?.(req.mapName, hit, oversize);
+        return hit.reply;
+      }
+      return safeLookup(map, req.key).then((result) => reply(req.mapName, req.key, result));
     },
   };
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CachedMap, cacheOptionsFrom, ENTRY_OVERHEAD_BYTES, type CacheOptions, type CacheObserver } from '../../src/cache/cache-map.js';
 import { found, NOTFOUND, perm, temp, timeout, type LookupMap, type LookupResult } from '../../src/lookup/result.js';
+import { encodeSocketmapReply, SOCKETMAP_MAX_REPLY } from '../../src/protocol/socketmap.js';
 
 /** Scripted inner map: answers from `answers` (by key), counts calls, can hold answers back. */
 class ScriptedMap implements LookupMap {
@@ -376,6 +377,83 @@ describe('CachedMap refresh-ahead', () => {
   });
 });
 
+describe('CachedMap.answerNow (the synchronous hit path)', () => {
+  const wire = (r: LookupResult): string => encodeSocketmapReply(r).frame.toString('latin1');
+
+  it('a fresh FOUND answer: the stored socketmap frame, counted as a hit like lookup()', async () => {
+    const { inner, cache, rec } = setup();
+    expect(cache.answerNow(K('a@x'))).toBeUndefined();
+    expect(rec.hits).toEqual([]);
+    expect(rec.lookups).toEqual([]);
+    inner.answers.set('a@x', found(K('b@y,c@y')));
+    await cache.lookup(K('a@x'));
+    const hit = cache.answerNow(K('a@x'))!;
+    expect(hit.kind).toBe('found');
+    expect(hit.reply).toBe('10:OK b@y,c@y,');
+    expect(hit.reply).toBe(wire(found(K('b@y,c@y'))));
+    expect(hit.oversize).toBeUndefined();
+    expect(hit.result()).toEqual(found(K('b@y,c@y')));
+    expect(rec.hits).toEqual(['fresh']);
+    expect(rec.lookups).toEqual([{ result: 'found', source: 'ldap' }, { result: 'found', source: 'cache' }]);
+    expect(inner.calls).toBe(1);
+  });
+
+  it('NOTFOUND, an empty value and a value too large for socketmap get the reply encodeSocketmapReply gives', async () => {
+    const { inner, cache, rec } = setup();
+    const big = Buffer.alloc(SOCKETMAP_MAX_REPLY, 0x61);
+    inner.answers.set('big', found(big));
+    inner.answers.set('empty', found(Buffer.alloc(0)));
+    for (const k of ['nf', 'big', 'empty']) await cache.lookup(K(k));
+    const nf = cache.answerNow(K('nf'))!;
+    expect([nf.kind, nf.reply, nf.oversize]).toEqual(['notfound', wire(NOTFOUND), undefined]);
+    const b = cache.answerNow(K('big'))!;
+    expect(b.kind).toBe('found');
+    expect(b.reply).toBe(wire(found(big)));
+    expect(b.reply).toMatch(/^\d+:TEMP reply too large/);
+    expect(b.oversize).toBe(encodeSocketmapReply(found(big)).oversize);
+    expect(b.result()).toEqual(found(big));
+    const e = cache.answerNow(K('empty'))!;
+    expect([e.kind, e.reply, e.oversize]).toEqual(['found', wire(NOTFOUND), undefined]);
+    expect(rec.hits).toEqual(['negative', 'fresh', 'fresh']);
+    // Non-ASCII bytes survive the latin1 round trip.
+    const utf8 = K('j\u00fcrgen@b\u00fccher.example,\u{1F600}@x');
+    inner.answers.set('u', found(utf8));
+    await cache.lookup(K('u'));
+    expect(Buffer.from(cache.answerNow(K('u'))!.reply, 'latin1').equals(encodeSocketmapReply(found(utf8)).frame)).toBe(true);
+    expect(cache.answerNow(K('u'))!.result()).toEqual(found(utf8));
+  });
+
+  it('expired, stale or absent: undefined and nothing counted, lookup() decides', async () => {
+    const { inner, clock, cache, rec } = setup({ staleIfErrorSec: 300 });
+    inner.answers.set('a', found(K('v')));
+    await cache.lookup(K('a'));
+    clock.advance(60);
+    expect(cache.answerNow(K('a'))).toBeUndefined();
+    expect(rec.hits).toEqual([]);
+    expect(rec.lookups).toHaveLength(1);
+    inner.answers.set('a', temp('down'));
+    expect(await cache.lookup(K('a'))).toEqual(found(K('v')));
+    expect(rec.hits).toEqual(['stale']);
+    const off = setup({ ttlSec: 0, negativeTtlSec: 0 });
+    await off.cache.lookup(K('a'));
+    expect(off.cache.answerNow(K('a'))).toBeUndefined();
+  });
+
+  it('a hit past the refresh-ahead fraction starts one background refresh', async () => {
+    const { inner, clock, cache, rec } = setup({ refreshAheadFraction: 0.5 });
+    inner.answers.set('k', found(K('v1')));
+    await cache.lookup(K('k'));
+    clock.advance(31);
+    inner.answers.set('k', found(K('v2')));
+    expect(cache.answerNow(K('k'))!.reply).toBe('5:OK v1,');
+    expect(cache.answerNow(K('k'))!.reply).toBe('5:OK v1,');
+    expect(inner.calls).toBe(2);
+    await flushMicrotasks();
+    expect(rec.refreshes).toBe(1);
+    expect(cache.answerNow(K('k'))!.reply).toBe('5:OK v2,');
+  });
+});
+
 describe('CachedMap bounds and flush', () => {
   it('stays within maxBytes under 100k distinct random keys', async () => {
     const inner = new ScriptedMap();
@@ -408,12 +486,13 @@ describe('CachedMap bounds and flush', () => {
     expect(inner.calls).toBe(before + 1);
   });
 
-  it('counts key + value + overhead bytes', async () => {
+  it('counts key + stored reply + overhead bytes', async () => {
     const { inner, cache } = setup();
     inner.answers.set('abc', found(K('0123456789')));
     await cache.lookup(K('abc'));
     await cache.lookup(K('nf'));
-    expect(cache.bytes).toBe(3 + 10 + ENTRY_OVERHEAD_BYTES + 2 + ENTRY_OVERHEAD_BYTES);
+    // A found value is stored as its socketmap frame; NOTFOUND stores no bytes of its own.
+    expect(cache.bytes).toBe(3 + '13:OK 0123456789,'.length + ENTRY_OVERHEAD_BYTES + 2 + ENTRY_OVERHEAD_BYTES);
   });
 
   it('flush by key and flush all', async () => {

@@ -13,6 +13,8 @@
  */
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CachedMap } from '../../src/cache/cache-map.js';
+import { DeadlineMap } from '../../src/lookup/deadline.js';
 import { found, NOTFOUND, temp, type LookupMap, type LookupResult } from '../../src/lookup/result.js';
 import { encodeSocketmapReply } from '../../src/protocol/socketmap.js';
 import { serveConnection, type ConnectionHooks } from '../../src/server/connection.js';
@@ -39,7 +41,9 @@ const map: LookupMap = {
     return answerFor(copy);
   },
 };
-const registry: MapRegistry = { get: (n) => (n === 'm' ? map : undefined), names: () => ['m'] };
+/** The same map behind a cache: repeated keys are answered synchronously, the others wait. */
+const cached = new DeadlineMap(new CachedMap(map, { ttlSec: 3600, negativeTtlSec: 3600, maxEntries: 1000, maxBytes: 1 << 20, staleIfErrorSec: 0 }), 10_000);
+const registry: MapRegistry = { get: (n) => (n === 'm' ? map : n === 'c' ? cached : undefined), names: () => ['m', 'c'] };
 
 const frame = (b: Buffer): Buffer => Buffer.concat([Buffer.from(`${b.length}:`), b, Buffer.from(',')]);
 const MAX_REQUEST = 1024;
@@ -127,6 +131,19 @@ describe('serveConnection under random chunking (seeded)', () => {
       const keys = Array.from({ length: 1 + int(r, 8) }, () => randomKey(r));
       const bytes = Buffer.concat(keys.map((k) => frame(Buffer.concat([Buffer.from('m '), k]))));
       const expected = Buffer.concat(keys.map((k) => encodeSocketmapReply(answerFor(k)).frame));
+      const { got, closed } = await exchange(bytes, r, { quietMs: 2_000, expectBytes: expected.length });
+      expect(closed, `seed ${SEED} round ${round}`).toBe(false);
+      expect(got.equals(expected), `seed ${SEED} round ${round}: ${got.toString('latin1')} vs ${expected.toString('latin1')}`).toBe(true);
+    }
+  }, 60_000);
+
+  it('cache hits answered at once and lookups that wait stay in request order', async () => {
+    const r = rng(SEED + 2);
+    const pool = Array.from({ length: 6 }, () => randomKey(r));
+    for (let round = 0; round < 150; round++) {
+      const reqs = Array.from({ length: 1 + int(r, 12) }, () => ({ map: r() < 0.7 ? 'c' : 'm', key: r() < 0.8 ? pool[int(r, pool.length)]! : randomKey(r) }));
+      const bytes = Buffer.concat(reqs.map((q) => frame(Buffer.concat([Buffer.from(`${q.map} `), q.key]))));
+      const expected = Buffer.concat(reqs.map((q) => encodeSocketmapReply(answerFor(q.key)).frame));
       const { got, closed } = await exchange(bytes, r, { quietMs: 2_000, expectBytes: expected.length });
       expect(closed, `seed ${SEED} round ${round}`).toBe(false);
       expect(got.equals(expected), `seed ${SEED} round ${round}: ${got.toString('latin1')} vs ${expected.toString('latin1')}`).toBe(true);

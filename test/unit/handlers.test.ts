@@ -1,0 +1,96 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { CachedMap } from '../../src/cache/cache-map.js';
+import { DeadlineMap } from '../../src/lookup/deadline.js';
+import { found, NOTFOUND, type LookupMap, type LookupResult } from '../../src/lookup/result.js';
+import { encodeSocketmapReply } from '../../src/protocol/socketmap.js';
+import { socketmapProtocol, type MapRegistry } from '../../src/server/handlers.js';
+
+const K = (s: string): Buffer => Buffer.from(s, 'latin1');
+const OPTS = { ttlSec: 60, negativeTtlSec: 60, maxEntries: 100, maxBytes: 1 << 20, staleIfErrorSec: 0 };
+
+function innerMap(answers: Record<string, LookupResult>): LookupMap & { calls: number } {
+  const m = {
+    name: 'aliases',
+    calls: 0,
+    lookup: async (key: Buffer): Promise<LookupResult> => {
+      m.calls++;
+      return answers[key.toString('latin1')] ?? NOTFOUND;
+    },
+  };
+  return m;
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('DeadlineMap', () => {
+  it('a fresh cache hit needs no timer; a miss gets one, cleared when the answer comes', async () => {
+    vi.useFakeTimers();
+    const inner = innerMap({ a: found(K('v')) });
+    const d = new DeadlineMap(new CachedMap(inner, OPTS), 5_000);
+    const miss = d.lookup(K('a'));
+    expect(vi.getTimerCount()).toBe(1);
+    expect(await miss).toEqual(found(K('v')));
+    expect(vi.getTimerCount()).toBe(0);
+    const hit = d.lookup(K('a'));
+    expect(vi.getTimerCount()).toBe(0);
+    expect(await hit).toEqual(found(K('v')));
+    expect(d.answerNow(K('a'))?.reply).toBe('4:OK v,');
+    expect(d.answerNow(K('b'))).toBeUndefined();
+    expect(inner.calls).toBe(1);
+  });
+
+  it('a lookup slower than the deadline answers TIMEOUT; over a map without a cache, answerNow is always undefined', async () => {
+    vi.useFakeTimers();
+    const slow: LookupMap = { name: 's', lookup: () => new Promise((r) => setTimeout(() => r(found(K('late'))), 10_000)) };
+    const d = new DeadlineMap(slow, 1_000);
+    expect(d.answerNow(K('x'))).toBeUndefined();
+    const p = d.lookup(K('x'));
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect((await p).kind).toBe('timeout');
+  });
+});
+
+describe('socketmapProtocol', () => {
+  function setup() {
+    const inner = innerMap({ 'a@x': found(K('b@y')) });
+    const served = new DeadlineMap(new CachedMap(inner, OPTS), 5_000);
+    const registry: MapRegistry = { get: (n) => (n === 'aliases' ? served : undefined), names: () => ['aliases'] };
+    const answered: [string, string, number | undefined][] = [];
+    const p = socketmapProtocol(registry, { answered: (map, r, oversize) => answered.push([map, r.kind, oversize]) });
+    return { inner, p, answered };
+  }
+
+  it('answers a cache hit synchronously with the stored frame, a miss through a Promise; same bytes either way', async () => {
+    const { inner, p, answered } = setup();
+    const first = p.handle(K('aliases a@x'));
+    expect(first).toBeInstanceOf(Promise);
+    const cold = await first;
+    expect(Buffer.isBuffer(cold)).toBe(true);
+    const hit = p.handle(K('aliases a@x'));
+    expect(typeof hit).toBe('string');
+    const frame = encodeSocketmapReply(found(K('b@y'))).frame;
+    expect(Buffer.from(hit as string, 'latin1').equals(frame)).toBe(true);
+    expect((cold as Buffer).equals(frame)).toBe(true);
+    // NOTFOUND: cached too, answered synchronously the second time.
+    await p.handle(K('aliases nobody@x'));
+    expect(p.handle(K('aliases nobody@x'))).toBe('9:NOTFOUND ,');
+    expect(inner.calls).toBe(2);
+    expect(answered).toEqual([
+      ['aliases', 'found', undefined],
+      ['aliases', 'found', undefined],
+      ['aliases', 'notfound', undefined],
+      ['aliases', 'notfound', undefined],
+    ]);
+  });
+
+  it('an unknown map is answered PERM synchronously; a malformed request throws synchronously', () => {
+    const { p, answered } = setup();
+    const r = p.handle(K('nope k'));
+    expect(Buffer.isBuffer(r)).toBe(true);
+    expect((r as Buffer).toString('latin1')).toMatch(/^\d+:PERM unknown map name "nope"; known maps: aliases,$/);
+    expect(answered).toEqual([['nope', 'perm', undefined]]);
+    expect(() => p.handle(K('nospace'))).toThrow(/no space/);
+  });
+});
