@@ -113,6 +113,8 @@ export interface MapSettings {
   changePollInterval: number;
   /** LDAP searches in flight at once on the map's connection pool (0 = 32 per connection). */
   ldapMaxInFlight: number;
+  /** Fetch member DNs in batches of entryDN searches (OpenLDAP, detected; exact per-DN fallback). */
+  batchMemberFetch: boolean;
 }
 
 interface SettingCommon {
@@ -225,6 +227,12 @@ export const MAP_SETTING_DEFS: { readonly [K in keyof MapSettings]: DefFor<MapSe
     default: 0,
     min: 0,
     doc: 'LDAP searches in flight at once per connection pool; more wait in a queue for at most the map timeout (0 = 32 x pool_size)',
+  },
+  batchMemberFetch: {
+    name: 'batch_member_fetch',
+    kind: 'bool',
+    default: false,
+    doc: "fetch a list's member DNs with a few subtree searches on OpenLDAP's entryDN instead of one base search each (detected at run time; every DN not answered exactly gets its own base search)",
   },
 };
 

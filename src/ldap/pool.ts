@@ -1,5 +1,6 @@
 import type { Entry, Filter } from 'ldapts';
 import { RateLimitedLog, registerSecret } from '../log.js';
+import { DnBatcher } from './batch.js';
 import { connectAny, type ConnectionSettings, type OpenConnection, type ServerTarget } from './connect.js';
 import { LdapFailure, toLdapFailure } from './errors.js';
 import { FilterError, LDAP_FILTER_ERROR, parseFilter } from './filter.js';
@@ -27,6 +28,11 @@ export interface PoolObserver {
   queued?(servers: string, delta: number): void;
   /** A queued search gave up waiting for admission (answered as a timeout). */
   queueTimeout?(servers: string): void;
+  /**
+   * One batched member fetch (batch_member_fetch) on the pool `servers`: `answered` DNs came
+   * from the one search, `fallback` DNs were sent on to their own base search.
+   */
+  batch?(servers: string, answered: number, fallback: number): void;
 }
 
 export interface PoolOptions {
@@ -157,14 +163,15 @@ export class LdapPool {
    * flight share one request: concurrent expansions reaching the same list or person (and
    * concurrent lookups of the same key) cost the directory one search.
    */
-  search(req: SearchRequest): Promise<Entry[]> {
+  search(req: SearchRequest, opts?: { batch?: boolean }): Promise<Entry[]> {
     const id = `${req.scope}\u0000${req.deref}\u0000${req.base}\u0000${req.filter}\u0000${req.attributes.join(',')}`;
     const shared = this.sharing.get(id);
     if (shared) {
       this.sharedSearches++;
       return shared;
     }
-    const p = this.searchQueued(req).finally(() => this.sharing.delete(id));
+    const p = (opts?.batch === true && DnBatcher.eligible(req) ? this.dnBatcher().fetch(req) : this.searchQueued(req))
+      .finally(() => this.sharing.delete(id));
     this.sharing.set(id, p);
     return p;
   }
@@ -173,15 +180,33 @@ export class LdapPool {
   sharedSearches = 0;
   private readonly sharing = new Map<string, Promise<Entry[]>>();
 
+  private batcher?: DnBatcher;
+
+  /** The batched member fetcher of this pool (created on first use; see batch.ts). */
+  private dnBatcher(): DnBatcher {
+    return (this.batcher ??= new DnBatcher({
+      searchOne: (req) => this.searchQueued(req),
+      searchRaw: async (req, filter) => {
+        await this.acquire();
+        try {
+          return await this.searchOnce(req, filter, true);
+        } finally {
+          this.release();
+        }
+      },
+      report: (answered, fallback) => this.opts.observer?.batch?.(this.serversLabel, answered, fallback),
+    }));
+  }
+
   private async searchQueued(req: SearchRequest): Promise<Entry[]> {
     const filter = parsedFilter(req.filter);
     await this.acquire();
     try {
       try {
-        return await this.searchOnce(req, filter);
+        return (await this.searchOnce(req, filter)).entries;
       } catch (err) {
         // LDAP_SERVER_DOWN: dict_ldap reconnects once and repeats the search once.
-        if (err instanceof LdapFailure && err.kind === 'down' && !this.closed) return await this.searchOnce(req, filter);
+        if (err instanceof LdapFailure && err.kind === 'down' && !this.closed) return (await this.searchOnce(req, filter)).entries;
         throw err;
       }
     } finally {
@@ -189,7 +214,11 @@ export class LdapPool {
     }
   }
 
-  private async searchOnce(req: SearchRequest, filter: Filter): Promise<Entry[]> {
+  /**
+   * One search on one connection. A timeout drops the connection (like dict_ldap), unless
+   * `soft`: then only this search fails (a batched fetch, which its DNs' own searches replace).
+   */
+  private async searchOnce(req: SearchRequest, filter: Filter, soft = false): Promise<{ entries: Entry[]; server: string }> {
     const slot = this.pickSlot();
     const conn = await this.connectSlot(slot);
     const started = process.hrtime.bigint();
@@ -200,6 +229,10 @@ export class LdapPool {
     slot.pending.add(rejectPending);
     const timer = setTimeout(() => {
       timedOut = true;
+      if (soft) {
+        rejectPending(new LdapFailure('timeout', `search timed out after ${this.timeoutMs} ms`, undefined, conn.server));
+        return;
+      }
       // Like dict_ldap after a client-side timeout, give up on this connection: a server that
       // does not answer one search is unlikely to answer the others queued behind it.
       this.dropConnection(slot, new LdapFailure('timeout', `search timed out after ${this.timeoutMs} ms`, undefined, conn.server));
@@ -220,7 +253,7 @@ export class LdapPool {
         killed,
       ]);
       this.observe(conn.server, 'success', started);
-      return result.searchEntries;
+      return { entries: result.searchEntries, server: conn.server };
     } catch (err) {
       const f = toLdapFailure(err, { timedOut, connectionLost: conn.socket.destroyed, server: conn.server });
       this.observe(conn.server, f.kind, started);
@@ -315,6 +348,7 @@ export class LdapPool {
         this.serverFailures.delete(conn.server);
         slot.conn = conn;
         this.opts.observer?.connection?.(conn.server, 'open');
+        this.batcher?.connected(conn.server);
         conn.socket.once('close', () => {
           this.opts.observer?.connection?.(conn.server, 'close');
           if (slot.conn === conn) this.dropConnection(slot, new LdapFailure('down', `connection to ${conn.server} closed`, undefined, conn.server));

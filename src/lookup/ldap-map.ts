@@ -16,6 +16,8 @@ export interface LdapMapSettings {
   smtputf8: boolean;
   /** 'postfix': a cycle answers TEMP like Postfix's recursion limit; 'expand_once': each nested search runs once per lookup. */
   loopHandling: 'postfix' | 'expand_once';
+  /** Member DNs fetched in batches where the server allows it (src/ldap/batch.ts); same answers. */
+  batchMemberFetch?: boolean;
 }
 
 /** What happened to one attribute value during the walk (for `explain`). */
@@ -90,6 +92,8 @@ export class LdapMap implements LookupMap {
   private readonly terminalNames: string[];
   private readonly specialNames: string[];
   private readonly rlog = new RateLimitedLog(60_000);
+  /** Options of the nested searches (batching or not). */
+  private readonly nestedOpts: { batch?: boolean } | undefined;
 
   constructor(
     readonly name: string,
@@ -116,6 +120,7 @@ export class LdapMap implements LookupMap {
     };
     this.terminalNames = config.terminalResultAttribute.map((a) => a.toLowerCase());
     this.specialNames = config.specialResultAttribute.map((a) => a.toLowerCase());
+    this.nestedOpts = settings.batchMemberFetch === true ? { batch: true } : undefined;
   }
 
   /**
@@ -359,7 +364,7 @@ export class LdapMap implements LookupMap {
     const started = trace ? performance.now() : 0;
     trace?.value?.(parent, fromDn, attr, 'special', raw, 'followed', sid);
     trace?.search?.(sid, parent, req, depth + 1, { dn: fromDn, attr, value });
-    const p = this.pool.search(req).then(
+    const p = this.pool.search(req, this.nestedOpts).then(
       (entries) => {
         trace?.searchDone?.(sid, { entries: entries.length }, performance.now() - started);
         if (ctx.failure) return [];

@@ -302,7 +302,17 @@ export class Metrics {
     });
     build.set({ version: opts.version ?? packageVersion(), node_version: process.version }, 1);
 
+    const ldapBatched = new Counter({
+      name: 'ldap_socketmap_ldap_batched_dns_total',
+      help: 'Member DNs of batched fetches (batch_member_fetch), by connection pool: answered by a batch search (a base search saved each), or sent on to their own base search (fallback).',
+      labelNames: ['servers', 'result'],
+      registers,
+    });
     this.poolObserver = {
+      batch: (servers, answered, fallback) => {
+        ldapBatched.inc({ servers, result: 'answered' }, answered);
+        ldapBatched.inc({ servers, result: 'fallback' }, fallback);
+      },
       request: (server, outcome, seconds) => {
         const s = this.servers.get(server) ?? this.ldapServer(server);
         s.requests[outcome].n++;

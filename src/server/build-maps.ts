@@ -76,6 +76,7 @@ export function buildMaps(cfg: DaemonConfig, opts: BuildOptions = {}): BuiltMaps
     const ldap = new LdapMap(entry.name, config, pool, {
       smtputf8: entry.settings.smtputf8,
       loopHandling: entry.settings.loopHandling,
+      batchMemberFetch: entry.settings.batchMemberFetch,
     });
     let served: LookupMap = ldap;
     if (entry.settings.fallback === 'address') {

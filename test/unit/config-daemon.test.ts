@@ -87,6 +87,7 @@ describe('settings table', () => {
       requestTimeout: 30,
       changePollInterval: 5,
       ldapMaxInFlight: 0,
+      batchMemberFetch: false,
     });
     for (const def of Object.values(MAP_SETTING_DEFS)) {
       expect(def.name).toMatch(/^[a-z0-9_]+$/);
