@@ -39,6 +39,8 @@ import type { SearchRequest } from './pool.js';
 export interface BatchHost {
   /** The normal per-request path (admission queue, reconnect-and-retry once), without sharing. */
   searchOne(req: SearchRequest): Promise<Entry[]>;
+  /** The search `key` (LdapPool's sharing id) is about to be answered: later ones start anew. */
+  settling(key: string): void;
   /** One search with a ready Filter; no retry; a timeout fails only this search. */
   searchRaw(req: SearchRequest, filter: Filter): Promise<{ entries: Entry[]; server: string }>;
   /** DNs answered by a batch search, and DNs a batch search sent on to their own base search. */
@@ -62,23 +64,25 @@ const REPROBE_MS = 5 * 60_000;
 
 interface Item {
   req: SearchRequest;
+  key: string;
   resolve(entries: Entry[]): void;
   reject(err: unknown): void;
 }
 
 interface Group {
   attributes: string[];
+  binary: boolean;
   items: Item[];
 }
 
 interface Support {
   server: string;
-  /** Naming contexts whose subtree can be searched by entryDN, longest first, with lower-case forms. */
+  /** Naming contexts whose subtree can be searched by entryDN, longest first, with ASCII lower-case forms. */
   contexts: { dn: string; lower: string }[];
 }
 
 export class DnBatcher {
-  private readonly groups = new Map<string, Group>();
+  private groups: Group[] = [];
   private scheduled = false;
   private support?: Promise<Support | undefined>;
   /** When a probe that found no support may be repeated (the server may have been down). */
@@ -110,17 +114,26 @@ export class DnBatcher {
     });
   }
 
-  /** Same contract as LdapPool.search for an eligible request. */
-  fetch(req: SearchRequest): Promise<Entry[]> {
-    if (Date.now() < this.pausedUntil) return this.host.searchOne(req);
+  /** False while batching is paused after failed batches. */
+  get active(): boolean {
+    return this.pausedUntil === 0 || Date.now() >= this.pausedUntil;
+  }
+
+  /**
+   * Same contract as LdapPool.search for an eligible request; `key` is its sharing id, handed
+   * back to the host (settling) right before the answer.
+   */
+  fetch(req: SearchRequest, key: string): Promise<Entry[]> {
     return new Promise<Entry[]>((resolve, reject) => {
-      const key = req.attributes.join('\u0000');
-      let g = this.groups.get(key);
+      // Groups by attribute list (the same array for all of a map's member searches) and form.
+      const binary = req.binary === true;
+      let g: Group | undefined;
+      for (const x of this.groups) if (x.attributes === req.attributes && x.binary === binary) { g = x; break; }
       if (!g) {
-        g = { attributes: req.attributes, items: [] };
-        this.groups.set(key, g);
+        g = { attributes: req.attributes, binary, items: [] };
+        this.groups.push(g);
       }
-      g.items.push({ req, resolve, reject });
+      g.items.push({ req, key, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         // After the microtasks that are running: a whole expansion level is in by then.
@@ -131,8 +144,8 @@ export class DnBatcher {
 
   private flush(): void {
     this.scheduled = false;
-    const groups = [...this.groups.values()];
-    this.groups.clear();
+    const groups = this.groups;
+    this.groups = [];
     if (this.reprobeAt !== 0 && Date.now() >= this.reprobeAt) {
       this.reprobeAt = 0;
       this.support = undefined;
@@ -170,36 +183,42 @@ export class DnBatcher {
         continue;
       }
       let chunk: Item[] = [];
-      let dns = new Set<string>();
+      // The chunk's distinct DNs with their UTF-8 sizes.
+      let dns = new Map<string, number>();
       let bytes = 0;
       for (const it of items) {
         const dn = it.req.base;
+        if (dns.has(dn)) {
+          chunk.push(it);
+          continue;
+        }
         const size = Buffer.byteLength(dn);
-        if (!dns.has(dn) && chunk.length > 0 && (dns.size >= this.maxDns || bytes + size > this.maxBytes)) {
-          this.batch(nc, g.attributes, chunk, dns);
+        if (chunk.length > 0 && (dns.size >= this.maxDns || bytes + size > this.maxBytes)) {
+          this.batch(nc, g, chunk, dns);
           chunk = [];
-          dns = new Set();
+          dns = new Map();
           bytes = 0;
         }
         chunk.push(it);
-        if (!dns.has(dn)) {
-          dns.add(dn);
-          bytes += size;
-        }
+        dns.set(dn, size);
+        bytes += size;
       }
       if (dns.size === 1) for (const it of chunk) this.single(it);
-      else this.batch(nc, g.attributes, chunk, dns);
+      else this.batch(nc, g, chunk, dns);
     }
   }
 
   /** The DN's own base search: Postfix's outcome for it, whatever it is. */
   private single(it: Item): void {
-    this.host.searchOne(it.req).then(it.resolve, it.reject);
+    this.host.searchOne(it.req).then(
+      (entries) => { this.host.settling(it.key); it.resolve(entries); },
+      (err: unknown) => { this.host.settling(it.key); it.reject(err); },
+    );
   }
 
-  private batch(base: string, attributes: string[], items: Item[], dns: Set<string>): void {
-    const filter = new EntryDnFilter([...dns]);
-    const req: SearchRequest = { base, scope: 'sub', filter: '(batch)', attributes, deref: 0 };
+  private batch(base: string, g: Group, items: Item[], dns: Map<string, number>): void {
+    const filter = new EntryDnFilter(dns);
+    const req: SearchRequest = { base, scope: 'sub', filter: '(batch)', attributes: g.attributes, deref: 0, binary: g.binary };
     this.host.searchRaw(req, filter).then(
       ({ entries }) => {
         this.failures = 0;
@@ -212,6 +231,7 @@ export class DnBatcher {
           const e = byDn.get(it.req.base);
           if (e) {
             answered++;
+            this.host.settling(it.key);
             it.resolve([e]);
           } else {
             fallback++;
@@ -255,9 +275,9 @@ export class DnBatcher {
     for (const nc of contexts) {
       if (nc === '') continue;
       try {
-        const filter = new EntryDnFilter([nc]);
+        const filter = new EntryDnFilter(new Map([[nc, Buffer.byteLength(nc)]]));
         const r = await this.host.searchRaw({ base: nc, scope: 'base', filter: '(probe)', attributes: ['1.1'], deref: 0 }, filter);
-        if (r.entries.length === 1) usable.push({ dn: nc, lower: nc.toLowerCase() });
+        if (r.entries.length === 1) usable.push({ dn: nc, lower: nc.replace(/[A-Z]+/g, (m) => m.toLowerCase()) });
       } catch {
         /* this context cannot be searched by entryDN */
       }
@@ -277,35 +297,79 @@ const OBJECT_CLASS_PRESENT = new PresenceFilter({ attribute: 'objectClass' });
 
 /**
  * `(&(objectClass=*)(|(entryDN=dn1)(entryDN=dn2)…))`, written straight from the DN strings (their
- * UTF-8 bytes are the assertion values; nothing to escape). ldapts JSON-serialises every request
- * for a debug line whether debugging is on or not; toJSON keeps that from walking every DN.
+ * UTF-8 bytes are the assertion values; nothing to escape). The OR is BER-encoded here into one
+ * Buffer (ldapts's writer would grow, shift and copy per item). ldapts JSON-serialises every
+ * request for a debug line whether debugging is on or not; toJSON keeps that from walking it.
  */
-class EntryDnFilter extends Filter {
+export class EntryDnFilter extends Filter {
   type = SearchFilter.and;
 
-  constructor(private readonly dns: string[]) {
+  /** DNs with their UTF-8 sizes. */
+  constructor(private readonly dns: Map<string, number>) {
     super();
   }
 
   override writeFilter(writer: BerWriter): void {
     OBJECT_CLASS_PRESENT.write(writer);
-    writer.startSequence(SearchFilter.or);
-    for (const dn of this.dns) {
-      writer.startSequence(SearchFilter.equalityMatch);
-      writer.writeString('entryDN');
-      writer.writeString(dn, OCTET_STRING);
-      writer.endSequence();
+    writer.writeBuffer(this.orContents(), SearchFilter.or);
+  }
+
+  /** The OR's items: [a3 len [04 07 "entryDN"] [04 len dn]] each. */
+  private orContents(): Buffer {
+    let total = 0;
+    for (const size of this.dns.values()) {
+      const content = 2 + ENTRY_DN.length + 1 + berLengthSize(size) + size;
+      total += 1 + berLengthSize(content) + content;
     }
-    writer.endSequence();
+    const buf = Buffer.allocUnsafe(total);
+    let at = 0;
+    for (const [dn, size] of this.dns) {
+      const content = 2 + ENTRY_DN.length + 1 + berLengthSize(size) + size;
+      buf[at++] = SearchFilter.equalityMatch;
+      at = putBerLength(buf, at, content);
+      buf[at++] = OCTET_STRING;
+      buf[at++] = ENTRY_DN.length;
+      at += ENTRY_DN.copy(buf, at);
+      buf[at++] = OCTET_STRING;
+      at = putBerLength(buf, at, size);
+      at += buf.write(dn, at, size, 'utf8');
+    }
+    return buf;
   }
 
   override toString(): string {
-    return `(&(objectClass=*)(|${this.dns.map((d) => `(entryDN=${d})`).join('')}))`;
+    return `(&(objectClass=*)(|${[...this.dns.keys()].map((d) => `(entryDN=${d})`).join('')}))`;
   }
 
   toJSON(): string {
-    return `(&(objectClass=*)(|(entryDN=…) × ${this.dns.length}))`;
+    return `(&(objectClass=*)(|(entryDN=…) × ${this.dns.size}))`;
   }
+}
+
+const ENTRY_DN = Buffer.from('entryDN', 'latin1');
+
+/** Bytes of a BER definite length. */
+function berLengthSize(n: number): number {
+  return n < 0x80 ? 1 : n <= 0xff ? 2 : n <= 0xffff ? 3 : 4;
+}
+
+function putBerLength(buf: Buffer, at: number, n: number): number {
+  if (n < 0x80) {
+    buf[at++] = n;
+  } else if (n <= 0xff) {
+    buf[at++] = 0x81;
+    buf[at++] = n;
+  } else if (n <= 0xffff) {
+    buf[at++] = 0x82;
+    buf[at++] = n >> 8;
+    buf[at++] = n & 0xff;
+  } else {
+    buf[at++] = 0x83;
+    buf[at++] = (n >> 16) & 0xff;
+    buf[at++] = (n >> 8) & 0xff;
+    buf[at++] = n & 0xff;
+  }
+  return at;
 }
 
 /**
@@ -314,12 +378,22 @@ class EntryDnFilter extends Filter {
  * the DN gets its own base search.
  */
 function contextOf(dn: string, contexts: Support['contexts']): string | undefined {
-  const lower = dn.toLowerCase();
   for (const c of contexts) {
-    if (lower === c.lower) return c.dn;
-    if (lower.length > c.lower.length && lower.endsWith(c.lower) && lower.charCodeAt(lower.length - c.lower.length - 1) === 0x2c) return c.dn;
+    const at = dn.length - c.lower.length;
+    if (at < 0 || (at > 0 && dn.charCodeAt(at - 1) !== 0x2c)) continue;
+    if (endsWithFolded(dn, at, c.lower)) return c.dn;
   }
   return undefined;
+}
+
+/** dn from `at` on equals `lower` with ASCII letters folded (lower is already lower case). */
+function endsWithFolded(dn: string, at: number, lower: string): boolean {
+  for (let i = 0; i < lower.length; i++) {
+    let ch = dn.charCodeAt(at + i);
+    if (ch >= 0x41 && ch <= 0x5a) ch += 0x20;
+    if (ch !== lower.charCodeAt(i)) return false;
+  }
+  return true;
 }
 
 function valuesOf(entry: Entry | undefined, attr: string): string[] {

@@ -14,6 +14,11 @@ export interface SearchRequest {
   attributes: string[];
   /** 0 never, 1 searching, 2 finding, 3 always (ldap_table `dereference`). */
   deref: 0 | 1 | 2 | 3;
+  /**
+   * Values of the requested attributes as Buffers (views into the LDAP message) rather than
+   * strings: the maps want bytes, and decoding to a string only to encode it again costs time.
+   */
+  binary?: boolean;
 }
 
 /** Observations for metrics; the pool itself knows nothing about Prometheus. */
@@ -164,16 +169,33 @@ export class LdapPool {
    * concurrent lookups of the same key) cost the directory one search.
    */
   search(req: SearchRequest, opts?: { batch?: boolean }): Promise<Entry[]> {
-    const id = `${req.scope}\u0000${req.deref}\u0000${req.base}\u0000${req.filter}\u0000${req.attributes.join(',')}`;
+    const id = req.base + this.idTail(req);
     const shared = this.sharing.get(id);
     if (shared) {
       this.sharedSearches++;
       return shared;
     }
-    const p = (opts?.batch === true && DnBatcher.eligible(req) ? this.dnBatcher().fetch(req) : this.searchQueued(req))
-      .finally(() => this.sharing.delete(id));
+    let p: Promise<Entry[]>;
+    if (opts?.batch === true && DnBatcher.eligible(req) && this.dnBatcher().active) {
+      // The batcher ends the sharing itself (fewer promises per member).
+      p = this.dnBatcher().fetch(req, id);
+    } else {
+      p = this.searchQueued(req).finally(() => this.sharing.delete(id));
+    }
     this.sharing.set(id, p);
     return p;
+  }
+
+  private lastTail?: { scope: Scope; deref: number; binary: boolean; filter: string; attributes: string[]; tail: string };
+
+  /** What identifies a search besides its base; the same for a whole list's member searches. */
+  private idTail(req: SearchRequest): string {
+    const binary = req.binary === true;
+    const t = this.lastTail;
+    if (t && t.attributes === req.attributes && t.filter === req.filter && t.scope === req.scope && t.deref === req.deref && t.binary === binary) return t.tail;
+    const tail = `\u0000${req.scope}\u0000${req.deref}\u0000${binary ? 'b' : ''}\u0000${req.filter}\u0000${req.attributes.join(',')}`;
+    this.lastTail = { scope: req.scope, deref: req.deref, binary, filter: req.filter, attributes: req.attributes, tail };
+    return tail;
   }
 
   /** Searches answered by joining an identical one already in flight (for metrics and tests). */
@@ -186,6 +208,7 @@ export class LdapPool {
   private dnBatcher(): DnBatcher {
     return (this.batcher ??= new DnBatcher({
       searchOne: (req) => this.searchQueued(req),
+      settling: (key) => { this.sharing.delete(key); },
       searchRaw: async (req, filter) => {
         await this.acquire();
         try {
@@ -244,6 +267,7 @@ export class LdapPool {
           scope: req.scope,
           filter,
           attributes: req.attributes,
+          explicitBufferAttributes: req.binary === true ? req.attributes : undefined,
           derefAliases: DEREF[req.deref],
           // The server-side time limit is Postfix's timeout too. No size limit is sent: ldapts
           // would turn sizeLimitExceeded into a silent partial success, so the map counts entries.

@@ -59,7 +59,15 @@ class Abort extends Error {
 }
 
 /** Output of a walk: values in order, with nested expansions as placeholders until flattened. */
-type Out = Buffer | Promise<Out[]>;
+type Out = Buffer | Nested;
+
+/** A nested search's place in its parent's output: `out` is set once it is walked (or failed). */
+interface Nested {
+  out: Out[] | undefined;
+  settled: Promise<void>;
+}
+
+const NO_OUT: Out[] = [];
 
 interface Ctx {
   key: string;
@@ -73,6 +81,9 @@ interface Ctx {
 }
 
 const COMMA = Buffer.from(',');
+
+/** The filter of the search for a DN value (libldap sends `(objectclass=*)` for it). */
+const DN_FILTER = '(objectclass=*)';
 
 /**
  * Postfix's ldap_table(5) semantics over an LdapPool (spec §3–§6): key folding, domain list,
@@ -94,6 +105,10 @@ export class LdapMap implements LookupMap {
   private readonly rlog = new RateLimitedLog(60_000);
   /** Options of the nested searches (batching or not). */
   private readonly nestedOpts: { batch?: boolean } | undefined;
+  /** `attributes` joined, for the ids of nested searches. */
+  private readonly attrKey: string;
+  /** The id of a DN value's search is `base\0` + DN + this. */
+  private readonly dnIdTail: string;
 
   constructor(
     readonly name: string,
@@ -121,6 +136,8 @@ export class LdapMap implements LookupMap {
     this.terminalNames = config.terminalResultAttribute.map((a) => a.toLowerCase());
     this.specialNames = config.specialResultAttribute.map((a) => a.toLowerCase());
     this.nestedOpts = settings.batchMemberFetch === true ? { batch: true } : undefined;
+    this.attrKey = this.attributes.join(',');
+    this.dnIdTail = `\u0000${DN_FILTER}\u0000${this.attrKey}`;
   }
 
   /**
@@ -180,6 +197,7 @@ export class LdapMap implements LookupMap {
       filter: this.templates.expandFilter(key),
       attributes: this.attributes,
       deref: this.config.dereference,
+      binary: true,
     };
 
     let resolveFailed!: (r: LookupResult) => void;
@@ -198,7 +216,7 @@ export class LdapMap implements LookupMap {
     if (this.settings.loopHandling === 'expand_once') ctx.expanded = new Set();
 
     let entries: Entry[];
-    const started = trace ? performance.now() : 0;
+    const started = trace?.searchDone ? performance.now() : 0;
     trace?.search?.(0, undefined, req, 1);
     try {
       entries = await this.pool.search(req);
@@ -217,12 +235,15 @@ export class LdapMap implements LookupMap {
       this.checkSize(ctx, entries.length);
       const top = this.walk(ctx, entries, 1, [], 0);
       const values: Buffer[] = [];
-      const done = this.flatten(top, values, ctx);
-      const outcome = await Promise.race([done.then(() => undefined), ctx.failed]);
-      if (outcome) return outcome;
+      const done = this.flatten(top, 0, values, ctx);
+      if (done) {
+        const outcome = await Promise.race([done.then(() => undefined), ctx.failed]);
+        if (outcome) return outcome;
+      }
       if (ctx.failure) return ctx.failure;
       if (values.length === 0) return NOTFOUND;
-      return found(values.length === 1 ? values[0]! : joinValues(values));
+      // A single value may be a view into a whole LDAP message: the answer gets its own copy.
+      return found(values.length === 1 ? Buffer.from(values[0]!) : joinValues(values));
     } catch (err) {
       if (err instanceof Abort) return err.result;
       throw err;
@@ -245,13 +266,30 @@ export class LdapMap implements LookupMap {
     }
   }
 
-  /** Awaits nested placeholders depth-first, so values come out in Postfix's order. */
-  private async flatten(out: Out[], into: Buffer[], ctx: Ctx): Promise<void> {
-    for (const o of out) {
-      if (ctx.failure) return;
-      if (Buffer.isBuffer(o)) into.push(o);
-      else await this.flatten(await o, into, ctx);
+  /**
+   * Collects the values depth-first from `out[from]` on, so they come out in Postfix's order.
+   * Placeholders already walked are taken at once; the first one still waiting makes it return a
+   * promise that goes on from there (undefined: all done without waiting).
+   */
+  private flatten(out: Out[], from: number, into: Buffer[], ctx: Ctx): Promise<void> | undefined {
+    for (let i = from; i < out.length; i++) {
+      if (ctx.failure) return undefined;
+      const o = out[i]!;
+      if (Buffer.isBuffer(o)) {
+        into.push(o);
+        continue;
+      }
+      if (o.out !== undefined) {
+        const inner = this.flatten(o.out, 0, into, ctx);
+        if (inner) return inner.then(() => this.flatten(out, i + 1, into, ctx));
+        continue;
+      }
+      return o.settled.then(() => {
+        const inner = this.flatten(o.out!, 0, into, ctx);
+        return inner ? inner.then(() => this.flatten(out, i + 1, into, ctx)) : this.flatten(out, i + 1, into, ctx);
+      });
     }
+    return undefined;
   }
 
   private append(ctx: Ctx, out: Out[], value: Buffer, id: number, dn: string, attr: string, cls: Cls): void {
@@ -279,7 +317,7 @@ export class LdapMap implements LookupMap {
    * the whole result and are only ever overwritten by an entry that has the tested attributes,
    * so they carry over to later entries (spec §4.3, reproduced on purpose).
    */
-  private walk(ctx: Ctx, entries: Entry[], depth: number, path: string[], id: number): Out[] {
+  private walk(ctx: Ctx, entries: Entry[], depth: number, path: readonly string[], id: number): Out[] {
     const out: Out[] = [];
     let isTerminal = false;
     let isLeaf = true;
@@ -320,7 +358,7 @@ export class LdapMap implements LookupMap {
   }
 
   /** Starts the nested search for one special value; undefined when nothing is to be searched. */
-  private nested(ctx: Ctx, raw: Buffer, depth: number, path: string[], fromDn: string, attr: string, parent: number): Promise<Out[]> | undefined {
+  private nested(ctx: Ctx, raw: Buffer, depth: number, path: readonly string[], fromDn: string, attr: string, parent: number): Nested | undefined {
     const value = raw.toString('utf8');
     let req: SearchRequest;
     if (isLdapUrl(value)) {
@@ -338,11 +376,13 @@ export class LdapMap implements LookupMap {
         ctx.trace?.value?.(parent, fromDn, attr, 'special', raw, 'skipped-url');
         return undefined;
       }
-      req = { base: url.dn, scope: url.scope, filter: url.filter, attributes, deref: this.config.dereference };
+      req = { base: url.dn, scope: url.scope, filter: url.filter, attributes, deref: this.config.dereference, binary: true };
     } else {
-      req = { base: value, scope: 'base', filter: '(objectclass=*)', attributes: this.attributes, deref: this.config.dereference };
+      req = { base: value, scope: 'base', filter: DN_FILTER, attributes: this.attributes, deref: this.config.dereference, binary: true };
     }
-    const id = `${req.scope}\u0000${req.base}\u0000${req.filter}\u0000${req.attributes.join(',')}`;
+    const id = req.filter === DN_FILTER && req.scope === 'base' && req.attributes === this.attributes
+      ? 'base\u0000' + req.base + this.dnIdTail
+      : `${req.scope}\u0000${req.base}\u0000${req.filter}\u0000${req.attributes.join(',')}`;
     if (ctx.expanded) {
       if (ctx.expanded.has(id)) {
         ctx.trace?.value?.(parent, fromDn, attr, 'special', raw, 'skipped-repeat');
@@ -361,30 +401,40 @@ export class LdapMap implements LookupMap {
     const childPath = [...path, id];
     const sid = ctx.nextSearch++;
     const trace = ctx.trace;
-    const started = trace ? performance.now() : 0;
+    const started = trace?.searchDone ? performance.now() : 0;
     trace?.value?.(parent, fromDn, attr, 'special', raw, 'followed', sid);
     trace?.search?.(sid, parent, req, depth + 1, { dn: fromDn, attr, value });
-    const p = this.pool.search(req, this.nestedOpts).then(
+    const nested: Nested = { out: undefined, settled: undefined as unknown as Promise<void> };
+    // Failures surface through ctx at once, not only when flattening reaches this placeholder.
+    const failed = (err: unknown): void => {
+      ctx.fail(err instanceof Abort ? err.result : this.failureResult(err, 'nested search'));
+      nested.out = NO_OUT;
+    };
+    nested.settled = this.pool.search(req, this.nestedOpts).then(
       (entries) => {
         trace?.searchDone?.(sid, { entries: entries.length }, performance.now() - started);
-        if (ctx.failure) return [];
-        this.checkSize(ctx, entries.length);
-        return this.walk(ctx, entries, depth + 1, childPath, sid);
+        if (ctx.failure) {
+          nested.out = NO_OUT;
+          return;
+        }
+        try {
+          this.checkSize(ctx, entries.length);
+          nested.out = this.walk(ctx, entries, depth + 1, childPath, sid);
+        } catch (err) {
+          failed(err);
+        }
       },
       (err: unknown) => {
-        if (trace && err instanceof LdapFailure) trace.searchDone?.(sid, { failure: err }, performance.now() - started);
+        if (trace?.searchDone && err instanceof LdapFailure) trace.searchDone(sid, { failure: err }, performance.now() - started);
         if (err instanceof LdapFailure && err.kind === 'noSuchObject') {
           log.debug(`map ${this.name}: DN ${JSON.stringify(req.base)} not found, skipping`);
-          return [];
+          nested.out = NO_OUT;
+          return;
         }
-        throw err;
+        failed(err);
       },
     );
-    // Failures surface through ctx at once, not only when flattening reaches this placeholder.
-    return p.catch((err: unknown) => {
-      ctx.fail(err instanceof Abort ? err.result : this.failureResult(err, 'nested search'));
-      return [];
-    });
+    return nested;
   }
 
   /** URL attributes ∩ configured ones; of a pair differing only in options, the more specific. */
@@ -402,17 +452,23 @@ export class LdapMap implements LookupMap {
   }
 }
 
+const NO_VALUES: Buffer[] = [];
+
+/** An attribute's values as Buffers (the entry's own array when it holds Buffers already; not to be changed). */
 function valuesOf(v: Entry[string] | undefined): Buffer[] {
-  if (v === undefined) return [];
-  const list = Array.isArray(v) ? v : [v];
-  return list.map((x) => (Buffer.isBuffer(x) ? x : Buffer.from(x, 'utf8')));
+  if (v === undefined) return NO_VALUES;
+  if (Buffer.isBuffer(v)) return [v];
+  if (typeof v === 'string') return [Buffer.from(v, 'utf8')];
+  for (const x of v) if (!Buffer.isBuffer(x)) return v.map((y) => (Buffer.isBuffer(y) ? y : Buffer.from(y, 'utf8')));
+  return v as Buffer[];
 }
 
 /** ldap_get_values_len semantics: an exact (case-insensitive) attribute name with values. */
 function hasAnyValue(entry: Entry, lowerNames: string[]): boolean {
   for (const attr of Object.keys(entry)) {
     if (attr === 'dn') continue;
-    if (lowerNames.includes(attr.toLowerCase()) && valuesOf(entry[attr]).length > 0) return true;
+    const v = entry[attr];
+    if (lowerNames.includes(attr.toLowerCase()) && v !== undefined && (!Array.isArray(v) || v.length > 0)) return true;
   }
   return false;
 }
