@@ -1,5 +1,3 @@
-import { LRUCache } from 'lru-cache';
-
 /**
  * DNs as the change watcher compares them. The same entry reaches us spelled in several ways: as
  * the server returns it (`uid=alice,ou=People,dc=example,dc=org`), as somebody typed it into a
@@ -12,17 +10,60 @@ import { LRUCache } from 'lru-cache';
  * Lower-casing every value may make two DNs that differ only in the case of a case-sensitive
  * value look the same. For invalidation that errs on the safe side: an answer is dropped once
  * too often, never kept once too long. Attribute types given as OIDs are not mapped to names.
+ *
+ * Memory: every cached answer keeps the DNs it was built from, and one directory entry is part
+ * of many answers (a person in dozens of lists). normalizeDn returns one shared string per
+ * normalized DN (interned) instead of a new copy per answer, so an answer's dependencies cost a
+ * pointer per DN. Both the raw → normalized memo and the intern table are bounded (two
+ * generations of GENERATION entries each, roughly least recently used): a DN that fell out of
+ * them is normalized again and may then exist twice, which costs memory, never correctness.
  */
 
-const memo = new LRUCache<string, string>({ max: 20_000 });
+/** Entries per generation of the memo and of the intern table (at most twice this many are held). */
+const GENERATION = 16_384;
+
+/** A bounded string → string map: two generations; a hit in the old one is carried over. */
+class Generations {
+  private young = new Map<string, string>();
+  private old = new Map<string, string>();
+
+  get(k: string): string | undefined {
+    const v = this.young.get(k);
+    if (v !== undefined) return v;
+    const o = this.old.get(k);
+    if (o !== undefined) this.set(k, o);
+    return o;
+  }
+
+  set(k: string, v: string): void {
+    if (this.young.size >= GENERATION) {
+      this.old = this.young;
+      this.young = new Map();
+    }
+    this.young.set(k, v);
+  }
+}
+
+/** raw DN → its normalized (interned) form */
+const memo = new Generations();
+/** normalized DN → the one instance handed out */
+const interned = new Generations();
 
 export function normalizeDn(dn: string): string {
   let n = memo.get(dn);
   if (n === undefined) {
-    n = canonical(dn) ?? dn.trim().toLowerCase();
+    n = internDn(canonical(dn) ?? dn.trim().toLowerCase());
     memo.set(dn, n);
   }
   return n;
+}
+
+/** The shared instance of an already normalized DN. */
+export function internDn(normalized: string): string {
+  const shared = interned.get(normalized);
+  if (shared !== undefined) return shared;
+  interned.set(normalized, normalized);
+  return normalized;
 }
 
 /** The RDNs of a normalized DN, leaf first ('' has none). */
@@ -46,7 +87,11 @@ export type Scope = 'base' | 'one' | 'sub';
 
 /** Whether an entry (its RDNs, leaf first) is inside a search of `base` (normalized) with `scope`. */
 export function withinScope(entryRdns: readonly string[], base: string, scope: Scope): boolean {
-  const b = rdnsOf(base);
+  return withinRdns(entryRdns, rdnsOf(base), scope);
+}
+
+/** withinScope with the base already split (rdnsOf). */
+export function withinRdns(entryRdns: readonly string[], b: readonly string[], scope: Scope): boolean {
   const extra = entryRdns.length - b.length;
   if (extra < 0) return false;
   if (scope === 'base' && extra !== 0) return false;
@@ -93,8 +138,21 @@ function splitRaw(dn: string): string[] {
 
 const HEX = /^[0-9a-fA-F]{2}$/;
 
+/**
+ * DNs whose canonical form is simply their lower-case form: printable ASCII values without
+ * escapes, quotes, separators other than `,`, `+` or `=` inside values, a leading `#`, or spaces
+ * other than single ones between words. What servers return is nearly always such a DN.
+ */
+const SIMPLE_DN = /^[A-Za-z][A-Za-z0-9-]*=[\w.@:/'*!?$%&~^|-]+(?: [\w.@:/'*!?$%&~^|-]+)*(?:,[A-Za-z][A-Za-z0-9-]*=[\w.@:/'*!?$%&~^|-]+(?: [\w.@:/'*!?$%&~^|-]+)*)*$/;
+
 /** RFC 4514 (and RFC 1779 quoting) → canonical string, or undefined when it does not parse. */
-function canonical(dn: string): string | undefined {
+export function canonical(dn: string): string | undefined {
+  if (SIMPLE_DN.test(dn)) return dn.toLowerCase();
+  return parsedCanonical(dn);
+}
+
+/** canonical() without the shortcut (exported for the tests comparing both). */
+export function parsedCanonical(dn: string): string | undefined {
   const rdns: string[] = [];
   let i = 0;
   const n = dn.length;

@@ -9,6 +9,7 @@ import {
   SubstringFilter,
 } from 'ldapts';
 import { parseFilter } from '../ldap/filter.js';
+import { rdnsOf } from './dn.js';
 
 /**
  * "Could this changed entry now be in the result of that search?" — decided on our side from
@@ -67,9 +68,17 @@ export class ChangedEntry {
   }
 }
 
-/** Parsed filters, per invalidation pass (filters repeat across answers). */
+/** Most parsed filters (and split bases) one FilterCache holds; it starts over when full. */
+const FILTER_CACHE_MAX = 1024;
+
+/**
+ * Parsed filters and split search bases, per invalidation pass. Bases and nested searches'
+ * filters repeat across answers; a map's query filter is different for every key, so the cache
+ * is bounded: one pass over 100 000 answers must not keep 100 000 parsed filters.
+ */
 export class FilterCache {
-  private readonly parsed = new Map<string, Filter | null>();
+  private parsed = new Map<string, Filter | null>();
+  private split = new Map<string, string[]>();
 
   get(filter: string): Filter | null {
     let f = this.parsed.get(filter);
@@ -79,9 +88,21 @@ export class FilterCache {
       } catch {
         f = null;
       }
+      if (this.parsed.size >= FILTER_CACHE_MAX) this.parsed = new Map();
       this.parsed.set(filter, f);
     }
     return f;
+  }
+
+  /** rdnsOf(base), for a normalized search base. */
+  rdns(base: string): string[] {
+    let r = this.split.get(base);
+    if (r === undefined) {
+      r = rdnsOf(base);
+      if (this.split.size >= FILTER_CACHE_MAX) this.split = new Map();
+      this.split.set(base, r);
+    }
+    return r;
   }
 }
 

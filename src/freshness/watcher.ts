@@ -5,7 +5,7 @@ import { LdapFailure } from '../ldap/errors.js';
 import type { LdapPool } from '../ldap/pool.js';
 import { log, RateLimitedLog } from '../log.js';
 import type { Dependencies } from './deps.js';
-import { isUnder, normalizeDn, rdnsOf, staticBase, withinScope } from './dn.js';
+import { isUnder, normalizeDn, rdnsOf, staticBase, withinRdns } from './dn.js';
 import { ChangedEntry, FilterCache, mayMatch } from './match.js';
 import { describeContext, detectContexts, readContextCsn, stringValues, type MarkerKind, type WatchedContext } from './marker.js';
 
@@ -26,6 +26,16 @@ import { describeContext, detectContexts, readContextCsn, stringValues, type Mar
  * - modifyTimestamp (anything else): `(|(modifyTimestamp>=LAST)(createTimestamp>=LAST))` per poll,
  *   LAST being the newest timestamp seen (server time, second resolution; entries already seen
  *   with the same timestamp and entryCSN are not reported twice). Adds and modifications only.
+ *   The poll asks for the timestamps only; the changed entries' attributes (which mayMatch needs)
+ *   are read by a second search only when something changed. LAST moves on by itself once the
+ *   directory's clock is surely past it, so the entries of one busy second (a bulk import) are
+ *   not read again at every poll.
+ *
+ * At start the watcher takes its baseline: for contextCSN one base search; for modifyTimestamp
+ * the DNs and timestamps (no other attributes) of the entries changed in the last SKEW_SEC
+ * seconds, so they are not reported as changes by the first poll. That is the whole directory
+ * only right after a bulk load, and even then it is a DN and two timestamps per entry, dropped
+ * once the clock has moved SKEW_SEC past them. Nothing else is read at start.
  *
  * What a change expires (CachedMap.invalidate; expired answers remain for stale-if-error):
  * answers built from a changed or deleted entry, answers with a base-scope search on a DN that
@@ -58,10 +68,21 @@ export interface WatcherObserver {
 
 export interface WatcherOptions {
   intervalMs: number;
+  /**
+   * How long an invalidation keeps what changed for lookups that were already running when it
+   * happened (CachedMap checks them when they finish). After that such a lookup's answer is
+   * stored as expired. Default 120 s; runtime passes at least twice the longest request_timeout.
+   */
+  lateLookupMs?: number;
   observer?: WatcherObserver;
   now?: () => number;
   /** Most DNs checked for deletion after a contextCSN change before expiring everything instead. Default 10 000. */
   maxVerify?: number;
+  /**
+   * Most entries changed in one poll that are read whole and matched against the cached answers;
+   * more (a bulk import) expire whatever may depend on the context instead. Default 1 000.
+   */
+  maxChanged?: number;
   /** A watcher failing (or not started) this long is reported as failing long. Default max(60 s, 10 intervals). */
   failingLongMs?: number;
 }
@@ -81,10 +102,18 @@ export interface WatcherStatus {
 interface ContextState extends WatchedContext {
   /** Maps whose search base lies in this context (their NOTFOUND answers follow any addition here). */
   local: WatchedMap[];
-  /** modifyTimestamp: newest timestamp seen (epoch seconds). */
+  /** modifyTimestamp: the lower bound of the next poll, the newest timestamp seen (epoch seconds). */
   since: number;
-  /** modifyTimestamp: entries seen at `since` (normalized DN → stamp). */
-  seen: Map<string, { stamp: string; ts: number; reports: number }>;
+  /** modifyTimestamp: entries seen at `since` (normalized DN → what was seen). */
+  seen: Map<string, Seen>;
+  /** modifyTimestamp: daemon clock (epoch seconds) when the last successful poll's search was sent. */
+  polledAt?: number;
+}
+
+interface Seen {
+  ts: number;
+  csn: string | undefined;
+  reports: number;
 }
 
 interface ChangeBatch {
@@ -98,6 +127,11 @@ const SIZE_LIMIT_EXCEEDED = 4;
 /** Clock difference between daemon and directory tolerated when the first timestamp baseline is taken. */
 const SKEW_SEC = 60;
 const VERIFY_BATCH = 100;
+/** What a poll asks for first: enough to tell whether an entry changed since it was last seen. */
+const STAMP_ATTRIBUTES = ['modifyTimestamp', 'createTimestamp', 'entryCSN'];
+/** The changed entries themselves (mayMatch compares their attributes with cached searches). */
+const ENTRY_ATTRIBUTES = ['*', ...STAMP_ATTRIBUTES];
+const DEFAULT_LATE_LOOKUP_MS = 120_000;
 
 export class ChangeWatcher {
   readonly servers: string;
@@ -112,7 +146,9 @@ export class ChangeWatcher {
   private lastError?: string;
   private readonly rlog = new RateLimitedLog(60_000);
   private readonly maxVerify: number;
+  private readonly maxChanged: number;
   private readonly failingLongMs: number;
+  private readonly lateLookupMs: number;
 
   constructor(
     private readonly pool: LdapPool,
@@ -123,7 +159,9 @@ export class ChangeWatcher {
     this.now = opts.now ?? Date.now;
     this.startedAt = this.now();
     this.maxVerify = opts.maxVerify ?? 10_000;
+    this.maxChanged = opts.maxChanged ?? 1_000;
     this.failingLongMs = opts.failingLongMs ?? Math.max(60_000, 10 * opts.intervalMs);
+    this.lateLookupMs = opts.lateLookupMs ?? DEFAULT_LATE_LOOKUP_MS;
   }
 
   get mapNames(): string[] {
@@ -242,62 +280,115 @@ export class ChangeWatcher {
     }
   }
 
+  /** The entries changed in the last SKEW_SEC seconds, as known (DNs and timestamps only). */
   private async baseline(c: ContextState): Promise<void> {
-    c.since = Math.floor(this.now() / 1000) - SKEW_SEC;
+    const sentAt = Math.floor(this.now() / 1000);
+    c.since = sentAt - SKEW_SEC;
     let entries: Entry[];
     try {
-      entries = await this.timestampSearch(c);
+      entries = await this.timestampSearch(c, c.since, STAMP_ATTRIBUTES);
     } catch (err) {
       if (!(err instanceof LdapFailure && err.code === SIZE_LIMIT_EXCEEDED)) throw err;
       c.since = Math.floor(this.now() / 1000);
       return;
     }
     for (const e of entries) {
-      const { ts, stamp } = stampOf(e, c.since);
-      c.seen.set(normalizeDn(e.dn), { stamp, ts, reports: 2 });
+      const { ts, csn } = stampOf(e, c.since);
+      c.seen.set(normalizeDn(e.dn), { ts, csn, reports: 2 });
       c.since = Math.max(c.since, ts);
     }
-    for (const [dn, s] of c.seen) if (s.ts < c.since) c.seen.delete(dn);
+    prune(c);
+    c.polledAt = sentAt;
   }
 
-  private timestampSearch(c: ContextState): Promise<Entry[]> {
-    const t = formatGeneralizedTime(c.since);
+  private timestampSearch(c: ContextState, since: number, attributes: string[]): Promise<Entry[]> {
+    const t = formatGeneralizedTime(since);
     return this.pool.search({
       base: c.base,
       scope: 'sub',
       filter: `(|(modifyTimestamp>=${t})(createTimestamp>=${t}))`,
-      attributes: ['*', 'modifyTimestamp', 'createTimestamp', 'entryCSN'],
+      attributes,
       deref: 0,
     });
   }
 
+  /**
+   * Timestamps have second resolution, so a poll asks for `>= since` and sees the entries of the
+   * second `since` again (already seen ones are skipped). Once the previous poll's search was
+   * sent more than SKEW_SEC after `since` by our clock, the directory's clock was past that
+   * second then (if it is at most SKEW_SEC off ours, as the baseline assumes): nothing can be
+   * stamped with it or any earlier second any more, and that previous poll saw every entry
+   * stamped before it. The bound moves on and the entries seen at the old second are forgotten.
+   */
+  private advance(c: ContextState): void {
+    if (c.polledAt === undefined) return;
+    const settled = c.polledAt - SKEW_SEC;
+    if (settled > c.since) {
+      c.since = settled;
+      prune(c);
+    }
+  }
+
   private async pollTimestamps(c: ContextState): Promise<ChangeBatch | undefined> {
-    let entries: Entry[];
-    try {
-      entries = await this.timestampSearch(c);
-    } catch (err) {
-      if (!(err instanceof LdapFailure && err.code === SIZE_LIMIT_EXCEEDED)) throw err;
+    this.advance(c);
+    const sentAt = Math.floor(this.now() / 1000);
+    const done = (batch?: ChangeBatch): ChangeBatch | undefined => {
+      prune(c);
+      c.polledAt = sentAt;
+      return batch;
+    };
+    const probe = await sizeLimited(this.timestampSearch(c, c.since, STAMP_ATTRIBUTES));
+    if (probe === undefined) {
       c.seen.clear();
       c.since = Math.max(c.since, Math.floor(this.now() / 1000) - 1);
-      return { changed: [], deleted: new Set(), unexplained: 'more changed entries than the server returns in one search (size limit)' };
+      c.polledAt = undefined;
+      return { changed: [], deleted: new Set(), unexplained: SIZE_LIMIT_REASON };
+    }
+    let newest = c.since;
+    const stamps: number[] = [];
+    const fresh: { dn: string; ts: number; csn: string | undefined }[] = [];
+    for (const e of probe) {
+      const s = stampOf(e, c.since);
+      const dn = normalizeDn(e.dn);
+      newest = Math.max(newest, s.ts);
+      stamps.push(s.ts);
+      if (isNew(c, dn, s)) fresh.push({ dn, ts: s.ts, csn: s.csn });
+    }
+    if (fresh.length === 0) {
+      c.since = newest;
+      return done();
+    }
+    // Something was added or modified: the entries are read whole, from the oldest changed second on.
+    let from = fresh[0]!.ts;
+    for (const f of fresh) from = Math.min(from, f.ts);
+    const toRead = stamps.filter((ts) => ts >= from).length;
+    if (toRead > this.maxChanged) {
+      // A bulk change: reading and matching every entry would cost more than it saves.
+      for (const f of fresh) c.seen.set(f.dn, { ts: f.ts, csn: f.csn, reports: 2 });
+      c.since = newest;
+      return done({ changed: [], deleted: new Set(), unexplained: `${fresh.length} entries changed at once (${toRead} to read, more than ${this.maxChanged})` });
+    }
+    // What changed meanwhile is in this answer too; it decides.
+    const entries = await sizeLimited(this.timestampSearch(c, from, ENTRY_ATTRIBUTES));
+    if (entries === undefined) {
+      c.seen.clear();
+      c.since = Math.max(c.since, Math.floor(this.now() / 1000) - 1);
+      c.polledAt = undefined;
+      return { changed: [], deleted: new Set(), unexplained: SIZE_LIMIT_REASON };
     }
     const changed: ChangedEntry[] = [];
-    let newest = c.since;
     for (const e of entries) {
-      const { ts, stamp, csn } = stampOf(e, c.since);
+      const s = stampOf(e, c.since);
       const dn = normalizeDn(e.dn);
-      newest = Math.max(newest, ts);
+      newest = Math.max(newest, s.ts);
       const prev = c.seen.get(dn);
-      const same = prev !== undefined && prev.stamp === stamp;
-      // Without entryCSN two modifications within one second look alike: report such an entry
-      // once more on the next poll, which runs after that second is over.
-      if (same && (csn !== undefined || prev.reports >= 2)) continue;
-      c.seen.set(dn, { stamp, ts, reports: same ? prev.reports + 1 : 1 });
+      if (!isNew(c, dn, s)) continue;
+      const same = prev !== undefined && prev.ts === s.ts && prev.csn === s.csn;
+      c.seen.set(dn, { ts: s.ts, csn: s.csn, reports: same ? prev.reports + 1 : 1 });
       changed.push(new ChangedEntry(dn, e));
     }
     c.since = newest;
-    for (const [dn, s] of c.seen) if (s.ts < c.since) c.seen.delete(dn);
-    return changed.length > 0 ? { changed, deleted: new Set() } : undefined;
+    return done(changed.length > 0 ? { changed, deleted: new Set() } : undefined);
   }
 
   private async pollCsn(c: ContextState): Promise<ChangeBatch | undefined> {
@@ -314,24 +405,21 @@ export class ChangeWatcher {
     }
     if (now.length === 0) batch.unexplained = 'contextCSN disappeared';
     if (!batch.unexplained && clauses.length > 0) {
-      let entries: Entry[] = [];
-      try {
-        entries = await this.pool.search({
-          base: c.base,
-          scope: 'sub',
-          filter: clauses.length === 1 ? clauses[0]! : `(|${clauses.join('')})`,
-          attributes: ['*', 'entryCSN'],
-          deref: 0,
-        });
-      } catch (err) {
-        if (!(err instanceof LdapFailure && err.code === SIZE_LIMIT_EXCEEDED)) throw err;
-        batch.unexplained = 'more changed entries than the server returns in one search (size limit)';
-      }
-      for (const e of entries) {
-        // The entry whose write set the old CSN was handled by the previous poll.
+      const filter = clauses.length === 1 ? clauses[0]! : `(|${clauses.join('')})`;
+      // The entry whose write set the old CSN was handled by the previous poll.
+      const unseen = (e: Entry): boolean => {
         const csn = stringValues(e, 'entryCSN')[0];
-        if (csn !== undefined && old.includes(csn)) continue;
-        batch.changed.push(new ChangedEntry(normalizeDn(e.dn), e));
+        return csn === undefined || !old.includes(csn);
+      };
+      // First how many (DN and entryCSN only), then, if not too many, the entries themselves.
+      const probe = await sizeLimited(this.pool.search({ base: c.base, scope: 'sub', filter, attributes: ['entryCSN'], deref: 0 }));
+      const n = probe?.filter(unseen).length ?? 0;
+      if (probe === undefined) batch.unexplained = SIZE_LIMIT_REASON;
+      else if (n > this.maxChanged) batch.unexplained = `${n} entries changed at once (more than ${this.maxChanged})`;
+      else if (n > 0) {
+        const entries = await sizeLimited(this.pool.search({ base: c.base, scope: 'sub', filter, attributes: ['*', 'entryCSN'], deref: 0 }));
+        if (entries === undefined) batch.unexplained = SIZE_LIMIT_REASON;
+        else for (const e of entries) if (unseen(e)) batch.changed.push(new ChangedEntry(normalizeDn(e.dn), e));
       }
     }
     if (!batch.unexplained) {
@@ -368,36 +456,51 @@ export class ChangeWatcher {
     if (deleted.size > 0) obs?.changes?.(this.servers, 'deleted', deleted.size);
     if (unexplained) obs?.changes?.(this.servers, 'unexplained', 1);
 
-    const changedDns = new Set(changed.map((e) => e.dn));
-    const changedRdns = changed.map((e) => rdnsOf(e.dn));
-    const filters = new FilterCache();
-    const touches = (deps: Dependencies): boolean => {
-      for (const dn of deps.entries) if (changedDns.has(dn) || deleted.has(dn)) return true;
-      for (const dn of deps.bases) if (changedDns.has(dn)) return true;
-      for (const s of deps.searches) {
-        for (let i = 0; i < changed.length; i++) {
-          if (withinScope(changedRdns[i]!, s.base, s.scope) && mayMatch(filters.get(s.filter), changed[i]!)) return true;
-        }
-      }
-      return false;
+    // What the matchers need. The cache keeps the last matchers for lookups that were running
+    // during this invalidation; those get the batch for lateLookupMs, then `true` (their answers
+    // are stored expired), so a big batch is not kept alive by the cache's log.
+    let held: { changed: ChangedEntry[]; changedDns: Set<string>; changedRdns: string[][]; deleted: Set<string> } | undefined = {
+      changed,
+      changedDns: new Set(changed.map((e) => e.dn)),
+      changedRdns: changed.map((e) => rdnsOf(e.dn)),
+      deleted,
     };
+    let filters = new FilterCache();
+    const touches = (deps: Dependencies): boolean => {
+      if (!held) return true;
+      const h = held;
+      for (const dn of deps.entries) if (h.changedDns.has(dn) || h.deleted.has(dn)) return true;
+      for (const dn of deps.bases) if (h.changedDns.has(dn)) return true;
+      return deps.someSearch((base, scope, filter) => {
+        const baseRdns = filters.rdns(base);
+        for (let i = 0; i < h.changed.length; i++) {
+          if (withinRdns(h.changedRdns[i]!, baseRdns, scope) && mayMatch(filters.get(filter), h.changed[i]!)) return true;
+        }
+        return false;
+      });
+    };
+    const norm = c.norm;
     const dependsOnContext = (deps: Dependencies): boolean =>
-      deps.entries.some((dn) => isUnder(dn, c.norm)) ||
-      deps.bases.some((dn) => isUnder(dn, c.norm)) ||
-      deps.searches.some((s) => isUnder(s.base, c.norm) || isUnder(c.norm, s.base));
+      deps.entries.some((dn) => isUnder(dn, norm)) ||
+      deps.bases.some((dn) => isUnder(dn, norm)) ||
+      deps.someSearch((base) => isUnder(base, norm) || isUnder(norm, base));
+    const anyChanged = changed.length > 0;
 
     const counts: string[] = [];
     for (const m of this.maps) {
       const local = c.local.includes(m);
       const n = m.cache.invalidate((deps, negative) => {
         if (unexplained) return local || deps === undefined || dependsOnContext(deps);
-        if (negative && local && changed.length > 0) return true;
-        if (deps === undefined) return local && (!negative || changed.length > 0);
+        if (negative && local && anyChanged) return true;
+        if (deps === undefined) return local && (!negative || anyChanged);
         return touches(deps);
       });
       if (n > 0) obs?.invalidated?.(m.name, n);
       counts.push(`${m.name}: ${n}`);
     }
+    // The parsed filters of this pass are not needed by the few late lookups.
+    filters = new FilterCache();
+    if (held.changed.length > 0 || held.deleted.size > 0) setTimeout(() => { held = undefined; }, this.lateLookupMs).unref();
     const what = unexplained
       ? `unexplained change (${unexplained})`
       : `${changed.length} added/modified, ${deleted.size} deleted`;
@@ -406,6 +509,32 @@ export class ChangeWatcher {
 }
 
 /* ------------------------------------------------------------------------------------------ */
+
+const SIZE_LIMIT_REASON = 'more changed entries than the server returns in one search (size limit)';
+
+/** The search's entries, or undefined when the server's size limit cut it short. */
+async function sizeLimited(search: Promise<Entry[]>): Promise<Entry[] | undefined> {
+  try {
+    return await search;
+  } catch (err) {
+    if (err instanceof LdapFailure && err.code === SIZE_LIMIT_EXCEEDED) return undefined;
+    throw err;
+  }
+}
+
+/** Whether an entry a poll found is new or changed since it was seen (or due for its second report). */
+function isNew(c: ContextState, dn: string, s: { ts: number; csn: string | undefined }): boolean {
+  const prev = c.seen.get(dn);
+  const same = prev !== undefined && prev.ts === s.ts && prev.csn === s.csn;
+  // Without entryCSN two modifications within one second look alike: report such an entry
+  // once more on the next poll, which runs after that second is over.
+  return !(same && (s.csn !== undefined || prev.reports >= 2));
+}
+
+/** Forgets the entries seen before `since` (a poll asks for `>= since` only). */
+function prune(c: ContextState): void {
+  for (const [dn, s] of c.seen) if (s.ts < c.since) c.seen.delete(dn);
+}
 
 function sameList(a: string[], b: string[]): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
@@ -422,13 +551,12 @@ function bySid(csns: string[]): Map<string, string> {
   return out;
 }
 
-function stampOf(e: Entry, fallback: number): { ts: number; stamp: string; csn?: string } {
+function stampOf(e: Entry, fallback: number): { ts: number; csn: string | undefined } {
   const m = parseGeneralizedTime(stringValues(e, 'modifyTimestamp')[0]);
   const c = parseGeneralizedTime(stringValues(e, 'createTimestamp')[0]);
   let ts = Math.max(m ?? -Infinity, c ?? -Infinity);
   if (!Number.isFinite(ts)) ts = fallback;
-  const csn = stringValues(e, 'entryCSN')[0];
-  return { ts, stamp: `${ts}|${csn ?? ''}`, csn };
+  return { ts, csn: stringValues(e, 'entryCSN')[0] };
 }
 
 /** GeneralizedTime (`20240102030405Z`, fractions, offsets) → epoch seconds (floored); undefined if unparsable. */

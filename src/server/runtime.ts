@@ -77,19 +77,25 @@ export class Runtime {
   private restartWatchers(): void {
     for (const w of this.watchers) void w.stop();
     this.watchers = [];
-    const byPool = new Map<LdapPool, { maps: WatchedMap[]; intervalSec: number }>();
+    const byPool = new Map<LdapPool, { maps: WatchedMap[]; intervalSec: number; timeoutSec: number }>();
     for (const [name, b] of this.daemon.maps.maps) {
       const settings = this.daemon.config.maps.find((m) => m.name === name)?.settings;
       const cache = this.caches.get(name);
       if (!settings || !cache || settings.changePollInterval <= 0) continue;
       if (settings.cacheTtl <= 0 && settings.cacheNegativeTtl <= 0) continue;
-      const group = byPool.get(b.ldap.pool) ?? { maps: [], intervalSec: settings.changePollInterval };
+      const group = byPool.get(b.ldap.pool) ?? { maps: [], intervalSec: settings.changePollInterval, timeoutSec: 0 };
       group.maps.push({ name, cache, searchBase: b.config.searchBase });
       group.intervalSec = Math.min(group.intervalSec, settings.changePollInterval);
+      group.timeoutSec = Math.max(group.timeoutSec, settings.requestTimeout);
       byPool.set(b.ldap.pool, group);
     }
     for (const [pool, g] of byPool) {
-      const w = new ChangeWatcher(pool, g.maps, { intervalMs: g.intervalSec * 1000, observer: this.metrics.watcherObserver });
+      const w = new ChangeWatcher(pool, g.maps, {
+        intervalMs: g.intervalSec * 1000,
+        // Lookups running during an invalidation are checked against it when they finish.
+        lateLookupMs: Math.max(120_000, 2 * g.timeoutSec * 1000),
+        observer: this.metrics.watcherObserver,
+      });
       w.start();
       this.watchers.push(w);
     }

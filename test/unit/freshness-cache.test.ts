@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CachedMap, type CacheOptions } from '../../src/cache/cache-map.js';
+import type { Dependencies } from '../../src/freshness/deps.js';
 import type { LookupTrace } from '../../src/lookup/ldap-map.js';
 import { found, NOTFOUND, temp, type LookupMap, type LookupResult } from '../../src/lookup/result.js';
 
@@ -123,4 +124,37 @@ describe('CachedMap dependency tracking and invalidation', () => {
     expect(entries).toEqual(['cn=sales,ou=Groups,dc=x', 'uid=alice,ou=People,dc=x', 'uid=bob,ou=People,dc=x']);
     expect(plain.trackedEntryDns().size).toBe(0);
   });
+
+  it('keeps the dependencies of a NOTFOUND answer to one small record', async () => {
+    const dir = new FakeDirectory();
+    const plain = new CachedMap(new FakeDirectory(), { ...OPTS, trackDependencies: false });
+    const cache = new CachedMap(dir, OPTS);
+    await plain.lookup(k('nolist'));
+    await cache.lookup(k('nolist'));
+    await cache.lookup(k('sales'));
+    const all: Dependencies[] = [];
+    cache.invalidate((deps) => { if (deps) all.push(deps); return false; });
+    const neg = all.find((d) => d.entries.length === 0)!;
+    const pos = all.find((d) => d.entries.length > 0)!;
+    // Empty lists are one shared array, not two new ones per answer.
+    expect(neg.entries).toBe(neg.bases);
+    expect(neg.entries).toBe(pos.bases);
+    expect(neg.searches).toEqual([{ base: 'ou=groups,dc=x', scope: 'sub', filter: '(listName=nolist)' }]);
+    const seen: string[] = [];
+    expect(neg.someSearch((base, scope, filter) => { seen.push(`${scope} ${base} ${filter}`); return false; })).toBe(false);
+    expect(seen).toEqual(['sub ou=groups,dc=x (listName=nolist)']);
+    // One object with its filter (and the shared base) is what the record is charged.
+    const charged = (await bytesOf(cache, 'nolist')) - plain.bytes;
+    expect(charged).toBeGreaterThan(100);
+    expect(charged).toBeLessThan(200);
+  });
 });
+
+/** Accounted bytes of the cached answer for `key` alone: flush it and see what goes. */
+async function bytesOf(cache: CachedMap, key: string): Promise<number> {
+  const before = cache.bytes;
+  cache.flush(k(key));
+  const n = before - cache.bytes;
+  await cache.lookup(k(key));
+  return n;
+}

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { isUnder, normalizeDn, rdnsOf, staticBase, withinScope } from '../../src/freshness/dn.js';
+import { canonical, isUnder, normalizeDn, parsedCanonical, rdnsOf, staticBase, withinScope } from '../../src/freshness/dn.js';
+import { prng } from '../support/prng.js';
 import { formatGeneralizedTime, parseGeneralizedTime } from '../../src/freshness/watcher.js';
 
 describe('normalizeDn', () => {
@@ -26,6 +27,37 @@ describe('normalizeDn', () => {
     expect(normalizeDn('cn=team   lead,dc=x')).toBe('cn=team lead,dc=x');
     expect(normalizeDn('')).toBe('');
     expect(normalizeDn('not a dn')).toBe('not a dn');
+  });
+
+  it('the lower-case shortcut for plain DNs gives exactly what the parser gives', () => {
+    const rand = prng(4514);
+    const pick = (s: string) => s[Math.floor(rand() * s.length)]!;
+    // Mostly plain characters, now and then one the shortcut must not accept.
+    const chars = 'aAzZ09-._@:/\'*!?$%&~^|' + '     ' + ',,,,===' + '+;"#<>\\\tü';
+    let shortcut = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const n = 1 + Math.floor(rand() * 4);
+      const rdns: string[] = [];
+      for (let r = 0; r < n; r++) {
+        let v = '';
+        const len = Math.floor(rand() * 8);
+        for (let j = 0; j < len; j++) v += rand() < 0.8 ? pick('abcXYZ019 -._@') : pick(chars);
+        rdns.push(`${pick('cCuUoO')}${rand() < 0.3 ? pick('nNiIdD') : ''}=${v}`);
+      }
+      const dn = rdns.join(rand() < 0.9 ? ',' : ', ');
+      const a = canonical(dn);
+      const b = parsedCanonical(dn);
+      expect(a, JSON.stringify(dn)).toBe(b);
+      if (a === dn.toLowerCase() && b !== undefined) shortcut++;
+    }
+    expect(shortcut).toBeGreaterThan(2_000);
+    expect(canonical('uid=P00001,ou=People,dc=example,dc=org')).toBe('uid=p00001,ou=people,dc=example,dc=org');
+    expect(canonical('cn=John Smith,ou=People,dc=example,dc=org')).toBe('cn=john smith,ou=people,dc=example,dc=org');
+  });
+
+  it('stays correct when more DNs pass through than the memo and intern tables hold', () => {
+    for (let i = 0; i < 70_000; i++) expect(normalizeDn(`uid=U${i},ou=People,dc=x`)).toBe(`uid=u${i},ou=people,dc=x`);
+    expect(normalizeDn('UID=U1, ou=People,dc=x')).toBe('uid=u1,ou=people,dc=x');
   });
 
   it('scope tests on normalized DNs', () => {

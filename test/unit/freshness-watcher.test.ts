@@ -8,7 +8,7 @@ import type { Entry } from 'ldapts';
 import { describe, expect, it } from 'vitest';
 import { CachedMap } from '../../src/cache/cache-map.js';
 import { normalizeDn } from '../../src/freshness/dn.js';
-import { ChangeWatcher, formatGeneralizedTime, type ChangeKind } from '../../src/freshness/watcher.js';
+import { ChangeWatcher, formatGeneralizedTime, type ChangeKind, type WatcherOptions } from '../../src/freshness/watcher.js';
 import { LdapFailure } from '../../src/ldap/errors.js';
 import type { LdapPool, SearchRequest } from '../../src/ldap/pool.js';
 import { setLogLevel } from '../../src/log.js';
@@ -30,6 +30,8 @@ class FakeServer {
   sizeLimit = 500;
   /** Return entryCSN with entries (slapd does; other servers have none). */
   returnCsn = true;
+  /** How many entries each search returned (same order as `searches`). */
+  returned: number[] = [];
 
   constructor() {
     this.put('dc=x', { objectClass: ['organization'] });
@@ -82,6 +84,7 @@ class FakeServer {
         out.push({ dn, ...copy } as Entry);
       }
       if (out.length > this.sizeLimit) throw new LdapFailure('error', 'Size limit exceeded', 4);
+      this.returned[this.searches.length - 1] = out.length;
       return out;
     },
   };
@@ -90,10 +93,13 @@ class FakeServer {
 /** An LDAP-map stand-in reading the fake server: list → member DNs → mail; reports to the trace. */
 class ListMap implements LookupMap {
   calls = 0;
+  /** While set, lookups wait for it before they read anything. */
+  gate?: Promise<void>;
   constructor(readonly name: string, private readonly server: FakeServer, private readonly base: string) {}
 
   async lookup(key: Buffer, trace?: LookupTrace): Promise<LookupResult> {
     this.calls++;
+    if (this.gate) await this.gate;
     const name = key.toString();
     trace?.search?.(0, undefined, { base: this.base, scope: 'sub', filter: `(listName=${name})`, attributes: ['mail'], deref: 0 }, 1);
     const hit = [...this.server.entries].find(([dn, a]) => normalizeDn(dn).endsWith(normalizeDn(this.base)) && a.listName?.includes(name));
@@ -111,7 +117,7 @@ class ListMap implements LookupMap {
   }
 }
 
-function setup(opts: { syncprov?: boolean; now?: () => number } = {}) {
+function setup(opts: { syncprov?: boolean; now?: () => number; watcher?: Partial<WatcherOptions> } = {}) {
   const server = new FakeServer();
   server.syncprov = opts.syncprov ?? true;
   server.put('uid=alice,ou=People,dc=x', { mail: ['alice@x'] });
@@ -125,6 +131,7 @@ function setup(opts: { syncprov?: boolean; now?: () => number } = {}) {
   const watcher = new ChangeWatcher(server.pool as unknown as LdapPool, [{ name: 'aliases', cache, searchBase: 'ou=Groups,dc=x' }], {
     intervalMs: 1000,
     now: opts.now,
+    ...opts.watcher,
     observer: {
       changes: (_s, kind, n) => events.changes.push([kind, n]),
       invalidated: (_m, n) => { events.invalidated += n; },
@@ -326,5 +333,108 @@ describe('ChangeWatcher with modifyTimestamp', () => {
     // After that it is settled.
     await watcher.pollNow();
     expect(events.invalidated).toBe(2);
+  });
+});
+
+describe('ChangeWatcher costs: what is read, and what is kept', () => {
+  const timestampSearches = (server: FakeServer) =>
+    server.searches.map((req, i) => ({ req, n: server.returned[i] })).filter((x) => x.req.filter.includes('modifyTimestamp>='));
+
+  it('modifyTimestamp: the baseline and quiet polls read DNs and timestamps only; changed entries are read whole', async () => {
+    const { server, watcher, events, ask } = setup({ syncprov: false });
+    await watcher.pollNow();
+    await ask('sales');
+    await watcher.pollNow();
+    const stampsOnly = ['modifyTimestamp', 'createTimestamp', 'entryCSN'];
+    expect(timestampSearches(server).map((x) => x.req.attributes)).toEqual([stampsOnly, stampsOnly]);
+    server.clock += 1;
+    server.put('uid=bob,ou=People,dc=x', { mail: ['robert@x'] });
+    await watcher.pollNow();
+    expect(events.invalidated).toBe(1);
+    const last = timestampSearches(server).slice(-2);
+    expect(last.map((x) => x.req.attributes)).toEqual([stampsOnly, ['*', ...stampsOnly]]);
+    // The whole-entry read starts at the changed entry's second: only bob.
+    expect(last[1]!.n).toBe(1);
+  });
+
+  it('modifyTimestamp: the entries of one busy second are not read again once the clock is past it', async () => {
+    let now = 0;
+    const { server, watcher, events } = setup({ syncprov: false, now: () => now });
+    const t = server.clock;
+    // The setup's entries (a "bulk load") all carry the second t.
+    now = t * 1000;
+    await watcher.pollNow();
+    const bulk = server.entries.size;
+    expect(timestampSearches(server).at(-1)!.n).toBe(bulk);
+    // Within the skew allowance the second t may still get entries: polls ask for it again.
+    for (const at of [5, 61]) {
+      now = (t + at) * 1000;
+      await watcher.pollNow();
+      expect(timestampSearches(server).at(-1)!.n).toBe(bulk);
+    }
+    // The poll at t+61 was sent when the directory's clock was surely past t: the bound moves on.
+    now = (t + 66) * 1000;
+    await watcher.pollNow();
+    const q = timestampSearches(server).at(-1)!;
+    expect(q.n).toBe(0);
+    expect(q.req.filter).toContain(`modifyTimestamp>=${formatGeneralizedTime(t + 1)}`);
+    expect(events.changes).toEqual([]);
+    // A later change is still found.
+    server.clock = t + 66;
+    server.put('uid=bob,ou=People,dc=x', { mail: ['robert@x'] });
+    now = (t + 67) * 1000;
+    await watcher.pollNow();
+    expect(events.changes).toEqual([['modified', 1]]);
+  });
+
+  it('modifyTimestamp: more changed entries than maxChanged are an unexplained change, not read whole', async () => {
+    const { server, watcher, events, ask } = setup({ syncprov: false, watcher: { maxChanged: 2 } });
+    await watcher.pollNow();
+    await ask('sales');
+    await ask('eng');
+    server.clock += 1;
+    for (const u of ['x1', 'x2', 'x3']) server.put(`uid=${u},ou=People,dc=x`, { mail: [`${u}@x`] });
+    await watcher.pollNow();
+    expect(events.changes).toEqual([['unexplained', 1]]);
+    expect(events.invalidated).toBe(2);
+    expect(server.searches.some((s) => s.attributes.includes('*'))).toBe(false);
+    // Seen: not reported again.
+    await watcher.pollNow();
+    expect(events.changes).toEqual([['unexplained', 1]]);
+  });
+
+  it('contextCSN: changed entries are counted first; more than maxChanged are not read whole', async () => {
+    const { server, watcher, events, ask } = setup({ watcher: { maxChanged: 2 } });
+    await watcher.pollNow();
+    await ask('sales');
+    server.put('uid=bob,ou=People,dc=x', { mail: ['robert@x'] });
+    await watcher.pollNow();
+    expect(events.changes).toEqual([['modified', 1]]);
+    const csnSearches = server.searches.filter((s) => s.filter.includes('entryCSN>='));
+    expect(csnSearches.map((s) => s.attributes)).toEqual([['entryCSN'], ['*', 'entryCSN']]);
+    for (const u of ['x1', 'x2', 'x3']) server.put(`uid=${u},ou=People,dc=x`, { mail: [`${u}@x`] });
+    await watcher.pollNow();
+    expect(events.changes).toEqual([['modified', 1], ['unexplained', 1]]);
+    expect(server.searches.filter((s) => s.filter.includes('entryCSN>=')).length).toBe(3);
+  });
+
+  it('a lookup running during an invalidation is checked against it, for lateLookupMs only', async () => {
+    for (const [lateLookupMs, expired] of [[60_000, false], [1, true]] as const) {
+      const { server, inner, watcher, ask } = setup({ watcher: { lateLookupMs } });
+      await watcher.pollNow();
+      let open!: () => void;
+      inner.gate = new Promise<void>((r) => { open = r; });
+      const running = ask('eng');
+      server.put('uid=bob,ou=People,dc=x', { mail: ['robert@x'] });
+      await watcher.pollNow();
+      await new Promise((r) => setTimeout(r, 20));
+      inner.gate = undefined;
+      open();
+      expect(await running).toBe('carol@x');
+      const calls = inner.calls;
+      await ask('eng');
+      // eng does not depend on bob: kept fresh while the batch is known, expired once it is let go.
+      expect(inner.calls - calls, `lateLookupMs ${lateLookupMs}`).toBe(expired ? 1 : 0);
+    }
   });
 });
