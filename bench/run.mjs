@@ -5,6 +5,7 @@
 //   node bench/run.mjs [--phases 1,2,3,4,5] [--pool-size N] [--quick] [--keep]
 //   node bench/run.mjs --profile [--profile-dir DIR]    CPU profiles of the daemon instead
 //   --repo DIR   measure the daemon of another checkout (its dist/ is built if stale)
+//   --no-batch   the daemon without batch_member_fetch (one base search per list member)
 //   --wait-quiet S   before measuring, wait up to S seconds (default 120) for other work on a
 //                    shared machine to calm down (less than a third of the CPUs busy)
 import { parseArgs } from 'node:util';
@@ -28,7 +29,7 @@ function parseArgsOrExit(config) {
   try {
     return parseArgs(config);
   } catch (err) {
-    process.stderr.write(`bench: ${err.message}\nusage: node bench/run.mjs [--phases 1,2,3,4,5] [--pool-size N] [--quick] [--keep] [--repo DIR] [--wait-quiet S] [--time-limit S] | --profile [--profile-dir DIR]\n`);
+    process.stderr.write(`bench: ${err.message}\nusage: node bench/run.mjs [--phases 1,2,3,4,5] [--pool-size N] [--quick] [--keep] [--repo DIR] [--no-batch] [--wait-quiet S] [--time-limit S] | --profile [--profile-dir DIR]\n`);
     process.exit(2);
   }
 }
@@ -45,6 +46,7 @@ const { values: opt } = parseArgsOrExit({
     'time-limit': { type: 'string', default: '900' },
     repo: { type: 'string' },
     'wait-quiet': { type: 'string', default: '120' },
+    'no-batch': { type: 'boolean', default: false },
   },
 });
 /** The checkout whose daemon is measured (default: this one); e.g. a branch built elsewhere. */
@@ -64,7 +66,11 @@ const LEVELS = [1, 8, 64];
 const SWEEP = [1, 2, 4, 8];
 const SWEEP_CONNS = 32;
 const MEM_ENTRIES = 100_000;
-const CACHE_SETTINGS = { cache_ttl: '1h', cache_negative_ttl: '1h' };
+// batch_member_fetch (off by default in the daemon; see README): a list's members are fetched
+// with entryDN searches of up to 100 DNs. --no-batch measures one base search per member (and
+// is needed for a --repo checkout older than the setting).
+const BATCH_SETTINGS = opt['no-batch'] ? {} : { batch_member_fetch: 'yes' };
+const CACHE_SETTINGS = { cache_ttl: '1h', cache_negative_ttl: '1h', ...BATCH_SETTINGS };
 
 const TARGETS = {
   warmRealClient: 5,
@@ -418,7 +424,7 @@ async function phaseColdSweep(env) {
   const keysFile = writeKeys(env.dir, 'cold', keys.map((k) => ['aliases', k]));
   const out = [];
   for (const size of SWEEP) {
-    const daemon = await startDaemon(REPO, { maps: { aliases: env.cf.aliases }, settings: { pool_size: size } });
+    const daemon = await startDaemon(REPO, { maps: { aliases: env.cf.aliases }, settings: { pool_size: size, ...BATCH_SETTINGS } });
     try {
       const client = await connectClient('127.0.0.1', daemon.port);
       await client.request('aliases', `warmup@${DOMAIN}`); // opens the first LDAP connection
@@ -535,7 +541,7 @@ function report(res) {
   L.push(`ldap-socketmap benchmark — ${m.date}`);
   L.push(`machine: ${m.nproc} × ${m.cpu}, ${m.memGiB} GiB, Linux ${m.kernel}; node ${m.node}; Postfix ${m.postfix}; slapd ${m.slapd}; load average ${m.loadAvgAtStart} at start, ${m.loadAvgAtEnd} at end`);
   L.push(`daemon source: ${m.daemonSource}`);
-  L.push(`command: ${m.command}   (all on loopback; daemon: pool_size=${POOL}, cache_ttl=1h, cache_negative_ttl=1h unless noted)`);
+  L.push(`command: ${m.command}   (all on loopback; daemon: pool_size=${POOL}, cache_ttl=1h, cache_negative_ttl=1h${opt['no-batch'] ? '' : ', batch_member_fetch=yes'} unless noted)`);
   const d = res.directory;
   if (res.quiet) L.push(`shared machine: ${res.quiet.busyPctBeforeStart}% of all CPUs busy with other work before the start (waited ${res.quiet.waitedS} s); load average per phase: ${Object.entries(res.loadAvgByPhase ?? {}).map(([k, v]) => `${k} ${v[0]}→${v[1]}`).join(', ')}`);
   L.push(`directory: ${d.people} people, ${d.lists} lists (${d.nestingLists} nesting, ${d.avgSmallListMembers} members on average; ${d.bigLists}); LDIF ${d.ldifMs} ms, slapadd+start ${d.slapaddAndStartMs} ms`);
