@@ -45,7 +45,10 @@ export interface CacheOptions {
   staleIfErrorSec: number;
   /** Fraction of the TTL after which a hit triggers a background refresh; >= 1 disables. Default 0.8. */
   refreshAheadFraction?: number;
-  /** Clock for expiry decisions (ms); tests inject one. Default Date.now. */
+  /**
+   * Clock for expiry decisions (ms); tests inject one. Default: the monotonic clock
+   * (performance.now(), not moved by wall-clock steps), whose reading also times the lookup.
+   */
   now?: () => number;
   /**
    * Record which DNs and searches each answer was built from (a LookupTrace on every inner
@@ -141,6 +144,11 @@ export const ENTRY_OVERHEAD_BYTES = 256;
 
 const DEFAULT_REFRESH_AHEAD = 0.8;
 
+/** Milliseconds (fractional) on the monotonic clock: not moved by wall-clock steps. */
+function monotonicMs(): number {
+  return performance.now();
+}
+
 /** The socketmap NOTFOUND reply, shared by every negative entry. */
 const NOTFOUND_REPLY = encodeSocketmapReply(NOTFOUND).frame.toString('latin1');
 const OK_PREFIX = 'OK ';
@@ -162,20 +170,13 @@ class Entry implements CachedAnswer {
     public expiresAt: number,
     /** Last moment the entry may be served on TEMP/TIMEOUT; after it the entry is dropped. */
     readonly staleUntil: number,
-    /** Accounted bytes: key, the stored strings (not the shared NOTFOUND one), overhead, dependencies. */
-    readonly size: number,
+    readonly oversize: number | undefined,
     /** What the answer was built from (trackDependencies only). */
     readonly deps: Dependencies | undefined,
   ) {}
 
   get kind(): 'found' | 'notfound' {
     return this.frame === undefined ? 'notfound' : 'found';
-  }
-
-  get oversize(): number | undefined {
-    if (this.frame === undefined || this.reply === this.frame) return undefined;
-    const size = this.frame.length - this.frame.indexOf(':') - 2;
-    return size > SOCKETMAP_MAX_REPLY ? size : undefined;
   }
 
   /** A cached answer as a new result (each caller gets its own Buffer). */
@@ -187,12 +188,13 @@ class Entry implements CachedAnswer {
 }
 
 /** The entry strings for a FOUND value: its frame, and what socketmap sends for it. */
-function foundStrings(value: Buffer): { frame: string; reply: string } {
+function foundStrings(value: Buffer): { frame: string; reply: string; oversize?: number } {
   // Through a Buffer, so the string is one flat latin1 string from the start.
   const frame = encodeNetstringWithPrefix(OK_PREFIX, value).toString('latin1');
   if (value.length === 0) return { frame, reply: NOTFOUND_REPLY };
   if (OK_PREFIX.length + value.length <= SOCKETMAP_MAX_REPLY) return { frame, reply: frame };
-  return { frame, reply: encodeSocketmapReply(found(value)).frame.toString('latin1') };
+  const tooLarge = encodeSocketmapReply(found(value));
+  return { frame, reply: tooLarge.frame.toString('latin1'), oversize: tooLarge.oversize };
 }
 
 export class CachedMap implements LookupMap, AnswersNow {
@@ -203,6 +205,8 @@ export class CachedMap implements LookupMap, AnswersNow {
   private readonly staleMs: number;
   private readonly refreshFraction: number;
   private readonly now: () => number;
+  /** `now` is monotonicMs: one clock reading serves both expiry and the lookup's duration. */
+  private readonly ownClock: boolean;
   private readonly track: boolean;
   /** Bumped by every invalidate(); a fetch compares it with the value it started under. */
   private epoch = 0;
@@ -217,14 +221,14 @@ export class CachedMap implements LookupMap, AnswersNow {
     this.negativeTtlMs = Math.max(0, opts.negativeTtlSec) * 1000;
     this.staleMs = Math.max(0, opts.staleIfErrorSec) * 1000;
     this.refreshFraction = opts.refreshAheadFraction ?? DEFAULT_REFRESH_AHEAD;
-    this.now = opts.now ?? Date.now;
+    this.now = opts.now ?? monotonicMs;
+    this.ownClock = opts.now === undefined;
     this.track = opts.trackDependencies ?? false;
     const enabled = (this.ttlMs > 0 || this.negativeTtlMs > 0) && opts.maxEntries >= 1 && opts.maxBytes >= 1;
     this.lru = enabled
       ? new LRUCache<string, Entry>({
           max: Math.min(Math.floor(opts.maxEntries), Math.max(1, Math.floor(opts.maxBytes / ENTRY_OVERHEAD_BYTES))),
           maxSize: Math.floor(opts.maxBytes),
-          sizeCalculation: (e) => e.size,
         })
       : undefined;
   }
@@ -245,11 +249,11 @@ export class CachedMap implements LookupMap, AnswersNow {
 
   answerNow(key: Buffer): CachedAnswer | undefined {
     if (!this.lru) return undefined;
-    const started = process.hrtime.bigint();
+    const started = monotonicMs();
     const k = key.toString('latin1');
     const entry = this.lru.get(k);
     if (entry === undefined) return undefined;
-    const now = this.now();
+    const now = this.ownClock ? started : this.now();
     // Expired (servable stale or to be dropped): lookup() decides.
     if (now >= entry.expiresAt) return undefined;
     this.hit(k, key, entry, now, started);
@@ -257,9 +261,9 @@ export class CachedMap implements LookupMap, AnswersNow {
   }
 
   async lookup(key: Buffer, trace?: LookupTrace): Promise<LookupResult> {
-    const started = process.hrtime.bigint();
+    const started = monotonicMs();
     const k = key.toString('latin1');
-    const now = this.now();
+    const now = this.ownClock ? started : this.now();
     const entry = this.current(k, now);
     if (entry && now < entry.expiresAt) {
       this.hit(k, key, entry, now, started);
@@ -348,7 +352,7 @@ export class CachedMap implements LookupMap, AnswersNow {
   }
 
   /** A fresh hit: counted, and a refresh-ahead started when the entry is old enough. */
-  private hit(k: string, key: Buffer, entry: Entry, now: number, started: bigint): void {
+  private hit(k: string, key: Buffer, entry: Entry, now: number, started: number): void {
     this.observer.hit?.(this.name, entry.frame !== undefined ? 'fresh' : 'negative');
     if (!entry.refreshStarted && this.refreshFraction < 1) {
       const ttl = entry.expiresAt - entry.storedAt;
@@ -424,16 +428,15 @@ export class CachedMap implements LookupMap, AnswersNow {
     }
     // Stored as strings, not the value Buffer itself: that may be a view into a much larger
     // buffer (a socket read, Node's allocation pool) that must not be kept alive.
-    const { frame, reply } = result.kind === 'found' ? foundStrings(result.value) : { frame: undefined, reply: NOTFOUND_REPLY };
+    const { frame, reply, oversize } = result.kind === 'found' ? foundStrings(result.value) : { frame: undefined, reply: NOTFOUND_REPLY, oversize: undefined };
     const now = this.now();
     // A change seen while this lookup ran may have reached LDAP before the lookup read it: such
     // an answer is kept only as an expired one (what stale-if-error may serve), never as fresh.
     const outdated = startEpoch !== this.epoch && this.invalidatedSince(startEpoch, tracked?.deps, frame === undefined);
+    // Accounted: the key, the strings stored (not the shared NOTFOUND one), overhead, dependencies.
     const stored = (frame?.length ?? 0) + (reply !== frame && reply !== NOTFOUND_REPLY ? reply.length : 0);
-    this.lru.set(
-      k,
-      new Entry(frame, reply, now, outdated ? now : now + ttl, now + ttl + this.staleMs, k.length + stored + ENTRY_OVERHEAD_BYTES + (tracked?.bytes ?? 0), tracked?.deps),
-    );
+    const size = k.length + stored + ENTRY_OVERHEAD_BYTES + (tracked?.bytes ?? 0);
+    this.lru.set(k, new Entry(frame, reply, now, outdated ? now : now + ttl, now + ttl + this.staleMs, oversize, tracked?.deps), { size });
   }
 
   /**
@@ -475,9 +478,10 @@ export class CachedMap implements LookupMap, AnswersNow {
     return this.invalidations.some((i) => i.epoch > startEpoch && i.match(deps, negative));
   }
 
-  private report(result: AnswerKind, source: CacheSource, started: bigint): void {
+  /** `started`: monotonicMs() when the lookup began. */
+  private report(result: AnswerKind, source: CacheSource, started: number): void {
     if (!this.observer.lookup) return;
-    this.observer.lookup(this.name, result, source, Number(process.hrtime.bigint() - started) / 1e9);
+    this.observer.lookup(this.name, result, source, Math.max(0, monotonicMs() - started) / 1000);
   }
 }
 
