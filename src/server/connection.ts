@@ -61,13 +61,29 @@ export function serveConnection<Req>(
   let idleWaiters: (() => void)[] = [];
   opts.hooks?.opened?.();
 
-  socket.setTimeout(opts.idleTimeoutMs);
-  socket.on('timeout', () => {
-    if (busy || socket.destroyed) return;
+  // Idle guard. Not socket.setTimeout(): that re-arms a timer on every read and every write
+  // (two timer-list insertions per request); here a request notes the time (one clock read) and
+  // a timer looks at it once per idle_timeout. A connection waiting for its answer is not idle.
+  const idleMs = opts.idleTimeoutMs;
+  let lastActive = performance.now();
+  let idleTimer: NodeJS.Timeout | undefined;
+  const armIdle = (ms: number): void => {
+    idleTimer = setTimeout(onIdleTimer, ms);
+    idleTimer.unref();
+  };
+  const onIdleTimer = (): void => {
+    idleTimer = undefined;
+    if (socket.destroyed) return;
+    const quietMs = performance.now() - lastActive;
+    if (busy || quietMs < idleMs) {
+      armIdle(busy ? idleMs : idleMs - quietMs);
+      return;
+    }
     opts.hooks?.timedOut?.('idle');
-    log.debug(`${opts.label}: idle for ${opts.idleTimeoutMs / 1000} s (idle_timeout); closing connection`);
+    log.debug(`${opts.label}: idle for ${idleMs / 1000} s (idle_timeout); closing connection`);
     socket.destroy();
-  });
+  };
+  if (idleMs > 0) armIdle(idleMs);
 
   // Slowloris guard: the clock starts with a request's first byte and is not reset by more
   // bytes of the same request, so trickling cannot hold a connection (and its memory) forever.
@@ -104,6 +120,8 @@ export function serveConnection<Req>(
   socket.once('close', () => {
     if (readTimer) clearTimeout(readTimer);
     readTimer = undefined;
+    if (idleTimer) clearTimeout(idleTimer);
+    idleTimer = undefined;
     opts.hooks?.closed?.();
     queue.length = 0;
     for (const w of idleWaiters) w();
@@ -142,6 +160,7 @@ export function serveConnection<Req>(
           reply.then(
             (r) => {
               try {
+                lastActive = performance.now();
                 if (!socket.destroyed) send(r);
               } catch (err) {
                 fail(err);
@@ -171,6 +190,8 @@ export function serveConnection<Req>(
   };
 
   socket.on('data', (chunk: Buffer) => {
+    // A reply answered at once is written in this same tick: this also stands for its write.
+    lastActive = performance.now();
     let reqs: Req[];
     try {
       reqs = decoder.push(chunk);

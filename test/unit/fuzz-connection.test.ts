@@ -43,7 +43,9 @@ const map: LookupMap = {
 };
 /** The same map behind a cache: repeated keys are answered synchronously, the others wait. */
 const cached = new DeadlineMap(new CachedMap(map, { ttlSec: 3600, negativeTtlSec: 3600, maxEntries: 1000, maxBytes: 1 << 20, staleIfErrorSec: 0 }), 10_000);
-const registry: MapRegistry = { get: (n) => (n === 'm' ? map : n === 'c' ? cached : undefined), names: () => ['m', 'c'] };
+/** Answers after 400 ms: longer than the idle_timeout of the timeout tests. */
+const slow: LookupMap = { name: 'slow', lookup: async (key) => { await sleep(400); return answerFor(Buffer.from(key)); } };
+const registry: MapRegistry = { get: (n) => (n === 'm' ? map : n === 'c' ? cached : n === 'slow' ? slow : undefined), names: () => ['m', 'c', 'slow'] };
 
 const frame = (b: Buffer): Buffer => Buffer.concat([Buffer.from(`${b.length}:`), b, Buffer.from(',')]);
 const MAX_REQUEST = 1024;
@@ -212,6 +214,19 @@ describe('timeouts', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(140);
     expect(Date.now() - t0).toBeLessThan(1_500);
     expect(r.got.equals(encodeSocketmapReply(answerFor(Buffer.from('hello'))).frame)).toBe(true);
+    expect(events.timedOut.filter((k) => k === 'idle').length).toBe(before + 1);
+  });
+
+  it('a connection waiting for a slow answer is not idle; idle_timeout counts from the answer', async () => {
+    idleMs = 150;
+    readMs = 5_000;
+    const before = events.timedOut.filter((k) => k === 'idle').length;
+    const t0 = Date.now();
+    const r = await exchange(frame(Buffer.from('slow hello')), rng(3), { quietMs: 3_000 });
+    expect(r.closed).toBe(true);
+    expect(r.got.equals(encodeSocketmapReply(answerFor(Buffer.from('hello'))).frame)).toBe(true);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(400 + 140);
+    expect(Date.now() - t0).toBeLessThan(2_000);
     expect(events.timedOut.filter((k) => k === 'idle').length).toBe(before + 1);
   });
 
