@@ -16,7 +16,7 @@
  *   support. Without support nothing is batched.
  * - A batch is one subtree search below a naming context with
  *   `(&(objectClass=*)(|(entryDN=dn1)(entryDN=dn2)…))`, the map's attribute list, deref never,
- *   the same time limit. Filter values are the DNs' UTF-8 bytes as Buffers: nothing to escape.
+ *   the same time limit. The assertion values are the DNs' UTF-8 bytes: nothing to escape.
  * - A DN is answered from the batch only when exactly one returned entry carries exactly the
  *   requested DN string. Everything else — no entry (missing DN, invalid DN syntax, referral,
  *   ACL), an entry under another spelling of the DN (case, spaces, escapes), duplicates, a DN
