@@ -65,8 +65,10 @@ export function buildMaps(cfg: DaemonConfig, opts: BuildOptions = {}): BuiltMaps
     // outstanding; by default stay well below it per connection (ldap_max_in_flight = 0).
     const maxInFlight = entry.settings.ldapMaxInFlight || MAX_IN_FLIGHT_PER_CONNECTION * entry.settings.poolSize;
     // A search waits for a free slot no longer than its client waits for the answer: queued
-    // searches never outnumber the clients still waiting, however long LDAP hangs.
-    const queueTimeoutMs = Math.min(config.timeout, entry.settings.requestTimeout) * 1000;
+    // searches never outnumber the clients still waiting, however long LDAP hangs. Not the .cf
+    // `timeout`: that bounds one LDAP operation (as in Postfix), and a big list legitimately
+    // queues its member searches for longer than one operation may take.
+    const queueTimeoutMs = entry.settings.requestTimeout * 1000;
     const poolKey = JSON.stringify([settings, entry.settings.poolSize, maxInFlight, queueTimeoutMs]);
     let pool = pools.get(poolKey);
     if (!pool) {
