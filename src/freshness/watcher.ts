@@ -28,14 +28,15 @@ import { describeContext, detectContexts, readContextCsn, stringValues, type Mar
  *   with the same timestamp and entryCSN are not reported twice). Adds and modifications only.
  *   The poll asks for the timestamps only; the changed entries' attributes (which mayMatch needs)
  *   are read by a second search only when something changed. LAST moves on by itself once the
- *   directory's clock is surely past it, so the entries of one busy second (a bulk import) are
- *   not read again at every poll.
+ *   directory's clock is surely past it (see advance()), so the entries of one busy second (a
+ *   bulk import) are not read again at every poll.
  *
  * At start the watcher takes its baseline: for contextCSN one base search; for modifyTimestamp
  * the DNs and timestamps (no other attributes) of the entries changed in the last SKEW_SEC
- * seconds, so they are not reported as changes by the first poll. That is the whole directory
- * only right after a bulk load, and even then it is a DN and two timestamps per entry, dropped
- * once the clock has moved SKEW_SEC past them. Nothing else is read at start.
+ * seconds, so they are not reported as changes by the first poll. The window allows for the
+ * directory's clock being behind ours. Right after a bulk load that is the whole directory
+ * (one read of a DN and two timestamps per entry, forgotten a poll or two later); otherwise
+ * only what changed in the last minute. Nothing else is read at start.
  *
  * What a change expires (CachedMap.invalidate; expired answers remain for stale-if-error):
  * answers built from a changed or deleted entry, answers with a base-scope search on a DN that
@@ -76,6 +77,8 @@ export interface WatcherOptions {
   lateLookupMs?: number;
   observer?: WatcherObserver;
   now?: () => number;
+  /** Monotonic clock (ms) for measuring the directory's clock; default performance.now, or `now` when that is given. */
+  monotonic?: () => number;
   /** Most DNs checked for deletion after a contextCSN change before expiring everything instead. Default 10 000. */
   maxVerify?: number;
   /**
@@ -106,8 +109,15 @@ interface ContextState extends WatchedContext {
   since: number;
   /** modifyTimestamp: entries seen at `since` (normalized DN → what was seen). */
   seen: Map<string, Seen>;
-  /** modifyTimestamp: daemon clock (epoch seconds) when the last successful poll's search was sent. */
-  polledAt?: number;
+  /** modifyTimestamp: when the last successful poll's search was sent (our clock, epoch ms; monotonic ms). */
+  polledAt?: { wall: number; mono: number };
+  /**
+   * modifyTimestamp: the directory's own clock, as far as its timestamps show. An entry stamped
+   * T in an answer received at monotonic time M shows the directory's clock had reached T by M,
+   * so at any later monotonic time m it reads at least T + (m - M) / 1000. The best such
+   * observation is kept (renewed after ANCHOR_MS).
+   */
+  anchor?: { stamp: number; mono: number };
 }
 
 interface Seen {
@@ -124,8 +134,10 @@ interface ChangeBatch {
 }
 
 const SIZE_LIMIT_EXCEEDED = 4;
-/** Clock difference between daemon and directory tolerated when the first timestamp baseline is taken. */
+/** How far the directory's clock may be behind ours (until its timestamps show better). */
 const SKEW_SEC = 60;
+/** How long an observation of the directory's clock is relied on before a newer one replaces it. */
+const ANCHOR_MS = 600_000;
 const VERIFY_BATCH = 100;
 /** What a poll asks for first: enough to tell whether an entry changed since it was last seen. */
 const STAMP_ATTRIBUTES = ['modifyTimestamp', 'createTimestamp', 'entryCSN'];
@@ -140,6 +152,7 @@ export class ChangeWatcher {
   private running?: Promise<void>;
   private stopped = false;
   private readonly now: () => number;
+  private readonly mono: () => number;
   private readonly startedAt: number;
   private lastSuccess?: number;
   private failingSince?: number;
@@ -157,6 +170,7 @@ export class ChangeWatcher {
   ) {
     this.servers = pool.settings.servers.map((s) => s.url).join(' ');
     this.now = opts.now ?? Date.now;
+    this.mono = opts.monotonic ?? opts.now ?? (() => performance.now());
     this.startedAt = this.now();
     this.maxVerify = opts.maxVerify ?? 10_000;
     this.maxChanged = opts.maxChanged ?? 1_000;
@@ -282,16 +296,14 @@ export class ChangeWatcher {
 
   /** The entries changed in the last SKEW_SEC seconds, as known (DNs and timestamps only). */
   private async baseline(c: ContextState): Promise<void> {
-    const sentAt = Math.floor(this.now() / 1000);
-    c.since = sentAt - SKEW_SEC;
-    let entries: Entry[];
-    try {
-      entries = await this.timestampSearch(c, c.since, STAMP_ATTRIBUTES);
-    } catch (err) {
-      if (!(err instanceof LdapFailure && err.code === SIZE_LIMIT_EXCEEDED)) throw err;
+    const sentAt = { wall: this.now(), mono: this.mono() };
+    c.since = Math.floor(sentAt.wall / 1000) - SKEW_SEC;
+    const entries = await sizeLimited(this.timestampSearch(c, c.since, STAMP_ATTRIBUTES));
+    if (entries === undefined) {
       c.since = Math.floor(this.now() / 1000);
       return;
     }
+    this.observeClock(c, entries);
     for (const e of entries) {
       const { ts, csn } = stampOf(e, c.since);
       c.seen.set(normalizeDn(e.dn), { ts, csn, reports: 2 });
@@ -312,17 +324,30 @@ export class ChangeWatcher {
     });
   }
 
+  /** Keeps c.anchor: the newest timestamp in an answer just received shows the directory's clock. */
+  private observeClock(c: ContextState, entries: Entry[]): void {
+    let newest = -Infinity;
+    for (const e of entries) newest = Math.max(newest, stampOf(e, -Infinity).ts);
+    if (newest === -Infinity) return;
+    const mono = this.mono();
+    const a = c.anchor;
+    if (a === undefined || mono - a.mono > ANCHOR_MS || newest - mono / 1000 > a.stamp - a.mono / 1000) c.anchor = { stamp: newest, mono };
+  }
+
   /**
    * Timestamps have second resolution, so a poll asks for `>= since` and sees the entries of the
-   * second `since` again (already seen ones are skipped). Once the previous poll's search was
-   * sent more than SKEW_SEC after `since` by our clock, the directory's clock was past that
-   * second then (if it is at most SKEW_SEC off ours, as the baseline assumes): nothing can be
-   * stamped with it or any earlier second any more, and that previous poll saw every entry
-   * stamped before it. The bound moves on and the entries seen at the old second are forgotten.
+   * second `since` again (already seen ones are skipped). Every second the directory's clock had
+   * fully passed when the previous poll's search was sent can get no new entries, and that poll
+   * saw all of them: the bound moves past them and the entries seen in them are forgotten. The
+   * directory's clock then read at least our clock minus SKEW_SEC, or what its own timestamps
+   * showed (c.anchor) plus the time since; one second of margin for writes being committed.
    */
   private advance(c: ContextState): void {
-    if (c.polledAt === undefined) return;
-    const settled = c.polledAt - SKEW_SEC;
+    const p = c.polledAt;
+    if (p === undefined) return;
+    let passed = p.wall / 1000 - SKEW_SEC;
+    if (c.anchor && p.mono >= c.anchor.mono) passed = Math.max(passed, c.anchor.stamp + (p.mono - c.anchor.mono) / 1000);
+    const settled = Math.floor(passed) - 1;
     if (settled > c.since) {
       c.since = settled;
       prune(c);
@@ -331,19 +356,21 @@ export class ChangeWatcher {
 
   private async pollTimestamps(c: ContextState): Promise<ChangeBatch | undefined> {
     this.advance(c);
-    const sentAt = Math.floor(this.now() / 1000);
+    const sentAt = { wall: this.now(), mono: this.mono() };
     const done = (batch?: ChangeBatch): ChangeBatch | undefined => {
       prune(c);
       c.polledAt = sentAt;
       return batch;
     };
-    const probe = await sizeLimited(this.timestampSearch(c, c.since, STAMP_ATTRIBUTES));
-    if (probe === undefined) {
+    const sizeLimit = (): ChangeBatch => {
       c.seen.clear();
       c.since = Math.max(c.since, Math.floor(this.now() / 1000) - 1);
       c.polledAt = undefined;
       return { changed: [], deleted: new Set(), unexplained: SIZE_LIMIT_REASON };
-    }
+    };
+    const probe = await sizeLimited(this.timestampSearch(c, c.since, STAMP_ATTRIBUTES));
+    if (probe === undefined) return sizeLimit();
+    this.observeClock(c, probe);
     let newest = c.since;
     const stamps: number[] = [];
     const fresh: { dn: string; ts: number; csn: string | undefined }[] = [];
@@ -370,12 +397,7 @@ export class ChangeWatcher {
     }
     // What changed meanwhile is in this answer too; it decides.
     const entries = await sizeLimited(this.timestampSearch(c, from, ENTRY_ATTRIBUTES));
-    if (entries === undefined) {
-      c.seen.clear();
-      c.since = Math.max(c.since, Math.floor(this.now() / 1000) - 1);
-      c.polledAt = undefined;
-      return { changed: [], deleted: new Set(), unexplained: SIZE_LIMIT_REASON };
-    }
+    if (entries === undefined) return sizeLimit();
     const changed: ChangedEntry[] = [];
     for (const e of entries) {
       const s = stampOf(e, c.since);

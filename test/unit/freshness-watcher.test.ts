@@ -357,34 +357,35 @@ describe('ChangeWatcher costs: what is read, and what is kept', () => {
     expect(last[1]!.n).toBe(1);
   });
 
-  it('modifyTimestamp: the entries of one busy second are not read again once the clock is past it', async () => {
-    let now = 0;
-    const { server, watcher, events } = setup({ syncprov: false, now: () => now });
-    const t = server.clock;
-    // The setup's entries (a "bulk load") all carry the second t.
-    now = t * 1000;
-    await watcher.pollNow();
-    const bulk = server.entries.size;
-    expect(timestampSearches(server).at(-1)!.n).toBe(bulk);
-    // Within the skew allowance the second t may still get entries: polls ask for it again.
-    for (const at of [5, 61]) {
-      now = (t + at) * 1000;
+  it("modifyTimestamp: the entries of one busy second are not read again once the directory's clock is past it", async () => {
+    // Our clock ahead of the directory's by 0 and by 30 s: the directory's own timestamps tell.
+    for (const ahead of [0, 30]) {
+      let now = 0;
+      const { server, watcher, events } = setup({ syncprov: false, now: () => now });
+      const t = server.clock;
+      // The setup's entries (a "bulk load") all carry the second t.
+      now = (t + ahead) * 1000;
+      await watcher.pollNow();
+      const bulk = server.entries.size;
+      expect(timestampSearches(server).at(-1)!.n).toBe(bulk);
+      // The baseline was sent while the second t was not over: it may have missed some of it.
+      now += 5000;
       await watcher.pollNow();
       expect(timestampSearches(server).at(-1)!.n).toBe(bulk);
+      // That poll was sent after it: t is settled and not asked for again.
+      now += 5000;
+      await watcher.pollNow();
+      const q = timestampSearches(server).at(-1)!;
+      expect(q.n, `ahead ${ahead}`).toBe(0);
+      expect(q.req.filter).toContain(`modifyTimestamp>=${formatGeneralizedTime(t + 4)}`);
+      expect(events.changes).toEqual([]);
+      // A later change is still found.
+      server.clock = t + 11;
+      server.put('uid=bob,ou=People,dc=x', { mail: ['robert@x'] });
+      now += 5000;
+      await watcher.pollNow();
+      expect(events.changes).toEqual([['modified', 1]]);
     }
-    // The poll at t+61 was sent when the directory's clock was surely past t: the bound moves on.
-    now = (t + 66) * 1000;
-    await watcher.pollNow();
-    const q = timestampSearches(server).at(-1)!;
-    expect(q.n).toBe(0);
-    expect(q.req.filter).toContain(`modifyTimestamp>=${formatGeneralizedTime(t + 1)}`);
-    expect(events.changes).toEqual([]);
-    // A later change is still found.
-    server.clock = t + 66;
-    server.put('uid=bob,ou=People,dc=x', { mail: ['robert@x'] });
-    now = (t + 67) * 1000;
-    await watcher.pollNow();
-    expect(events.changes).toEqual([['modified', 1]]);
   });
 
   it('modifyTimestamp: more changed entries than maxChanged are an unexplained change, not read whole', async () => {
