@@ -1,5 +1,6 @@
+import { getHeapStatistics } from 'node:v8';
 import { CachedMap, cacheOptionsFrom } from '../cache/cache-map.js';
-import type { DaemonConfig } from '../config/daemon-config.js';
+import type { DaemonConfig, MapSettings } from '../config/daemon-config.js';
 import { explainLookup } from '../explain/explain.js';
 import { ServerTap } from '../explain/server-tap.js';
 import type { ExplainReport } from '../explain/types.js';
@@ -12,6 +13,45 @@ import { Daemon } from './daemon.js';
 
 /** How long /readyz waits for a map's LDAP connection before calling it down. */
 const READY_PROBE_MS = 2_000;
+
+/**
+ * V8 heap kept out of the caches' budget: the daemon itself (about 15 MiB), lookups in flight
+ * (a 5 000-member expansion), the change watchers' reads, and room for the garbage collector.
+ */
+export const HEAP_RESERVE_BYTES = 96 * 2 ** 20;
+
+const MiB = 2 ** 20;
+
+/**
+ * How much of its cache_max_bytes each map's cache may use so that all caches together fit in
+ * the V8 heap limit (--max-old-space-size, set in systemd/ldap-socketmap.service): 1 when they
+ * fit. Full caches beyond the limit would end the daemon ("JavaScript heap out of memory"), so
+ * they are held to a share of it instead, and the log says what to raise.
+ */
+export function cacheBudget(
+  maps: readonly { settings: Pick<MapSettings, 'cacheTtl' | 'cacheNegativeTtl' | 'cacheMaxEntries' | 'cacheMaxBytes'> }[],
+  heapLimit: number = getHeapStatistics().heap_size_limit,
+): { scale: number; total: number; budget: number; warning?: string } {
+  let total = 0;
+  let n = 0;
+  for (const { settings: s } of maps) {
+    if ((s.cacheTtl > 0 || s.cacheNegativeTtl > 0) && s.cacheMaxEntries >= 1) {
+      total += s.cacheMaxBytes;
+      n++;
+    }
+  }
+  const budget = Math.max(heapLimit - HEAP_RESERVE_BYTES, heapLimit / 4);
+  if (total <= budget) return { scale: 1, total, budget };
+  const scale = budget / total;
+  // --max-old-space-size counts the old generation only; heap_size_limit adds the young one.
+  const want = Math.ceil((total + HEAP_RESERVE_BYTES) / (64 * MiB)) * 64;
+  const warning =
+    `caches: cache_max_bytes of ${n} maps add up to ${Math.round(total / MiB)} MiB, more than the V8 heap limit of ` +
+    `${Math.round(heapLimit / MiB)} MiB leaves for them (${Math.round(HEAP_RESERVE_BYTES / MiB)} MiB are kept for the rest); ` +
+    `each cache is held to ${Math.floor(scale * 100)}% of its cache_max_bytes. Raise the limit ` +
+    `(NODE_OPTIONS=--max-old-space-size=${want}, see the systemd unit) or lower cache_max_bytes`;
+  return { scale, total, budget, warning };
+}
 
 /**
  * The daemon as `serve` runs it: maps wrapped in their caches, metrics observing every layer,
@@ -27,16 +67,20 @@ export class Runtime {
   private pruner?: NodeJS.Timeout;
   /** Change watchers of the current map generation, one per LDAP pool (see src/freshness). */
   private watchers: ChangeWatcher[] = [];
+  /** Share of cache_max_bytes the caches of the next map generation get (cacheBudget). */
+  private cacheScale = 1;
   daemon!: Daemon;
 
   static async start(cfg: DaemonConfig): Promise<Runtime> {
     const rt = new Runtime();
+    rt.budgetCaches(cfg);
     rt.daemon = await Daemon.start(cfg, {
       observer: rt.tap.observer,
       wrap: (map, entry) => {
+        const opts = cacheOptionsFrom(entry.settings);
         const c = new CachedMap(
           map,
-          { ...cacheOptionsFrom(entry.settings), trackDependencies: entry.settings.changePollInterval > 0 },
+          { ...opts, maxBytes: Math.floor(opts.maxBytes * rt.cacheScale), trackDependencies: entry.settings.changePollInterval > 0 },
           rt.metrics.cacheObserver,
         );
         rt.pending.set(entry.name, c);
@@ -116,7 +160,14 @@ export class Runtime {
     return h;
   }
 
+  private budgetCaches(cfg: DaemonConfig): void {
+    const b = cacheBudget(cfg.maps);
+    this.cacheScale = b.scale;
+    if (b.warning) log.warn(b.warning);
+  }
+
   async reload(cfg: DaemonConfig): Promise<void> {
+    this.budgetCaches(cfg);
     try {
       await this.daemon.reload(cfg);
     } catch (err) {

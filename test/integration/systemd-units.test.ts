@@ -123,6 +123,8 @@ describe('systemd units', () => {
     expect(one('User')).toBe('ldap-socketmap');
     expect(one('RuntimeDirectory')).toBe('ldap-socketmap');
     expect(one('Restart')).toBe('on-failure');
+    // A V8 heap limit, documented in bench/README.md ("Memory").
+    expect(one('Environment')).toMatch(/^NODE_OPTIONS=--max-old-space-size=\d+$/);
     const expected: Record<string, string> = {
       NoNewPrivileges: 'yes',
       ProtectSystem: 'strict',
@@ -276,7 +278,9 @@ describe('hardening vs. Node at run time', () => {
     const trace = join(dir, 'trace');
     traceFile = trace;
 
-    traced = spawn(STRACE, ['-f', '-qq', '-o', trace, '--', process.execPath, CLI, 'serve', '--config', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // With the environment the unit gives it (NODE_OPTIONS: the V8 heap limit).
+    const unitEnv = Object.fromEntries(unitValues(readFileSync(SERVICE, 'utf8'), 'Environment').map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]));
+    traced = spawn(STRACE, ['-f', '-qq', '-o', trace, '--', process.execPath, CLI, 'serve', '--config', conf], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...unitEnv } });
     const lines: string[] = [];
     const waitFor = (re: RegExp, ms = 20_000) =>
       new Promise<string>((res, rej) => {
