@@ -6,6 +6,8 @@
 //   node bench/run.mjs --profile [--profile-dir DIR]    CPU profiles of the daemon instead
 //   --repo DIR   measure the daemon of another checkout (its dist/ is built if stale)
 //   --no-batch   the daemon without batch_member_fetch (one base search per list member)
+//   --node-options STR   NODE_OPTIONS of every daemon (default: what systemd/ldap-socketmap.service
+//                        of the measured checkout sets, e.g. the V8 heap limit; '' for none)
 //   --wait-quiet S   before measuring, wait up to S seconds (default 120) for other work on a
 //                    shared machine to calm down (less than a third of the CPUs busy)
 import { parseArgs } from 'node:util';
@@ -19,7 +21,7 @@ import {
 } from './lib/directory.mjs';
 import { requireTools, startSlapd } from './lib/slapd.mjs';
 import { makeConfDir, postfixVersion, postmapBatch, postmapOne, writeCf } from './lib/postfix.mjs';
-import { startDaemon } from './lib/daemon.mjs';
+import { daemonNodeOptionsFor, setDaemonNodeOptions, startDaemon } from './lib/daemon.mjs';
 import { connectClient } from './lib/socketmap.mjs';
 import { formatSummary, summarizeProfile } from './lib/profile-summary.mjs';
 
@@ -29,7 +31,7 @@ function parseArgsOrExit(config) {
   try {
     return parseArgs(config);
   } catch (err) {
-    process.stderr.write(`bench: ${err.message}\nusage: node bench/run.mjs [--phases 1,2,3,4,5] [--pool-size N] [--quick] [--keep] [--repo DIR] [--no-batch] [--wait-quiet S] [--time-limit S] | --profile [--profile-dir DIR]\n`);
+    process.stderr.write(`bench: ${err.message}\nusage: node bench/run.mjs [--phases 1,2,3,4,5] [--pool-size N] [--quick] [--keep] [--repo DIR] [--no-batch] [--node-options STR] [--wait-quiet S] [--time-limit S] | --profile [--profile-dir DIR]\n`);
     process.exit(2);
   }
 }
@@ -47,6 +49,7 @@ const { values: opt } = parseArgsOrExit({
     repo: { type: 'string' },
     'wait-quiet': { type: 'string', default: '120' },
     'no-batch': { type: 'boolean', default: false },
+    'node-options': { type: 'string' },
   },
 });
 /** The checkout whose daemon is measured (default: this one); e.g. a branch built elsewhere. */
@@ -70,6 +73,9 @@ const MEM_ENTRIES = 100_000;
 // with entryDN searches of up to 100 DNs. --no-batch measures one base search per member (and
 // is needed for a --repo checkout older than the setting).
 const BATCH_SETTINGS = opt['no-batch'] ? {} : { batch_member_fetch: 'yes' };
+// The daemon runs with the NODE_OPTIONS its systemd unit sets (the V8 heap limit), unless given.
+if (opt['node-options'] !== undefined) setDaemonNodeOptions(opt['node-options']);
+const NODE_OPTIONS = daemonNodeOptionsFor(REPO);
 const CACHE_SETTINGS = { cache_ttl: '1h', cache_negative_ttl: '1h', ...BATCH_SETTINGS };
 
 const TARGETS = {
@@ -135,6 +141,7 @@ function machine() {
     slapd: slapdV,
     loadAvgAtStart: loadAvg(),
     daemonSource: gitState(),
+    daemonNodeOptions: NODE_OPTIONS,
     command: `${process.env.npm_lifecycle_event === 'bench' ? 'npm run bench → ' : ''}node bench/run.mjs${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}`,
   };
 }
@@ -541,7 +548,7 @@ function report(res) {
   L.push(`ldap-socketmap benchmark — ${m.date}`);
   L.push(`machine: ${m.nproc} × ${m.cpu}, ${m.memGiB} GiB, Linux ${m.kernel}; node ${m.node}; Postfix ${m.postfix}; slapd ${m.slapd}; load average ${m.loadAvgAtStart} at start, ${m.loadAvgAtEnd} at end`);
   L.push(`daemon source: ${m.daemonSource}`);
-  L.push(`command: ${m.command}   (all on loopback; daemon: pool_size=${POOL}, cache_ttl=1h, cache_negative_ttl=1h${opt['no-batch'] ? '' : ', batch_member_fetch=yes'} unless noted)`);
+  L.push(`command: ${m.command}   (all on loopback; daemon: pool_size=${POOL}, cache_ttl=1h, cache_negative_ttl=1h${opt['no-batch'] ? '' : ', batch_member_fetch=yes'} unless noted; NODE_OPTIONS=${m.daemonNodeOptions ? `'${m.daemonNodeOptions}'` : '(none)'}${opt['node-options'] === undefined ? ' as in the systemd unit' : ''})`);
   const d = res.directory;
   if (res.quiet) L.push(`shared machine: ${res.quiet.busyPctBeforeStart}% of all CPUs busy with other work before the start (waited ${res.quiet.waitedS} s); load average per phase: ${Object.entries(res.loadAvgByPhase ?? {}).map(([k, v]) => `${k} ${v[0]}→${v[1]}`).join(', ')}`);
   L.push(`directory: ${d.people} people, ${d.lists} lists (${d.nestingLists} nesting, ${d.avgSmallListMembers} members on average; ${d.bigLists}); LDIF ${d.ldifMs} ms, slapadd+start ${d.slapaddAndStartMs} ms`);

@@ -11,6 +11,36 @@ export function cliPath(repo) {
 }
 
 /**
+ * NODE_OPTIONS as the checkout's systemd unit sets them (`Environment=NODE_OPTIONS=...` in
+ * systemd/ldap-socketmap.service; the last assignment wins, as in systemd), '' when it sets none.
+ * The bench runs the daemon with them, like the unit does (the V8 heap limit changes RSS).
+ */
+export function unitNodeOptions(repo) {
+  const unit = resolve(repo, 'systemd/ldap-socketmap.service');
+  if (!existsSync(unit)) return '';
+  let value = '';
+  for (const line of readFileSync(unit, 'utf8').split('\n')) {
+    const m = /^\s*Environment\s*=\s*(.*)$/.exec(line);
+    if (!m) continue;
+    // Environment="A=b c" D=e: quoted or bare assignments.
+    for (const a of m[1].matchAll(/"([^"]*)"|(\S+)/g)) {
+      const kv = a[1] ?? a[2];
+      if (kv.startsWith('NODE_OPTIONS=')) value = kv.slice('NODE_OPTIONS='.length);
+    }
+  }
+  return value;
+}
+
+/** NODE_OPTIONS for every daemon the bench starts: the unit's unless overridden (--node-options). */
+let daemonNodeOptions;
+export function setDaemonNodeOptions(value) {
+  daemonNodeOptions = value;
+}
+export function daemonNodeOptionsFor(repo) {
+  return daemonNodeOptions ?? unitNodeOptions(repo);
+}
+
+/**
  * Starts the daemon. `maps` is {name: cfFile}; `settings` are `--set` values; `nodeArgs` go
  * before the script (e.g. --cpu-prof). Resolves once it is listening.
  */
@@ -20,9 +50,13 @@ export async function startDaemon(repo, { maps, settings = {}, nodeArgs = [], ti
   const args = [...nodeArgs, cli, 'serve', '--socketmap', 'inet:127.0.0.1:0', '--metrics', '127.0.0.1:0'];
   for (const [name, file] of Object.entries(maps)) args.push('--map', `${name}=${file}`);
   for (const [k, v] of Object.entries(settings)) args.push('--set', `${k}=${v}`);
+  const nodeOptions = daemonNodeOptionsFor(repo);
+  const env = { ...process.env, JOURNAL_STREAM: '' };
+  if (nodeOptions) env.NODE_OPTIONS = nodeOptions;
+  else delete env.NODE_OPTIONS;
   const child = spawnTracked('daemon', process.execPath, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, JOURNAL_STREAM: '' },
+    env,
     cwd: repo,
   });
   const log = [];
