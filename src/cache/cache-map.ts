@@ -112,11 +112,12 @@ export interface CachedAnswer extends AnswerKind {
 /** Maps that can answer some keys synchronously: CachedMap, and DeadlineMap over one. */
 export interface AnswersNow {
   /**
-   * A fresh cached answer for `key` (the exact request bytes), counted as a hit like a lookup()
-   * that finds it (observers, refresh-ahead); undefined when lookup() has to decide (absent,
-   * expired, cache disabled), in which case nothing was counted.
+   * A fresh cached answer for the key `key.subarray(start)` (the exact request bytes; `start`
+   * spares the caller a subarray), counted as a hit like a lookup() that finds it (observers,
+   * refresh-ahead); undefined when lookup() has to decide (absent, expired, cache disabled),
+   * in which case nothing was counted.
    */
-  answerNow(key: Buffer): CachedAnswer | undefined;
+  answerNow(key: Buffer, start?: number): CachedAnswer | undefined;
 }
 
 /**
@@ -143,6 +144,9 @@ export interface CacheObserver {
 export const ENTRY_OVERHEAD_BYTES = 256;
 
 const DEFAULT_REFRESH_AHEAD = 0.8;
+
+/** Passed to every lru.get(): otherwise lru-cache allocates an empty options object per call. */
+const GET_OPTIONS: LRUCache.GetOptions<string, Entry, unknown> = {};
 
 /** Milliseconds (fractional) on the monotonic clock: not moved by wall-clock steps. */
 function monotonicMs(): number {
@@ -247,16 +251,16 @@ export class CachedMap implements LookupMap, AnswersNow {
     return this.lru?.calculatedSize ?? 0;
   }
 
-  answerNow(key: Buffer): CachedAnswer | undefined {
+  answerNow(key: Buffer, start = 0): CachedAnswer | undefined {
     if (!this.lru) return undefined;
     const started = monotonicMs();
-    const k = key.toString('latin1');
-    const entry = this.lru.get(k);
+    const k = key.toString('latin1', start);
+    const entry = this.lru.get(k, GET_OPTIONS);
     if (entry === undefined) return undefined;
     const now = this.ownClock ? started : this.now();
     // Expired (servable stale or to be dropped): lookup() decides.
     if (now >= entry.expiresAt) return undefined;
-    this.hit(k, key, entry, now, started);
+    this.hit(k, key, start, entry, now, started);
     return entry;
   }
 
@@ -266,7 +270,7 @@ export class CachedMap implements LookupMap, AnswersNow {
     const now = this.ownClock ? started : this.now();
     const entry = this.current(k, now);
     if (entry && now < entry.expiresAt) {
-      this.hit(k, key, entry, now, started);
+      this.hit(k, key, 0, entry, now, started);
       return entry.result();
     }
 
@@ -352,13 +356,14 @@ export class CachedMap implements LookupMap, AnswersNow {
   }
 
   /** A fresh hit: counted, and a refresh-ahead started when the entry is old enough. */
-  private hit(k: string, key: Buffer, entry: Entry, now: number, started: number): void {
+  private hit(k: string, key: Buffer, start: number, entry: Entry, now: number, started: number): void {
     this.observer.hit?.(this.name, entry.frame !== undefined ? 'fresh' : 'negative');
     if (!entry.refreshStarted && this.refreshFraction < 1) {
       const ttl = entry.expiresAt - entry.storedAt;
       if (now >= entry.storedAt + ttl * this.refreshFraction) {
         entry.refreshStarted = true;
-        if (!this.inflight.has(k)) this.refresh(k, key);
+        // Its own copy: the request's buffer is not kept for as long as the refresh runs.
+        if (!this.inflight.has(k)) this.refresh(k, Buffer.from(key.subarray(start)));
       }
     }
     this.report(entry, 'cache', started);
@@ -366,7 +371,7 @@ export class CachedMap implements LookupMap, AnswersNow {
 
   /** The entry for k if it may still be served fresh or stale; drops it when it may not. */
   private current(k: string, now: number): Entry | undefined {
-    const e = this.lru?.get(k);
+    const e = this.lru?.get(k, GET_OPTIONS);
     if (!e) return undefined;
     if (now > e.staleUntil || (now >= e.expiresAt && this.staleMs === 0)) {
       this.lru!.delete(k);

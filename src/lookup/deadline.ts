@@ -19,8 +19,8 @@ export class DeadlineMap implements LookupMap, AnswersNow {
   }
 
   /** The inner cache's fresh answer, if any: ready now, so no deadline applies. */
-  answerNow(key: Buffer): CachedAnswer | undefined {
-    return this.inner.answerNow?.(key);
+  answerNow(key: Buffer, start?: number): CachedAnswer | undefined {
+    return this.inner.answerNow?.(key, start);
   }
 
   lookup(key: Buffer, trace?: LookupTrace): Promise<LookupResult> {

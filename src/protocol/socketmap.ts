@@ -29,10 +29,20 @@ const MIN_REPLY_LIMIT = 'NOTFOUND '.length;
  * empty key is not a protocol error: the lookup layer answers it with NOTFOUND, as Postfix does.
  */
 export function parseSocketmapRequest(payload: Buffer): SocketmapRequest {
+  const space = socketmapNameEnd(payload);
+  return { mapName: payload.toString('latin1', 0, space), key: payload.subarray(space + 1) };
+}
+
+/**
+ * Where the map name of a request payload ends (its first space; the key starts one byte
+ * later), for callers that read name and key without parseSocketmapRequest's objects. Throws
+ * the same ProtocolErrors.
+ */
+export function socketmapNameEnd(payload: Buffer): number {
   const space = payload.indexOf(SPACE);
   if (space < 0) throw new ProtocolError('bad_request', 'socketmap request has no space after the map name');
   if (space === 0) throw new ProtocolError('bad_request', 'socketmap request has an empty map name');
-  return { mapName: payload.toString('latin1', 0, space), key: payload.subarray(space + 1) };
+  return space;
 }
 
 export interface SocketmapReply {

@@ -43,6 +43,41 @@ const clientLog = new RateLimitedLog(10_000);
 const MAX_QUEUED = 32;
 
 /**
+ * The requests of one connection waiting for their turn: a ring buffer that grows when full,
+ * because an array used with push()/shift() reallocates its storage as it empties and fills
+ * again, i.e. on every request.
+ */
+class Fifo<T> {
+  private items: (T | undefined)[] = new Array<T | undefined>(8).fill(undefined);
+  private head = 0;
+  length = 0;
+
+  push(item: T): void {
+    if (this.length === this.items.length) {
+      const n = this.items.length;
+      this.items = [...this.items.slice(this.head), ...this.items.slice(0, this.head), ...new Array<T | undefined>(n).fill(undefined)];
+      this.head = 0;
+    }
+    this.items[(this.head + this.length) % this.items.length] = item;
+    this.length++;
+  }
+
+  shift(): T {
+    const item = this.items[this.head] as T;
+    this.items[this.head] = undefined;
+    this.head = (this.head + 1) % this.items.length;
+    this.length--;
+    return item;
+  }
+
+  clear(): void {
+    this.items.fill(undefined);
+    this.head = 0;
+    this.length = 0;
+  }
+}
+
+/**
  * One client connection: bytes in → decoder → requests answered strictly in order → bytes out.
  * Postfix never pipelines, but nothing breaks if a client does. A malformed request closes this
  * connection only; a clean EOF between requests is normal (Postfix reconnects all the time).
@@ -56,7 +91,7 @@ export function serveConnection<Req>(
   handle: (req: Req) => Reply | Promise<Reply>,
   opts: ConnectionOptions,
 ): { drain(): Promise<void> } {
-  const queue: Req[] = [];
+  const queue = new Fifo<Req>();
   let busy = false;
   let idleWaiters: (() => void)[] = [];
   opts.hooks?.opened?.();
@@ -65,7 +100,8 @@ export function serveConnection<Req>(
   // (two timer-list insertions per request); here a request notes the time (one clock read) and
   // a timer looks at it once per idle_timeout. A connection waiting for its answer is not idle.
   const idleMs = opts.idleTimeoutMs;
-  let lastActive = performance.now();
+  // [0]: time of the last activity, in a typed array so that noting it allocates nothing.
+  const lastActive = new Float64Array([performance.now()]);
   let idleTimer: NodeJS.Timeout | undefined;
   const armIdle = (ms: number): void => {
     idleTimer = setTimeout(onIdleTimer, ms);
@@ -74,7 +110,7 @@ export function serveConnection<Req>(
   const onIdleTimer = (): void => {
     idleTimer = undefined;
     if (socket.destroyed) return;
-    const quietMs = performance.now() - lastActive;
+    const quietMs = performance.now() - lastActive[0]!;
     if (busy || quietMs < idleMs) {
       armIdle(busy ? idleMs : idleMs - quietMs);
       return;
@@ -123,9 +159,10 @@ export function serveConnection<Req>(
     if (idleTimer) clearTimeout(idleTimer);
     idleTimer = undefined;
     opts.hooks?.closed?.();
-    queue.length = 0;
-    for (const w of idleWaiters) w();
+    queue.clear();
+    const waiters = idleWaiters;
     idleWaiters = [];
+    for (const w of waiters) w();
   });
 
   const fail = (err: unknown): void => {
@@ -148,19 +185,21 @@ export function serveConnection<Req>(
   };
   const idle = (): void => {
     busy = false;
-    for (const w of idleWaiters) w();
+    if (idleWaiters.length === 0) return;
+    const waiters = idleWaiters;
     idleWaiters = [];
+    for (const w of waiters) w();
   };
   /** Answers the queued requests in order; `busy` stays true until the queue is empty (or the socket gone). */
   const run = (): void => {
     try {
       while (queue.length > 0 && !socket.destroyed) {
-        const reply = handle(queue.shift()!);
+        const reply = handle(queue.shift());
         if (typeof reply !== 'string' && !(reply instanceof Uint8Array)) {
           reply.then(
             (r) => {
               try {
-                lastActive = performance.now();
+                lastActive[0] = performance.now();
                 if (!socket.destroyed) send(r);
               } catch (err) {
                 fail(err);
@@ -191,7 +230,7 @@ export function serveConnection<Req>(
 
   socket.on('data', (chunk: Buffer) => {
     // A reply answered at once is written in this same tick: this also stands for its write.
-    lastActive = performance.now();
+    lastActive[0] = performance.now();
     let reqs: Req[];
     try {
       reqs = decoder.push(chunk);
@@ -201,7 +240,7 @@ export function serveConnection<Req>(
     }
     watchPartial();
     if (reqs.length === 0) return;
-    for (const r of reqs) queue.push(r);
+    for (let i = 0; i < reqs.length; i++) queue.push(reqs[i]!);
     if (queue.length >= MAX_QUEUED) socket.pause();
     pump();
   });

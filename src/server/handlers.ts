@@ -1,6 +1,6 @@
 import type { AnswerKind, AnswersNow, CachedAnswer } from '../cache/cache-map.js';
 import { NetstringDecoder } from '../protocol/netstring.js';
-import { encodeSocketmapReply, parseSocketmapRequest } from '../protocol/socketmap.js';
+import { encodeSocketmapReply, socketmapNameEnd } from '../protocol/socketmap.js';
 import { encodeTcpReply, TcpTableDecoder, type TcpRequest } from '../protocol/tcp-table.js';
 import { log, printable, redactSecrets } from '../log.js';
 import { perm, temp, type LookupMap, type LookupResult } from '../lookup/result.js';
@@ -41,15 +41,33 @@ async function safeLookup(map: LookupMap, key: Buffer): Promise<LookupResult> {
   }
 }
 
-/** A fresh cached answer, or undefined (also when asking threw: the lookup then decides). */
-function safeAnswerNow(map: ServedMap, key: Buffer): CachedAnswer | undefined {
+/** A fresh cached answer for `payload.subarray(start)`, or undefined (also when asking threw: the lookup then decides). */
+function safeAnswerNow(map: ServedMap, payload: Buffer, start: number): CachedAnswer | undefined {
   if (map.answerNow === undefined) return undefined;
   try {
-    return map.answerNow(key);
+    return map.answerNow(payload, start);
   } catch (err) {
-    log.error(`map ${map.name}: cache lookup of ${printable(key)} failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+    log.error(`map ${map.name}: cache lookup of ${printable(payload.subarray(start))} failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
     return undefined;
   }
+}
+
+/**
+ * The map name of each request as a string, reusing the previous one when the bytes are the
+ * same (a connection asks one map over and over): no string per request. Latin1, as in
+ * parseSocketmapRequest: one char per byte, so comparing char codes with bytes is exact.
+ */
+function mapNames(): (payload: Buffer, end: number) => string {
+  let last = '';
+  return (payload, end) => {
+    if (end === last.length) {
+      let i = 0;
+      while (i < end && payload[i] === last.charCodeAt(i)) i++;
+      if (i === end) return last;
+    }
+    last = payload.toString('latin1', 0, end);
+    return last;
+  };
 }
 
 /**
@@ -69,22 +87,26 @@ export function socketmapProtocol(registry: MapRegistry, observer: LookupObserve
     observer.answered?.(mapName, result, oversize);
     return frame;
   };
+  const nameOf = mapNames();
   return {
     decoder: () => new NetstringDecoder(maxRequest),
     handle: (payload) => {
-      const req = parseSocketmapRequest(payload);
-      const map = registry.get(req.mapName);
-      if (!map) {
-        return reply(req.mapName, req.key, perm(`unknown map name ${printable(req.mapName, 64)}; known maps: ${registry.names().join(', ')}`));
+      // parseSocketmapRequest without its objects: a hit needs neither them nor a key subarray.
+      const space = socketmapNameEnd(payload);
+      const mapName = nameOf(payload, space);
+      const map = registry.get(mapName);
+      if (map) {
+        const hit = safeAnswerNow(map, payload, space + 1);
+        if (hit) {
+          const oversize = hit.oversize;
+          if (oversize !== undefined) oversized(mapName, payload.subarray(space + 1), oversize);
+          observer.answered?.(mapName, hit, oversize);
+          return hit.reply;
+        }
       }
-      const hit = safeAnswerNow(map, req.key);
-      if (hit) {
-        const oversize = hit.oversize;
-        if (oversize !== undefined) oversized(req.mapName, req.key, oversize);
-        observer.answered?.(req.mapName, hit, oversize);
-        return hit.reply;
-      }
-      return safeLookup(map, req.key).then((result) => reply(req.mapName, req.key, result));
+      const key = payload.subarray(space + 1);
+      if (!map) return reply(mapName, key, perm(`unknown map name ${printable(mapName, 64)}; known maps: ${registry.names().join(', ')}`));
+      return safeLookup(map, key).then((result) => reply(mapName, key, result));
     },
   };
 }

@@ -396,6 +396,9 @@ describe('CachedMap.answerNow (the synchronous hit path)', () => {
     expect(rec.hits).toEqual(['fresh']);
     expect(rec.lookups).toEqual([{ result: 'found', source: 'ldap' }, { result: 'found', source: 'cache' }]);
     expect(inner.calls).toBe(1);
+    // The key may start inside a larger buffer (the request payload after the map name).
+    expect(cache.answerNow(K('aliases a@x'), 8)?.reply).toBe('10:OK b@y,c@y,');
+    expect(cache.answerNow(K('aliases a@'), 8)).toBeUndefined();
   });
 
   it('NOTFOUND, an empty value and a value too large for socketmap get the reply encodeSocketmapReply gives', async () => {

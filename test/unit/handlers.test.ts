@@ -85,6 +85,21 @@ describe('socketmapProtocol', () => {
     ]);
   });
 
+  it('each request is answered from the map it names, also when names alternate (the name string is reused per connection)', async () => {
+    const maps = new Map(['ab', 'ac', 'abc', '\u00e9b'].map((n) => [n, new DeadlineMap(new CachedMap({ name: n, lookup: async () => found(K(`from-${n}`)) }, OPTS), 5_000)]));
+    const registry: MapRegistry = { get: (n) => maps.get(n), names: () => [...maps.keys()] };
+    const p = socketmapProtocol(registry);
+    const ask = async (name: string): Promise<string> => {
+      const r = await p.handle(Buffer.concat([Buffer.from(name, 'latin1'), K(' k')]));
+      return typeof r === 'string' ? r : r.toString('latin1');
+    };
+    for (let round = 0; round < 2; round++) {
+      for (const n of ['ab', 'ac', 'ac', 'abc', 'ab', '\u00e9b', 'ab']) expect(await ask(n)).toBe(encodeSocketmapReply(found(K(`from-${n}`))).frame.toString('latin1'));
+    }
+    // 'é' in UTF-8 is two bytes, neither of them the latin1 'é' the map is named with.
+    expect(await ask('\u00c3\u00a9b')).toMatch(/PERM unknown map name/);
+  });
+
   it('an unknown map is answered PERM synchronously; a malformed request throws synchronously', () => {
     const { p, answered } = setup();
     const r = p.handle(K('nope k'));

@@ -6,6 +6,7 @@ import {
   SOCKETMAP_MAX_REPLY,
   encodeSocketmapReply,
   parseSocketmapRequest,
+  socketmapNameEnd,
 } from '../../src/protocol/socketmap.js';
 import { prng } from '../support/prng.js';
 
@@ -71,6 +72,13 @@ describe('parseSocketmapRequest', () => {
   it('rejects an empty map name', () => {
     expect(errorOf(() => parseSocketmapRequest(b(' user@example.com'))).reason).toBe('bad_request');
     expect(errorOf(() => parseSocketmapRequest(b(' '))).reason).toBe('bad_request');
+  });
+
+  it('socketmapNameEnd: where the name ends, with the same errors', () => {
+    expect(socketmapNameEnd(b('aliases user@example.com'))).toBe(7);
+    expect(socketmapNameEnd(b('m  a'))).toBe(1);
+    expect(errorOf(() => socketmapNameEnd(b('aliases'))).reason).toBe('bad_request');
+    expect(errorOf(() => socketmapNameEnd(b(' x'))).reason).toBe('bad_request');
   });
 
   it('rejects an empty payload', () => {
