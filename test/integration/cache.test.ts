@@ -18,6 +18,7 @@ import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, valueOf, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
+import { waitFor } from '../support/wait.js';
 
 const SALES = 'alice@example.org,robert@example.org,Bob.Builder@Example.ORG,bob@example.org,sales-archive@elsewhere.net';
 
@@ -68,16 +69,6 @@ async function sleepUntil(t: number): Promise<void> {
   if (d > 0) await sleep(d);
 }
 
-async function waitFor<T>(what: string, f: () => Promise<T>, ok: (v: T) => boolean, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last: T;
-  do {
-    last = await f();
-    if (ok(last)) return last;
-    await sleep(200);
-  } while (Date.now() < end);
-  throw new Error(`${what}: still ${JSON.stringify(last)}`);
-}
 
 /**
  * SIGSTOP takes effect asynchronously (each thread stops when it next handles signals, later

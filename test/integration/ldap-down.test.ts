@@ -10,21 +10,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
+import { waitFor } from '../support/wait.js';
 
 let slapd: Slapd;
 let daemon: RunningDaemon;
 let confDir: string;
 
-async function waitFor<T>(what: string, f: () => Promise<T>, ok: (v: T) => boolean, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last: T;
-  do {
-    last = await f();
-    if (ok(last)) return last;
-    await new Promise((r) => setTimeout(r, 200));
-  } while (Date.now() < end);
-  throw new Error(`${what}: still ${JSON.stringify(last)}`);
-}
 
 beforeAll(async () => {
   slapd = await startSlapd({ ldif: directoryLdif() });

@@ -12,6 +12,7 @@ import { startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
+import { waitFor } from '../support/wait.js';
 
 const PROMTOOL = '/usr/bin/promtool';
 const MAPS = ['aliases', 'mailboxes', 'sizelimit', 'brief'];
@@ -27,16 +28,6 @@ let adminPort: number;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-async function waitFor<T>(what: string, f: () => Promise<T>, ok: (v: T) => boolean, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last: T;
-  do {
-    last = await f();
-    if (ok(last)) return last;
-    await sleep(200);
-  } while (Date.now() < end);
-  throw new Error(`${what}: still ${JSON.stringify(last)}`);
-}
 
 interface Sample {
   name: string;
