@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages ldap-socketmap's demo and tests run for real: OpenLDAP (slapd,
 # ldap-utils), Postfix with its LDAP table (the referee), swaks (SMTP client for the end-to-end
-# test), prometheus (promtool checks the metrics exposition) and systemd (systemd-analyze
-# verifies the unit files). Installs only what is missing; asks no questions.
+# test), prometheus (promtool checks the metrics exposition), systemd (systemd-analyze
+# verifies the unit files) and strace (a traced run checks the unit's system call filter).
+# Installs only what is missing; asks no questions.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 exec </dev/null
@@ -21,6 +22,7 @@ command -v postmap >/dev/null 2>&1 || [ -x /usr/sbin/postmap ] || missing+=(post
 command -v swaks >/dev/null 2>&1 || missing+=(swaks)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v strace >/dev/null 2>&1 || [ -x /usr/bin/strace ] || missing+=(strace)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   say "missing: ${missing[*]}; installing them"
@@ -37,7 +39,7 @@ EOF
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
     "${missing[@]}"
 else
-  say "slapd, ldap-utils, postfix, postfix-ldap, swaks, promtool and systemd-analyze are installed"
+  say "slapd, ldap-utils, postfix, postfix-ldap, swaks, promtool, systemd-analyze and strace are installed"
 fi
 
 # Fail loudly (not skip) if anything the integration tests need is still absent.
@@ -48,7 +50,7 @@ for f in /usr/sbin/slapd /usr/sbin/slapadd /usr/bin/ldapsearch /usr/bin/ldapmodi
     exit 1
   fi
 done
-for c in swaks promtool systemd-analyze; do
+for c in swaks promtool systemd-analyze strace; do
   command -v "$c" >/dev/null 2>&1 || { echo "FATAL: $c is missing after installation" >&2; exit 1; }
 done
 

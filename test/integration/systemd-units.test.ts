@@ -231,7 +231,9 @@ describe('hardening vs. Node at run time', () => {
   let traceFile: string | undefined;
   const tracedPid = (file: string): number | undefined => {
     try {
-      const line = readFileSync(file, 'utf8').split('\n').find((l) => /^\d+\s+execve\(.*main\.js/.test(l));
+      // The first successful execve is strace's child becoming node. Matching on the script
+      // name is not enough: strace cuts strings at -s bytes, and a long checkout path hides it.
+      const line = readFileSync(file, 'utf8').split('\n').find((l) => /^\d+\s+execve\(.*\)\s*=\s*0\s*$/.test(l));
       const pid = Number(/^(\d+)/.exec(line ?? '')?.[1]);
       return pid > 0 ? pid : undefined;
     } catch {
@@ -280,7 +282,7 @@ describe('hardening vs. Node at run time', () => {
 
     // With the environment the unit gives it (NODE_OPTIONS: the V8 heap limit).
     const unitEnv = Object.fromEntries(unitValues(readFileSync(SERVICE, 'utf8'), 'Environment').map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]));
-    traced = spawn(STRACE, ['-f', '-qq', '-o', trace, '--', process.execPath, CLI, 'serve', '--config', conf], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...unitEnv } });
+    traced = spawn(STRACE, ['-f', '-qq', '-s', '4096', '-o', trace, '--', process.execPath, CLI, 'serve', '--config', conf], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...unitEnv } });
     const lines: string[] = [];
     const waitFor = (re: RegExp, ms = 20_000) =>
       new Promise<string>((res, rej) => {
