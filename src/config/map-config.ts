@@ -282,10 +282,6 @@ export function mapConfigFromCf(parsed: ParsedCf, options: MapConfigOptions = {}
   }
   const dereference = dereferenceValue as MapConfig['dereference'];
   const chaseReferrals = cfGetBool(cf, 'chase_referrals', false);
-  // Said at startup rather than discovered in production: we follow no referral.
-  if (chaseReferrals) {
-    warn('chase_referrals', 'referrals are not followed by ldap-socketmap: a referral answer is a temporary error (as with chase_referrals = no)');
-  }
 
   // sasl_* are read by Postfix only with bind = sasl, which we refuse above: nothing to do.
 

@@ -32,6 +32,8 @@ export interface ConnectionSettings {
   bindPw: string;
   startTls: boolean;
   tls: TlsTarget;
+  /** chase_referrals: follow referrals and search references (see referral.ts). */
+  chaseReferrals?: boolean;
 }
 
 export interface OpenConnection {

@@ -1,4 +1,5 @@
 import { ResultCodeError } from 'ldapts';
+import { clean, referralsOf } from './ldapts-referrals.js';
 
 /**
  * LDAP failures as types. Postfix's dict_ldap sorts every outcome into found / not found /
@@ -15,6 +16,8 @@ export class LdapFailure extends Error {
     message: string,
     readonly code?: number,
     readonly server?: string,
+    /** A referral result's URLs (code 10), for chase_referrals. */
+    readonly referrals?: string[],
   ) {
     super(message);
     this.name = 'LdapFailure';
@@ -22,6 +25,7 @@ export class LdapFailure extends Error {
 }
 
 export const LDAP_NO_SUCH_OBJECT = 32;
+export const LDAP_REFERRAL = 10;
 const LDAP_TIME_LIMIT_EXCEEDED = 3;
 
 /**
@@ -36,9 +40,10 @@ export function toLdapFailure(
   if (err instanceof LdapFailure) return err;
   const { server } = seen;
   if (err instanceof ResultCodeError) {
-    if (err.code === LDAP_NO_SUCH_OBJECT) return new LdapFailure('noSuchObject', err.message, err.code, server);
-    if (err.code === LDAP_TIME_LIMIT_EXCEEDED) return new LdapFailure('timeout', err.message, err.code, server);
-    return new LdapFailure('error', err.message, err.code, server);
+    const message = clean(err.message);
+    if (err.code === LDAP_NO_SUCH_OBJECT) return new LdapFailure('noSuchObject', message, err.code, server);
+    if (err.code === LDAP_TIME_LIMIT_EXCEEDED) return new LdapFailure('timeout', message, err.code, server);
+    return new LdapFailure('error', message, err.code, server, err.code === LDAP_REFERRAL ? referralsOf(err) : undefined);
   }
   const message = err instanceof Error ? err.message : String(err);
   if (seen.timedOut) return new LdapFailure('timeout', message, undefined, server);

@@ -1,9 +1,10 @@
 import type { Entry, Filter } from 'ldapts';
 import { RateLimitedLog, registerSecret } from '../log.js';
 import { DnBatcher } from './batch.js';
-import { connectAny, type ConnectionSettings, type OpenConnection, type ServerTarget } from './connect.js';
-import { LdapFailure, toLdapFailure } from './errors.js';
+import { connectAny, withDeadline, type ConnectionSettings, type OpenConnection, type ServerTarget } from './connect.js';
+import { LDAP_REFERRAL, LdapFailure, toLdapFailure } from './errors.js';
 import { FilterError, LDAP_FILTER_ERROR, parseFilter } from './filter.js';
+import { ReferralChaser, serverKey, type ChaseRequest, type SearchOutcome } from './referral.js';
 
 export type Scope = 'base' | 'one' | 'sub';
 
@@ -134,7 +135,11 @@ export class LdapPool {
     this.slots = Array.from({ length: Math.max(1, opts.size) }, () => ({ inFlight: 0, pending: new Set() }));
     this.serversLabel = settings.servers.map((s) => s.url).join(' ');
     registerSecret(settings.bindPw);
+    if (settings.chaseReferrals === true) this.chaser = new ReferralChaser(settings);
   }
+
+  /** Follows referrals for chase_referrals = yes; absent otherwise (a referral is an error). */
+  private readonly chaser?: ReferralChaser;
 
   /** Searches admitted right now, and waiting for admission (for metrics and tests). */
   get load(): { inFlight: number; queued: number; maxInFlight: number } {
@@ -222,14 +227,25 @@ export class LdapPool {
   }
 
   private async searchQueued(req: SearchRequest): Promise<Entry[]> {
+    if (this.chaser === undefined) return (await this.searchAdmitted(req)).entries;
+    const first = await this.outcome(req);
+    if (first.kind === 'entries' && first.references.length === 0) return first.entries;
+    return this.chaser.complete(req, first, {
+      searchHome: (c: ChaseRequest) => this.outcome({ ...req, base: c.base, scope: c.scope }),
+      searchOn: (conn: OpenConnection, c: ChaseRequest) => this.searchReferred(conn, { ...req, base: c.base, scope: c.scope }),
+    });
+  }
+
+  /** One search through the pool's admission, retried once on a lost connection. */
+  private async searchAdmitted(req: SearchRequest): Promise<{ entries: Entry[]; references: string[]; server: string }> {
     const filter = parsedFilter(req.filter);
     await this.acquire();
     try {
       try {
-        return (await this.searchOnce(req, filter)).entries;
+        return await this.searchOnce(req, filter);
       } catch (err) {
         // LDAP_SERVER_DOWN: dict_ldap reconnects once and repeats the search once.
-        if (err instanceof LdapFailure && err.kind === 'down' && !this.closed) return (await this.searchOnce(req, filter)).entries;
+        if (err instanceof LdapFailure && err.kind === 'down' && !this.closed) return await this.searchOnce(req, filter);
         throw err;
       }
     } finally {
@@ -237,11 +253,59 @@ export class LdapPool {
     }
   }
 
+  /** searchAdmitted, with a referral result as an outcome rather than a failure (chase_referrals). */
+  private async outcome(req: SearchRequest): Promise<SearchOutcome> {
+    try {
+      const r = await this.searchAdmitted(req);
+      return { kind: 'entries', entries: r.entries, references: r.references, ...this.keyOf(r.server) };
+    } catch (err) {
+      if (err instanceof LdapFailure && err.code === LDAP_REFERRAL && err.referrals !== undefined) {
+        return { kind: 'referral', failure: err, urls: err.referrals, ...this.keyOf(err.server) };
+      }
+      throw err;
+    }
+  }
+
+  private keyOf(server: string | undefined): { serverKey?: string } {
+    const target = this.settings.servers.find((s) => s.url === server);
+    const key = target === undefined ? undefined : serverKey(target);
+    return key === undefined ? {} : { serverKey: key };
+  }
+
+  /** A search on a connection to a server a referral named (not one of the pool's). */
+  private async searchReferred(conn: OpenConnection, req: SearchRequest): Promise<SearchOutcome> {
+    const started = process.hrtime.bigint();
+    try {
+      const result = await withDeadline(conn.client.search(req.base, this.searchOptions(req, parsedFilter(req.filter))), this.timeoutMs, `search on ${conn.server}`, () => conn.socket.destroy());
+      this.observe(conn.server, 'success', started);
+      return { kind: 'entries', entries: result.searchEntries, references: result.searchReferences };
+    } catch (err) {
+      const f = toLdapFailure(err, { connectionLost: conn.socket.destroyed, server: conn.server });
+      this.observe(conn.server, f.kind, started);
+      if (f.code === LDAP_REFERRAL && f.referrals !== undefined) return { kind: 'referral', failure: f, urls: f.referrals };
+      throw f;
+    }
+  }
+
+  private searchOptions(req: SearchRequest, filter: Filter): Parameters<OpenConnection['client']['search']>[1] {
+    return {
+      scope: req.scope,
+      filter,
+      attributes: req.attributes,
+      explicitBufferAttributes: req.binary === true ? req.attributes : undefined,
+      derefAliases: DEREF[req.deref],
+      // The server-side time limit is Postfix's timeout too. No size limit is sent: ldapts
+      // would turn sizeLimitExceeded into a silent partial success, so the map counts entries.
+      timeLimit: this.settings.timeoutSec,
+      sizeLimit: 0,
+    };
+  }
+
   /**
    * One search on one connection. A timeout drops the connection (like dict_ldap), unless
    * `soft`: then only this search fails (a batched fetch, which its DNs' own searches replace).
    */
-  private async searchOnce(req: SearchRequest, filter: Filter, soft = false): Promise<{ entries: Entry[]; server: string }> {
+  private async searchOnce(req: SearchRequest, filter: Filter, soft = false): Promise<{ entries: Entry[]; references: string[]; server: string }> {
     const slot = this.pickSlot();
     const conn = await this.connectSlot(slot);
     const started = process.hrtime.bigint();
@@ -263,21 +327,11 @@ export class LdapPool {
     this.corkForTick(slot, conn);
     try {
       const result = await Promise.race([
-        conn.client.search(req.base, {
-          scope: req.scope,
-          filter,
-          attributes: req.attributes,
-          explicitBufferAttributes: req.binary === true ? req.attributes : undefined,
-          derefAliases: DEREF[req.deref],
-          // The server-side time limit is Postfix's timeout too. No size limit is sent: ldapts
-          // would turn sizeLimitExceeded into a silent partial success, so the map counts entries.
-          timeLimit: this.settings.timeoutSec,
-          sizeLimit: 0,
-        }),
+        conn.client.search(req.base, this.searchOptions(req, filter)),
         killed,
       ]);
       this.observe(conn.server, 'success', started);
-      return { entries: result.searchEntries, server: conn.server };
+      return { entries: result.searchEntries, references: result.searchReferences, server: conn.server };
     } catch (err) {
       const f = toLdapFailure(err, { timedOut, connectionLost: conn.socket.destroyed, server: conn.server });
       this.observe(conn.server, f.kind, started);
@@ -458,6 +512,7 @@ export class LdapPool {
 
   async close(): Promise<void> {
     this.closed = true;
+    await this.chaser?.close();
     for (const w of [...this.waiters]) w.fail(new LdapFailure('down', 'pool closed'));
     await Promise.all(
       this.slots.map(async (slot) => {

@@ -45,6 +45,7 @@ export function connectionSettings(c: MapConfig): ConnectionSettings {
     bindPw: c.bindPw,
     startTls: c.startTls,
     tls: c.tls,
+    chaseReferrals: c.chaseReferrals,
   };
 }
 

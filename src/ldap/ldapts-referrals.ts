@@ -1,0 +1,68 @@
+import { SearchReference, SearchResponse } from 'ldapts';
+
+/*
+ * ldapts does not read the referral field of an LDAPResult (RFC 4511 §4.1.10, context tag 3),
+ * and it flattens the URLs of all search references into one list, losing which URLs are
+ * alternatives for the same reference. Both are needed to follow referrals like libldap, so
+ * the two message classes learn to keep them: a reference's URLs are kept together (joined by
+ * a newline, which an LDAP URL cannot contain), and a referral result's URLs travel in its
+ * diagnostic message behind a marker, because ldapts builds the error it throws from the
+ * status and the message only. referralsOf() takes them out again and clean() hides the marker.
+ */
+const MARKER = '\u0000ldap-socketmap-referral\u0000';
+const CONTEXT_3 = 0xa3;
+const LDAP_REFERRAL = 10;
+
+interface BerReaderLike {
+  offset: number;
+  length: number;
+  peek(): number | null;
+  readSequence(tag?: number): number | null;
+  readString(tag?: number): string | null;
+}
+
+let installed = false;
+
+function install(): void {
+  if (installed) return;
+  installed = true;
+  const response = SearchResponse.prototype as unknown as { parseMessage(reader: BerReaderLike): void; status: number; errorMessage: string };
+  const inherited = response.parseMessage;
+  response.parseMessage = function (this: typeof response, reader: BerReaderLike): void {
+    inherited.call(this, reader);
+    if (reader.peek() !== CONTEXT_3) return;
+    reader.readSequence(CONTEXT_3);
+    const end = reader.offset + reader.length;
+    const urls: string[] = [];
+    while (reader.offset < end) urls.push(reader.readString() ?? '');
+    if (this.status === LDAP_REFERRAL && urls.length > 0) this.errorMessage = `${this.errorMessage}${MARKER}${urls.join('\n')}`;
+  };
+  const reference = SearchReference.prototype as unknown as { parseMessage(reader: BerReaderLike): void; uris: string[] };
+  const readUris = reference.parseMessage;
+  reference.parseMessage = function (this: typeof reference, reader: BerReaderLike): void {
+    readUris.call(this, reader);
+    if (this.uris.length > 1) this.uris = [this.uris.join('\n')];
+  };
+}
+install();
+
+/** The URLs of a referral result, from what ldapts threw (undefined for anything else). */
+export function referralsOf(err: unknown): string[] | undefined {
+  if (!(err instanceof Error)) return undefined;
+  const at = err.message.indexOf(MARKER);
+  if (at < 0) return undefined;
+  return err.message.slice(at + MARKER.length).replace(/\s*Code: 0x[0-9a-f]+\s*$/i, '').split('\n');
+}
+
+/** The message without the URLs carried for referralsOf(). */
+export function clean(message: string): string {
+  const at = message.indexOf(MARKER);
+  if (at < 0) return message;
+  const code = /\s*Code: 0x[0-9a-f]+\s*$/i.exec(message)?.[0] ?? '';
+  return message.slice(0, at) + code;
+}
+
+/** One search reference's URLs (alternatives), as the pool received them. */
+export function referenceUrls(reference: string): string[] {
+  return reference.split('\n');
+}

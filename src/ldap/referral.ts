@@ -1,0 +1,253 @@
+import type { Entry } from 'ldapts';
+import { connectServer, type ConnectionSettings, type OpenConnection, type ServerTarget } from './connect.js';
+import { LDAP_REFERRAL as REFERRAL, LdapFailure, toLdapFailure } from './errors.js';
+import { referenceUrls } from './ldapts-referrals.js';
+
+/**
+ * chase_referrals = yes, as libldap does it for dict_ldap (LDAP_OPT_REFERRALS on, no rebind
+ * procedure): a referral result (code 10) and search result references are followed by
+ * re-sending the same search — same filter, same attributes — with the DN of the URL and the
+ * scope of the URL, or else the original scope for a referral result and, for a reference, the
+ * scope the search implies (base and one level → base, subtree → subtree). A referral to the
+ * server that answered goes over the map's own (bound) connection; any other server is asked
+ * anonymously, on a connection of its own (TLS only for ldaps:// URLs).
+ *
+ * What libldap does and we do too: the first URL of a referral that can be sent to is used, the
+ * others are alternatives; a URL that cannot be reached is skipped; a (server, DN) already asked
+ * within the same lookup search is a loop and skipped; the first error of a followed reference
+ * becomes the result of the whole search (a missing DN behind a reference is noSuchObject for
+ * the search). Where libldap hangs until the timeout (a referral met behind a referral), we
+ * answer the same temporary error at once (see REFERRAL_HOP_LIMIT). Where libldap's order depends on which server
+ * answers first (several references), ours is deterministic: the search's own entries, then
+ * each followed reference's entries in the order the references came.
+ */
+
+/**
+ * How many referral hops libldap (OpenLDAP 2.5, the synchronous search dict_ldap does) really
+ * follows: one. Its hop limit is 5, but a referral or reference met by a search that was itself
+ * sent because of a referral makes ldap_result() wait until dict_ldap's timeout, every time
+ * (home -> remote -> remote, home -> home -> home, reference -> referral: all measured with
+ * postmap here). The daemon gives the same temporary error, without the wait.
+ */
+export const REFERRAL_HOP_LIMIT = 1;
+
+// ---------------------------------------------------------------------------------------
+// URLs
+
+export type Scope = 'base' | 'one' | 'sub';
+
+export interface ReferralTarget {
+  server: ServerTarget;
+  /** scheme://host:port, lower case: which connection a referral goes to. */
+  key: string;
+  /** The URL's DN, when it has one. */
+  dn?: string;
+  scope?: Scope;
+}
+
+function percentDecode(s: string): string {
+  return s.includes('%') ? decodeURIComponent(s) : s;
+}
+
+/**
+ * An LDAP URL of a referral, or undefined when libldap would not follow it (not ldap:// or
+ * ldaps://, bad syntax, a critical extension).
+ */
+export function parseReferralUrl(url: string): ReferralTarget | undefined {
+  const m = /^(ldaps?):\/\/([^/?]*)(?:\/([^?]*))?(?:\?([^?]*)(?:\?([^?]*)(?:\?([^?]*)(?:\?(.*))?)?)?)?$/i.exec(url.trim());
+  if (!m) return undefined;
+  const scheme = (m[1] as string).toLowerCase() as 'ldap' | 'ldaps';
+  const hostPort = m[2] ?? '';
+  const exts = m[7] ?? '';
+  if (exts.split(',').some((e) => e.startsWith('!'))) return undefined;
+  let host: string;
+  let port: number;
+  try {
+    const hp = /^(\[[^\]]*\]|[^:]*)(?::(\d*))?$/.exec(hostPort);
+    if (!hp) return undefined;
+    host = percentDecode(hp[1] ?? '').replace(/^\[|\]$/g, '') || 'localhost';
+    port = hp[2] ? Number(hp[2]) : scheme === 'ldaps' ? 636 : 389;
+    if (!Number.isInteger(port) || port <= 0 || port > 65535) return undefined;
+    const target: ReferralTarget = {
+      server: { url: `${scheme}://${hostPort}/`, scheme, host, port },
+      key: `${scheme}://${host.toLowerCase()}:${port}`,
+    };
+    if (m[3] !== undefined && m[3] !== '') target.dn = percentDecode(m[3]);
+    const scope = percentDecode(m[5] ?? '').toLowerCase();
+    if (scope === 'base') target.scope = 'base';
+    else if (scope === 'one' || scope === 'onelevel') target.scope = 'one';
+    else if (scope === 'sub' || scope === 'subtree') target.scope = 'sub';
+    else if (scope !== '') return undefined;
+    return target;
+  } catch {
+    return undefined; // bad percent escape
+  }
+}
+
+/** scheme://host:port of a configured server, comparable with ReferralTarget.key. */
+export function serverKey(server: ServerTarget): string | undefined {
+  if (server.scheme === 'ldapi') return undefined;
+  const port = server.port ?? (server.scheme === 'ldaps' ? 636 : 389);
+  return `${server.scheme}://${(server.host ?? 'localhost').toLowerCase()}:${port}`;
+}
+
+// ---------------------------------------------------------------------------------------
+// Following them
+
+export interface ChaseRequest {
+  base: string;
+  scope: Scope;
+}
+
+/** What one search came back with, before its referrals are followed. */
+export type SearchOutcome =
+  | { kind: 'entries'; entries: Entry[]; references: string[]; serverKey?: string }
+  | { kind: 'referral'; failure: LdapFailure; urls: string[]; serverKey?: string };
+
+export interface ChaserHooks {
+  /** The same search on the map's own connection (bound), referrals not followed. */
+  searchHome(req: ChaseRequest): Promise<SearchOutcome>;
+  /** The same search on a connection to another server (anonymous), referrals not followed. */
+  searchOn(conn: OpenConnection, req: ChaseRequest): Promise<SearchOutcome>;
+}
+
+interface Walk {
+  /** scheme://host:port + NUL + DN of every search sent for this lookup search. */
+  asked: Set<string>;
+  /** Errors behind references; the first is the search's result. */
+  errors: LdapFailure[];
+  hooks: ChaserHooks;
+}
+
+/** A URL that cannot be sent to: libldap tries the next one of the same referral. */
+class Unreachable extends Error {}
+
+export class ReferralChaser {
+  /** Connections to servers named in referrals, by ReferralTarget.key. */
+  private readonly conns = new Map<string, Promise<OpenConnection>>();
+  private closed = false;
+
+  constructor(private readonly settings: ConnectionSettings) {}
+
+  /**
+   * The entries of a search whose first answer was `first`, every referral in it followed.
+   * Throws LdapFailure as the search's result would be: the referral itself when no URL could
+   * be followed, or the first error met behind a reference.
+   */
+  async complete(req: ChaseRequest, first: SearchOutcome, hooks: ChaserHooks): Promise<Entry[]> {
+    const asked = new Set<string>();
+    if (first.serverKey !== undefined) asked.add(`${first.serverKey}\u0000${req.base}`);
+    const errors: LdapFailure[] = [];
+    const entries = await this.resolve(req, first, 0, { asked, errors, hooks });
+    if (errors.length > 0) throw errors[0];
+    return entries;
+  }
+
+  private async resolve(req: ChaseRequest, outcome: SearchOutcome, depth: number, walk: Walk): Promise<Entry[]> {
+    const { asked, errors } = walk;
+    if (outcome.kind === 'referral') {
+      // The referral's answer replaces this search's answer.
+      if (depth >= REFERRAL_HOP_LIMIT) throw hopLimit(outcome.failure);
+      for (const url of outcome.urls) {
+        const t = parseReferralUrl(url);
+        if (!t) continue;
+        const next: ChaseRequest = { base: t.dn ?? req.base, scope: t.scope ?? req.scope };
+        const mark = `${t.key}\u0000${next.base}`;
+        if (next.base !== '' && asked.has(mark)) continue; // libldap: LDAP_CLIENT_LOOP
+        let answer: SearchOutcome;
+        try {
+          answer = await this.send(t, outcome.serverKey, next, walk.hooks);
+        } catch (err) {
+          if (err instanceof Unreachable) continue;
+          throw err;
+        }
+        asked.add(mark);
+        return this.resolve(next, answer, depth + 1, walk);
+      }
+      throw outcome.failure;
+    }
+    if (outcome.references.length === 0) return outcome.entries;
+    const entries = [...outcome.entries];
+    for (const reference of outcome.references) {
+      if (depth >= REFERRAL_HOP_LIMIT) {
+        errors.push(hopLimit());
+        break;
+      }
+      for (const url of referenceUrls(reference)) {
+        const t = parseReferralUrl(url);
+        if (!t) continue;
+        const next: ChaseRequest = {
+          // A reference without a DN means the root, not the original base.
+          base: t.dn ?? '',
+          scope: t.scope ?? (req.scope === 'sub' ? 'sub' : 'base'),
+        };
+        const mark = `${t.key}\u0000${next.base}`;
+        if (next.base !== '' && asked.has(mark)) continue;
+        let answer: SearchOutcome;
+        try {
+          answer = await this.send(t, outcome.serverKey, next, walk.hooks);
+        } catch (err) {
+          if (err instanceof Unreachable) continue;
+          asked.add(mark);
+          errors.push(toLdapFailure(err));
+          break;
+        }
+        asked.add(mark);
+        try {
+          entries.push(...(await this.resolve(next, answer, depth + 1, walk)));
+        } catch (err) {
+          errors.push(toLdapFailure(err));
+        }
+        break; // followed: the other URLs of this reference are alternatives
+      }
+    }
+    return entries;
+  }
+
+  /** Sends the search where the referral points; Unreachable when no connection can be had. */
+  private async send(t: ReferralTarget, from: string | undefined, req: ChaseRequest, hooks: ChaserHooks): Promise<SearchOutcome> {
+    if (from !== undefined && t.key === from) return { ...(await hooks.searchHome(req)), serverKey: t.key };
+    let conn: OpenConnection;
+    try {
+      conn = await this.connection(t);
+    } catch {
+      throw new Unreachable();
+    }
+    try {
+      return { ...(await hooks.searchOn(conn, req)), serverKey: t.key };
+    } catch (err) {
+      const f = toLdapFailure(err);
+      if (f.kind === 'down' || f.kind === 'timeout') conn.socket.destroy(); // its 'close' handler forgets it
+      throw f;
+    }
+  }
+
+  private connection(t: ReferralTarget): Promise<OpenConnection> {
+    if (this.closed) return Promise.reject(new LdapFailure('down', 'pool closed'));
+    let p = this.conns.get(t.key);
+    if (p === undefined) {
+      const opening = connectServer(t.server, { ...this.settings, servers: [t.server], bind: 'none', bindDn: '', bindPw: '', startTls: false });
+      p = opening;
+      this.conns.set(t.key, opening);
+      const drop = (): void => { if (this.conns.get(t.key) === opening) this.conns.delete(t.key); };
+      opening.then((conn) => { conn.socket.once('close', drop); if (this.closed) conn.socket.destroy(); }, drop);
+    }
+    return p;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const all = [...this.conns.values()];
+    this.conns.clear();
+    await Promise.all(all.map((p) => p.then((c) => { c.socket.destroy(); }, () => undefined)));
+  }
+}
+
+function hopLimit(referral?: LdapFailure): LdapFailure {
+  return new LdapFailure(
+    'error',
+    `a referral behind a referral: Postfix's LDAP library waits for the timeout here, so this is a temporary error${referral ? ` (${referral.message})` : ''}`,
+    referral?.code ?? REFERRAL,
+    referral?.server,
+  );
+}

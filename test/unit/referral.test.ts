@@ -1,0 +1,98 @@
+import { BerReader, BerWriter, ResultCodeError, SearchReference, SearchResponse } from 'ldapts';
+import { describe, expect, it } from 'vitest';
+import { LDAP_REFERRAL, toLdapFailure } from '../../src/ldap/errors.js';
+import { clean, referenceUrls, referralsOf } from '../../src/ldap/ldapts-referrals.js';
+import { parseReferralUrl, serverKey } from '../../src/ldap/referral.js';
+
+/** The body of an LDAPResult: resultCode, matchedDN, diagnosticMessage, [3] referral URLs. */
+function resultBody(code: number, message: string, urls?: string[]): Buffer {
+  const w = new BerWriter();
+  w.writeEnumeration(code);
+  w.writeString('');
+  w.writeString(message);
+  if (urls !== undefined) {
+    w.startSequence(0xa3);
+    for (const u of urls) w.writeString(u);
+    w.endSequence();
+  }
+  return w.buffer;
+}
+
+describe('what ldapts is taught to keep (ldapts-referrals.ts)', () => {
+  it('a referral result keeps its URLs through the error ldapts throws, and the message stays clean', () => {
+    const r = new SearchResponse({ messageId: 1 });
+    (r as unknown as { parseMessage(reader: BerReader): void }).parseMessage(new BerReader(resultBody(LDAP_REFERRAL, 'see there', ['ldap://a:1/o=x', 'ldap://b/o=x??sub'])));
+    expect(r.status).toBe(LDAP_REFERRAL);
+    // ldapts builds its error from the status and the diagnostic message only.
+    const thrown = new ResultCodeError(r.status, r.errorMessage);
+    expect(referralsOf(thrown)).toEqual(['ldap://a:1/o=x', 'ldap://b/o=x??sub']);
+    expect(clean(thrown.message)).toBe('see there Code: 0xa');
+    const f = toLdapFailure(thrown);
+    expect(f.code).toBe(LDAP_REFERRAL);
+    expect(f.referrals).toEqual(['ldap://a:1/o=x', 'ldap://b/o=x??sub']);
+    expect(f.message).not.toContain('ldap://');
+  });
+
+  it('other results are left alone (no referral field, or a referral field with another code)', () => {
+    const plain = new SearchResponse({ messageId: 1 });
+    (plain as unknown as { parseMessage(reader: BerReader): void }).parseMessage(new BerReader(resultBody(32, 'no such object')));
+    expect(plain.errorMessage).toBe('no such object');
+    const odd = new SearchResponse({ messageId: 1 });
+    (odd as unknown as { parseMessage(reader: BerReader): void }).parseMessage(new BerReader(resultBody(0, '', ['ldap://a/o=x'])));
+    expect(odd.errorMessage).toBe('');
+    expect(referralsOf(new Error('anything Code: 0x20'))).toBeUndefined();
+  });
+
+  it("a search reference's URLs stay together: they are alternatives for one reference", () => {
+    // As on the wire: [APPLICATION 19] SEQUENCE OF URI; ldapts has read the tag and length.
+    const w = new BerWriter();
+    w.startSequence(0x73);
+    w.writeString('ldap://a/o=x');
+    w.writeString('ldap://b/o=x');
+    w.endSequence();
+    const reader = new BerReader(w.buffer);
+    reader.readSequence(0x73);
+    const ref = new SearchReference({ messageId: 1 });
+    (ref as unknown as { parseMessage(reader: BerReader): void }).parseMessage(reader);
+    expect(ref.uris).toHaveLength(1);
+    expect(referenceUrls(ref.uris[0] as string)).toEqual(['ldap://a/o=x', 'ldap://b/o=x']);
+  });
+});
+
+describe('parseReferralUrl', () => {
+  it('reads scheme, host, port, DN and scope like libldap', () => {
+    expect(parseReferralUrl('ldap://127.0.0.1:3890/ou=Remote,dc=example,dc=org')).toEqual({
+      server: { url: 'ldap://127.0.0.1:3890/', scheme: 'ldap', host: '127.0.0.1', port: 3890 },
+      key: 'ldap://127.0.0.1:3890',
+      dn: 'ou=Remote,dc=example,dc=org',
+    });
+    const sub = parseReferralUrl('LDAP://Host.Example/cn=a%20b,o=x??sub');
+    expect(sub?.key).toBe('ldap://host.example:389');
+    expect(sub?.dn).toBe('cn=a b,o=x');
+    expect(sub?.scope).toBe('sub');
+    expect(parseReferralUrl('ldap://h/o=x??one')?.scope).toBe('one');
+    expect(parseReferralUrl('ldap://h/o=x?cn?base?(cn=*)')?.scope).toBe('base');
+    expect(parseReferralUrl('ldaps://h/o=x')?.server.port).toBe(636);
+    expect(parseReferralUrl('ldap://[::1]:10389/o=x')?.server.host).toBe('::1');
+  });
+
+  it('a URL without a DN has none (the caller decides: the root for a reference, the old base for a referral)', () => {
+    expect(parseReferralUrl('ldap://h')?.dn).toBeUndefined();
+    expect(parseReferralUrl('ldap://h/')?.dn).toBeUndefined();
+  });
+
+  it('what libldap will not follow is refused: other schemes, bad syntax, critical extensions', () => {
+    expect(parseReferralUrl('ldapi://%2Frun%2Fslapd/o=x')).toBeUndefined();
+    expect(parseReferralUrl('http://h/o=x')).toBeUndefined();
+    expect(parseReferralUrl('ldap://h/o=x??bogus')).toBeUndefined();
+    expect(parseReferralUrl('ldap://h:99999/o=x')).toBeUndefined();
+    expect(parseReferralUrl('ldap://h/o=x????!e-bindname=cn=x')).toBeUndefined();
+    expect(parseReferralUrl('ldap://h/o=%zz')).toBeUndefined();
+  });
+
+  it('serverKey of a configured server compares with a referral key', () => {
+    expect(serverKey({ url: 'ldap://127.0.0.1:3890/', scheme: 'ldap', host: '127.0.0.1', port: 3890 })).toBe(parseReferralUrl('ldap://127.0.0.1:3890/o=x')?.key);
+    expect(serverKey({ url: 'ldap://LOCALHOST/', scheme: 'ldap', host: 'LOCALHOST' })).toBe('ldap://localhost:389');
+    expect(serverKey({ url: 'ldapi:///', scheme: 'ldapi', socketPath: '/run/x' })).toBeUndefined();
+  });
+});
