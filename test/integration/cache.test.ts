@@ -275,6 +275,7 @@ describe('coalescing', () => {
       const after = await scrape();
 
       expect(ldapRequests(after) - ldapRequests(before)).toBe(1);
+      await slapd.logSettled();
       expect(searchesFor('mail=alice@example.org')).toBe(1);
       expect(slapd.searchCount()).toBe(1);
       // All 200 were misses that waited on the one search; none was served from the cache.
@@ -303,6 +304,7 @@ describe('coalescing', () => {
       expect(new Set(replies)).toEqual(new Set([`OK eng-announce@example.org,carol@example.org,carol@elsewhere.net,${SALES}`]));
       const m2 = await scrape();
       expect(ldapRequests(m2) - ldapRequests(m1)).toBe(perExpansion);
+      await slapd.logSettled();
       expect(searchesFor('listName=eng')).toBe(1);
       expect(slapd.searchCount()).toBe(perExpansion);
     } finally {

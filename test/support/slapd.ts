@@ -87,6 +87,12 @@ export interface Slapd {
   searches(): SearchRecord[];
   /** Text of the stats log since start/reset. */
   logSince(): string;
+  /**
+   * Resolves once the log has stopped growing for `quietMs` (at most `maxMs`): slapd writes its
+   * log from worker threads, so the last lines of an operation the client has already seen
+   * answered may still be on their way.
+   */
+  logSettled(quietMs?: number, maxMs?: number): Promise<void>;
   /** Last `lines` lines of the whole log. */
   logTail(lines?: number): string;
   /** ldapmodify as the root DN. */
@@ -444,6 +450,16 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<Slapd> {
     resetSearchCount() { logOffset = statSafeSize(logFile); },
     searches() { return parseSearches(logFrom(logOffset)); },
     logSince() { return logFrom(logOffset); },
+    async logSettled(quietMs = 150, maxMs = 3_000) {
+      const end = Date.now() + maxMs;
+      let size = statSafeSize(logFile);
+      let since = Date.now();
+      while (Date.now() < end && Date.now() - since < quietMs) {
+        await new Promise((r) => setTimeout(r, 25));
+        const now = statSafeSize(logFile);
+        if (now !== size) { size = now; since = Date.now(); }
+      }
+    },
     logTail,
     async modify(ldif: string) { await ldapTool('ldapmodify', ldif); },
     async add(ldif: string) { await ldapTool('ldapadd', ldif); },
