@@ -89,9 +89,11 @@ export class DependencyCollector implements LookupTrace {
       return;
     }
     const list = (this.searchList ??= []);
+    // A subordinate (children) search is watched as the subtree it is part of.
+    const scope = req.scope === 'one' ? 'one' : 'sub';
     // Lookups make one or a few one/sub searches (the query, LDAP URLs): a scan is enough.
-    for (const s of list) if (s.base === base && s.scope === req.scope && s.filter === req.filter) return;
-    list.push({ base, scope: req.scope, filter: req.filter });
+    for (const s of list) if (s.base === base && s.scope === scope && s.filter === req.filter) return;
+    list.push({ base, scope, filter: req.filter });
   }
 
   entry(_id: number, dn: string): void {

@@ -1,5 +1,5 @@
 import { ResultCodeError } from 'ldapts';
-import { clean, referralsOf } from './ldapts-referrals.js';
+import { clean, referralsOf } from './ldapts-fixes.js';
 
 /**
  * LDAP failures as types. Postfix's dict_ldap sorts every outcome into found / not found /

@@ -4,9 +4,10 @@ import { DnBatcher } from './batch.js';
 import { connectAny, withDeadline, type ConnectionSettings, type OpenConnection, type ServerTarget } from './connect.js';
 import { LDAP_REFERRAL, LdapFailure, toLdapFailure } from './errors.js';
 import { FilterError, LDAP_FILTER_ERROR, parseFilter } from './filter.js';
+import { withDeref } from './ldapts-fixes.js';
 import { ReferralChaser, serverKey, type ChaseRequest, type SearchOutcome } from './referral.js';
 
-export type Scope = 'base' | 'one' | 'sub';
+export type Scope = 'base' | 'one' | 'sub' | 'children';
 
 export interface SearchRequest {
   base: string;
@@ -64,28 +65,30 @@ export interface PoolOptions {
 
 const DEREF = ['never', 'search', 'find', 'always'] as const;
 
-/** Parsed filters by filter string, oldest first; a filter object is only read when sent. */
+/** Parsed filters by deref setting and filter string, oldest first; a filter object is only read when sent. */
 const filterCache = new Map<string, Filter>();
 const FILTER_CACHE_MAX = 512;
 
 /**
  * The filter string as ldapts Filter objects, from a small cache: every nested DN search sends
- * the same `(objectclass=*)`, and a busy key's top-level filter repeats too. Throws LdapFailure
- * for a filter libldap would refuse.
+ * the same `(objectclass=*)`, and a busy key's top-level filter repeats too. The object also
+ * carries the search's alias dereferencing (see ldapts-fixes.ts), so each setting has its own.
+ * Throws LdapFailure for a filter libldap would refuse.
  */
-export function parsedFilter(text: string): Filter {
-  let filter = filterCache.get(text);
+export function parsedFilter(text: string, deref: SearchRequest['deref'] = 0): Filter {
+  const key = deref === 0 ? text : `${deref}\u0000${text}`;
+  let filter = filterCache.get(key);
   if (filter !== undefined) return filter;
   try {
     // Our own libldap-compatible parser: ldapts's would mis-encode \XX escapes above 0x7F.
-    filter = parseFilter(text);
+    filter = withDeref(parseFilter(text), DEREF[deref]);
   } catch (err) {
     // Postfix gets LDAP_FILTER_ERROR (-7) from libldap: a temporary error.
     if (err instanceof FilterError) throw new LdapFailure('error', err.message, LDAP_FILTER_ERROR);
     throw err;
   }
   if (filterCache.size >= FILTER_CACHE_MAX) filterCache.delete(filterCache.keys().next().value as string);
-  filterCache.set(text, filter);
+  filterCache.set(key, filter);
   return filter;
 }
 
@@ -238,7 +241,7 @@ export class LdapPool {
 
   /** One search through the pool's admission, retried once on a lost connection. */
   private async searchAdmitted(req: SearchRequest): Promise<{ entries: Entry[]; references: string[]; server: string }> {
-    const filter = parsedFilter(req.filter);
+    const filter = parsedFilter(req.filter, req.deref);
     await this.acquire();
     try {
       try {
@@ -276,7 +279,7 @@ export class LdapPool {
   private async searchReferred(conn: OpenConnection, req: SearchRequest): Promise<SearchOutcome> {
     const started = process.hrtime.bigint();
     try {
-      const result = await withDeadline(conn.client.search(req.base, this.searchOptions(req, parsedFilter(req.filter))), this.timeoutMs, `search on ${conn.server}`, () => conn.socket.destroy());
+      const result = await withDeadline(conn.client.search(req.base, this.searchOptions(req, parsedFilter(req.filter, req.deref))), this.timeoutMs, `search on ${conn.server}`, () => conn.socket.destroy());
       this.observe(conn.server, 'success', started);
       return { kind: 'entries', entries: result.searchEntries, references: result.searchReferences };
     } catch (err) {

@@ -1,7 +1,8 @@
 import type { Entry } from 'ldapts';
 import { connectServer, type ConnectionSettings, type OpenConnection, type ServerTarget } from './connect.js';
 import { LDAP_REFERRAL as REFERRAL, LdapFailure, toLdapFailure } from './errors.js';
-import { referenceUrls } from './ldapts-referrals.js';
+import { referenceUrls } from './ldapts-fixes.js';
+import type { Scope } from './pool.js';
 
 /**
  * chase_referrals = yes, as libldap does it for dict_ldap (LDAP_OPT_REFERRALS on, no rebind
@@ -34,7 +35,6 @@ export const REFERRAL_HOP_LIMIT = 1;
 // ---------------------------------------------------------------------------------------
 // URLs
 
-export type Scope = 'base' | 'one' | 'sub';
 
 export interface ReferralTarget {
   server: ServerTarget;
@@ -77,6 +77,7 @@ export function parseReferralUrl(url: string): ReferralTarget | undefined {
     if (scope === 'base') target.scope = 'base';
     else if (scope === 'one' || scope === 'onelevel') target.scope = 'one';
     else if (scope === 'sub' || scope === 'subtree') target.scope = 'sub';
+    else if (scope === 'subord' || scope === 'subordinate' || scope === 'children') target.scope = 'children';
     else if (scope !== '') return undefined;
     return target;
   } catch {
@@ -179,7 +180,7 @@ export class ReferralChaser {
         const next: ChaseRequest = {
           // A reference without a DN means the root, not the original base.
           base: t.dn ?? '',
-          scope: t.scope ?? (req.scope === 'sub' ? 'sub' : 'base'),
+          scope: t.scope ?? (req.scope === 'sub' || req.scope === 'children' ? 'sub' : 'base'),
         };
         const mark = `${t.key}\u0000${next.base}`;
         if (next.base !== '' && asked.has(mark)) continue;

@@ -148,13 +148,10 @@ export class LdapMap implements LookupMap {
     let cls = this.classOf.get(returned);
     if (cls !== undefined) return cls;
     cls = null;
-    const r = returned.toLowerCase();
-    const rParts = r.split(';');
     let i = 0;
     for (const c of [Cls.Terminal, Cls.Leaf, Cls.Result, Cls.Special]) {
       for (let n = 0; n < this.counts[c]; n++, i++) {
-        const cParts = this.attributes[i]!.toLowerCase().split(';');
-        if (cParts[0] === rParts[0] && cParts.slice(1).every((o) => rParts.includes(o))) {
+        if (isSubtype(this.attributes[i]!, returned)) {
           cls = c;
           break;
         }
@@ -334,14 +331,13 @@ export class LdapMap implements LookupMap {
         if (cls === null) continue;
         const values = valuesOf(entry[attr]);
         if (values.length === 0) continue;
-        if (cls === Cls.Terminal) {
-          for (const v of values) this.append(ctx, out, v, id, dn, attr, cls);
-        } else if (isTerminal) {
+        if (isTerminal && cls !== Cls.Terminal) {
           this.skip(ctx, id, dn, attr, cls, values, 'skipped-terminal');
-        } else if (cls === Cls.Leaf) {
-          if (isLeaf) for (const v of values) this.append(ctx, out, v, id, dn, attr, cls);
-          else this.skip(ctx, id, dn, attr, cls, values, 'skipped-leaf');
-        } else if (cls === Cls.Result) {
+        } else if (!isLeaf && (cls === Cls.Terminal || cls === Cls.Leaf)) {
+          // dict_ldap skips the first T+L attribute classes once the (sticky) leaf flag is off:
+          // terminal values too, even in the entry that made the result terminal.
+          this.skip(ctx, id, dn, attr, cls, values, 'skipped-leaf');
+        } else if (cls !== Cls.Special) {
           for (const v of values) this.append(ctx, out, v, id, dn, attr, cls);
         } else if (depth < this.config.recursionLimit) {
           for (const v of values) {
@@ -359,7 +355,9 @@ export class LdapMap implements LookupMap {
 
   /** Starts the nested search for one special value; undefined when nothing is to be searched. */
   private nested(ctx: Ctx, raw: Buffer, depth: number, path: readonly string[], fromDn: string, attr: string, parent: number): Nested | undefined {
-    const value = raw.toString('utf8');
+    // dict_ldap hands the value on as a C string: a NUL byte ends it.
+    const nul = raw.indexOf(0);
+    const value = (nul >= 0 ? raw.subarray(0, nul) : raw).toString('utf8');
     let req: SearchRequest;
     if (isLdapUrl(value)) {
       let url;
@@ -439,17 +437,27 @@ export class LdapMap implements LookupMap {
 
   /** URL attributes ∩ configured ones; of a pair differing only in options, the more specific. */
   private intersect(urlAttrs: string[]): string[] {
+    // dict_ldap's url_attrs: for each URL attribute, every map attribute it relates to, the more
+    // specific of the two (duplicates are harmless: the server returns an attribute once).
     const result: string[] = [];
-    for (const c of this.attributes) {
-      const cl = c.toLowerCase();
-      for (const u of urlAttrs) {
-        const ul = u.toLowerCase();
-        if (ul === cl || ul.startsWith(cl + ';')) { result.push(u); break; }
-        if (cl.startsWith(ul + ';')) { result.push(c); break; }
+    for (const u of urlAttrs) {
+      for (const c of this.attributes) {
+        if (isSubtype(u, c)) result.push(c);
+        else if (isSubtype(c, u)) result.push(u);
       }
     }
     return result;
   }
+}
+
+/**
+ * dict_ldap's attrdesc_subtype(a, b) > 0: `b` is `a` or `a` with more options after it, compared
+ * case-insensitively as text (`mail;lang-en` does not cover `mail;lang-de;lang-en`).
+ */
+export function isSubtype(a: string, b: string): boolean {
+  if (b.length < a.length) return false;
+  if (b.length > a.length && b.charCodeAt(a.length) !== 0x3b /* ; */) return false;
+  return b.slice(0, a.length).toLowerCase() === a.toLowerCase();
 }
 
 const NO_VALUES: Buffer[] = [];

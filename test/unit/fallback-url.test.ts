@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { isSubtype } from '../../src/lookup/ldap-map.js';
 import { isLdapUrl, LdapUrlError, parseLdapUrl } from '../../src/ldap/url.js';
 import { FallbackMap, splitExtension } from '../../src/lookup/fallback.js';
 import { found, NOTFOUND, temp, type LookupMap, type LookupResult } from '../../src/lookup/result.js';
@@ -84,6 +85,57 @@ describe('LDAP URL values (ldap_url_parse)', () => {
   it('rejects what ldap_url_parse rejects', () => {
     expect(() => parseLdapUrl('ldap:///dc=x??bogus')).toThrow(LdapUrlError);
     expect(() => parseLdapUrl('ldap:///dc=x?a?b?c?d?e')).toThrow(LdapUrlError);
-    expect(() => parseLdapUrl('ldap:///dc=%zz')).toThrow(LdapUrlError);
+  });
+
+  // Each row was answered differently by Postfix's ldap: table and the daemon before (found by
+  // test/integration/differential-random.test.ts); the expectations are libldap's.
+  it('is a URL exactly when ldap_is_ldap_url says so: no trimming, <URL:…> yes, URL:<…> no, pldap yes, cldap no', () => {
+    expect(isLdapUrl('<URL:ldap:///dc=x>')).toBe(true);
+    expect(isLdapUrl('URL:<ldap:///dc=x>')).toBe(false);
+    expect(isLdapUrl('pldap:///dc=x')).toBe(true);
+    expect(isLdapUrl('PLDAPS://h/dc=x')).toBe(true);
+    expect(isLdapUrl('cldap:///dc=x')).toBe(false);
+    expect(isLdapUrl(' ldap:///dc=x')).toBe(false);
+  });
+  it('subord, subordinate and children are the subordinate scope', () => {
+    for (const s of ['subordinate', 'children', 'subord', 'SUBORD']) expect(parseLdapUrl(`ldap:///dc=x??${s}?(cn=a)`).scope).toBe('children');
+  });
+  it('decodes a field before splitting the attribute list', () => {
+    expect(parseLdapUrl('ldap:///dc=x?mail%2Cmaildrop?one').attributes).toEqual(['mail', 'maildrop']);
+    expect(parseLdapUrl('ldap:///dc=x?,mail,,uid,?one').attributes).toEqual(['mail', 'uid']);
+  });
+  it('a bad % escape empties the field; a decoded NUL ends it', () => {
+    expect(parseLdapUrl('ldap:///ou=100%zz,dc=x??one?(cn=a)').dn).toBe('');
+    expect(parseLdapUrl('ldap:///dc=x?%zz?one?(cn=a)').attributes).toEqual([]);
+    expect(parseLdapUrl('ldap:///dc=x%00junk??one').dn).toBe('dc=x');
+    expect(() => parseLdapUrl('ldap:///dc=x??one?%zz')).toThrow(LdapUrlError);
+  });
+  it('trailing spaces, empty extensions and bad ports are errors', () => {
+    expect(() => parseLdapUrl('ldap:///dc=x??one?(cn=a) ')).not.toThrow(); // the filter parser refuses it later
+    expect(parseLdapUrl('ldap:///dc=x??one?(cn=a) ').filter).toBe('(cn=a) ');
+    expect(() => parseLdapUrl('<ldap:///dc=x> ')).toThrow(LdapUrlError);
+    expect(() => parseLdapUrl('ldap:///dc=x????')).toThrow(LdapUrlError);
+    expect(() => parseLdapUrl('ldap:///dc=x????,')).toThrow(LdapUrlError);
+    expect(parseLdapUrl('ldap:///dc=x????e-ext').dn).toBe('dc=x');
+    expect(() => parseLdapUrl('ldap://host:abc/dc=x')).toThrow(LdapUrlError);
+    expect(() => parseLdapUrl('ldap://host:/dc=x')).toThrow(LdapUrlError);
+    expect(() => parseLdapUrl('ldap://[::1/dc=x')).toThrow(LdapUrlError);
+    expect(parseLdapUrl('ldap://[::1]:389/dc=x').dn).toBe('dc=x');
+  });
+  it('without a / after the host there is no DN: the empty base, as libldap searches it', () => {
+    for (const u of ['ldap://host?x', 'ldap://host:389?dn', 'ldap://host:389??dn', 'ldap://']) {
+      expect(parseLdapUrl(u)).toEqual({ dn: '', attributes: [], scope: 'base', filter: '(objectclass=*)' });
+    }
+  });
+});
+
+describe('attribute descriptions (dict_ldap attrdesc_subtype)', () => {
+  it('b is a subtype of a when it is a, or a followed by more options: a text prefix, not a set', () => {
+    expect(isSubtype('mail', 'mail')).toBe(true);
+    expect(isSubtype('mail', 'MAIL;lang-de')).toBe(true);
+    expect(isSubtype('mail;lang-en', 'mail;lang-en;x-y')).toBe(true);
+    expect(isSubtype('mail;lang-en', 'mail;lang-de;lang-en')).toBe(false);
+    expect(isSubtype('mail', 'mailAlias')).toBe(false);
+    expect(isSubtype('mail;lang-de', 'mail')).toBe(false);
   });
 });

@@ -1,7 +1,7 @@
 import { BerReader, BerWriter, ResultCodeError, SearchReference, SearchResponse } from 'ldapts';
 import { describe, expect, it } from 'vitest';
 import { LDAP_REFERRAL, toLdapFailure } from '../../src/ldap/errors.js';
-import { clean, referenceUrls, referralsOf } from '../../src/ldap/ldapts-referrals.js';
+import { clean, referenceUrls, referralsOf } from '../../src/ldap/ldapts-fixes.js';
 import { parseReferralUrl, serverKey } from '../../src/ldap/referral.js';
 
 /** The body of an LDAPResult: resultCode, matchedDN, diagnosticMessage, [3] referral URLs. */
@@ -18,7 +18,7 @@ function resultBody(code: number, message: string, urls?: string[]): Buffer {
   return w.buffer;
 }
 
-describe('what ldapts is taught to keep (ldapts-referrals.ts)', () => {
+describe('what ldapts is taught to keep (ldapts-fixes.ts)', () => {
   it('a referral result keeps its URLs through the error ldapts throws, and the message stays clean', () => {
     const r = new SearchResponse({ messageId: 1 });
     (r as unknown as { parseMessage(reader: BerReader): void }).parseMessage(new BerReader(resultBody(LDAP_REFERRAL, 'see there', ['ldap://a:1/o=x', 'ldap://b/o=x??sub'])));

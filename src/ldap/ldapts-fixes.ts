@@ -1,4 +1,34 @@
-import { SearchReference, SearchResponse } from 'ldapts';
+import type { Filter } from 'ldapts';
+import { SearchReference, SearchRequest, SearchResponse } from 'ldapts';
+
+/*
+ * What ldapts 8 gets wrong or leaves out for us, fixed on its message classes once, here.
+ *
+ * 1. Client.search() never hands its derefAliases option to the SearchRequest it builds, so
+ *    every search went out with derefAliases = never whatever the map's `dereference` said.
+ *    The filter object is ours and travels into the request, so a filter made for a search
+ *    that dereferences carries the setting (withDeref), and the request reads it when written.
+ */
+type Deref = 'never' | 'search' | 'find' | 'always';
+const DEREF_OF = new WeakMap<object, Deref>();
+
+/** `filter`, marked so that the search it is sent with dereferences aliases as `deref` says. */
+export function withDeref<F extends Filter>(filter: F, deref: Deref): F {
+  if (deref !== 'never') DEREF_OF.set(filter, deref);
+  return filter;
+}
+
+{
+  const request = SearchRequest.prototype as unknown as { writeMessage(writer: unknown): void; filter: object; derefAliases: Deref };
+  const write = request.writeMessage;
+  request.writeMessage = function (this: typeof request, writer: unknown): void {
+    const deref = DEREF_OF.get(this.filter);
+    if (deref !== undefined) this.derefAliases = deref;
+    write.call(this, writer);
+  };
+}
+
+/* 2. Referrals. */
 
 /*
  * ldapts does not read the referral field of an LDAPResult (RFC 4511 §4.1.10, context tag 3),
