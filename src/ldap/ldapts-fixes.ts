@@ -28,10 +28,8 @@ export function withDeref<F extends Filter>(filter: F, deref: Deref): F {
   };
 }
 
-/* 2. Referrals. */
-
 /*
- * ldapts does not read the referral field of an LDAPResult (RFC 4511 §4.1.10, context tag 3),
+ * 2. ldapts does not read the referral field of an LDAPResult (RFC 4511 §4.1.10, context tag 3),
  * and it flattens the URLs of all search references into one list, losing which URLs are
  * alternatives for the same reference. Both are needed to follow referrals like libldap, so
  * the two message classes learn to keep them: a reference's URLs are kept together (joined by
@@ -51,11 +49,7 @@ interface BerReaderLike {
   readString(tag?: number): string | null;
 }
 
-let installed = false;
-
-function install(): void {
-  if (installed) return;
-  installed = true;
+{
   const response = SearchResponse.prototype as unknown as { parseMessage(reader: BerReaderLike): void; status: number; errorMessage: string };
   const inherited = response.parseMessage;
   response.parseMessage = function (this: typeof response, reader: BerReaderLike): void {
@@ -74,7 +68,6 @@ function install(): void {
     if (this.uris.length > 1) this.uris = [this.uris.join('\n')];
   };
 }
-install();
 
 /** The URLs of a referral result, from what ldapts threw (undefined for anything else). */
 export function referralsOf(err: unknown): string[] | undefined {
