@@ -5,7 +5,8 @@
  * daemon supports, and random lookup keys derived from what the directory holds.
  *
  * Everything is drawn from one PRNG (test/support/prng.ts), so a seed reproduces the same
- * directory, the same maps and the same keys.
+ * directory, the same maps and the same keys. The "wide" generators at the end of this file
+ * (wideDirectory / wideCf / wideKeys) take their own PRNG stream and their own directory.
  *
  * Steering (what is deliberately NOT generated):
  * - answers over 100000 bytes (README "Differences" 4): the directory is small and URL filters
@@ -552,6 +553,8 @@ export interface GeneratedCf {
   /** search_base and query_filter templates (for keys aimed at this map). */
   base: string;
   filter: string;
+  /** Domains worth putting into keys for this map (wide maps: its `domain` items). */
+  keyDomains?: string[];
 }
 
 const RESULT_ATTRS = [
@@ -882,4 +885,318 @@ export function targetedKeys(rng: Rng, dir: Directory, cf: GeneratedCf, n: numbe
     if (usableKey(k)) out.add(k);
   }
   return [...out];
+}
+
+// =======================================================================================
+// "Wide" maps: a second, self-contained directory (its own slapd) and maps drawn from their
+// own PRNG stream, so the directory, maps and keys of the classic generator above are the same
+// for every seed as before. They explore what the classic maps rarely reach: every % code in
+// all three templates (DN and filter escaping of what they expand to, literal text around
+// them), result values at the edges (leading NUL = empty, only spaces, commas, very many
+// values, binary), attribute names by alias, OID and operational name (entryDN), the domain
+// list (case, trailing dots, wildcard-like text, negation, files, non-ASCII), limit
+// interplay (size_limit with URL members, expansion_limit with skipped values,
+// recursion_limit = 1), and keys with control characters, many '@', long keys and Unicode
+// case-folding edge cases.
+
+/**
+ * Features with a known, still open mismatch, left out unless named in DIFF_INCLUDE (comma
+ * separated): `domain-fold` (non-ASCII `domain` items whose ICU case folding differs from
+ * JavaScript upper-then-lower case mapping: U+1E9E ẞ, U+0131 ı, and letters that gained a case
+ * pair after Unicode 15 such as U+A7CB).
+ */
+export const INCLUDE = new Set((process.env.DIFF_INCLUDE ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+
+/** uid values with DN specials, filter specials and non-ASCII text (each gets a number). */
+const WIDE_UID_STEMS = [
+  'w', 'ann', 'Bea', 'a,b', 'a+b', 'a b', '#lead', 'x=y', 'back\\slash', 'star*', '(paren)', 'semi;colon', 'q"uote',
+  'lt<gt>', 'jürgen', 'straße', 'σίσυφος', 'ΣΊΣΥΦΟΣ', 'ǅemal', 'ﬁnn', 'İlker', '\u212Aelvin', 'Ꭰcherokee', 'dot.ted',
+  'per%cent', 'amp&er', 'tab\tbed', 'bang!', 'tilde~', 'ﬀ', 'Ωmega', 'ſam', 'µ',
+];
+/** Domains of the wide directory: mixed case, trailing dot, non-ASCII, specials. */
+const WIDE_DOMAINS = [
+  'example.org', 'Example.ORG', 'mail.example.org', 'a.b.c.example.org', 'example.org.', 'straße.example', 'jürgen.de',
+  'x', 'odd,dom', 'sp ace.example', 'plus+dom.example', 'hash#dom', 'σίσυφος.gr', 'ΣΊΣΥΦΟΣ.GR', 'under_score.example',
+  '*.example.org', '.example.org', 'xn--strae-oqa.example',
+];
+/** Address-like values at the edges (IA5, for `mail`). */
+const WIDE_MAIL_EDGE = [
+  ' ', '  ', ' lead@example.org', 'trail@example.org ', 'a,b@example.org', 'one@example.org,two@example.org', '@',
+  'x@', '@example.org', 'a@b@example.org', 'plain', '%s@example.org', '%%', 'smtp:[relay.example.org]', 'a b c',
+  'x@example.org.', 'UPPER@EXAMPLE.ORG', 'quote"@example.org', '<angle@example.org>', 'x@[127.0.0.1]', '.', ',',
+];
+/** UTF-8 values (for Directory String attributes). */
+const WIDE_UTF8_EDGE = [
+  'jürgen@straße.example', 'ΣΊΣΥΦΟΣ@example.gr', 'ﬁnn@example.org', '  spaced  ', 'comma, inside', 'ẞ@example.org',
+  'ı@example.org', 'Ɤ@example.org', 'tab\there', 'line\nbreak', '𐐀@example.org', 'ǅ,ǆ', '@', 'only@',
+];
+
+function wideLocal(rng: Rng, i: number): string {
+  return `${rng.pick(WIDE_UID_STEMS)}${i}`;
+}
+
+function wideAddr(rng: Rng, local: string): string {
+  return `${local.replace(/[^\x21-\x7e]/g, '')}@${rng.pick(WIDE_DOMAINS.filter((d) => /^[\x21-\x7e]+$/.test(d)))}`;
+}
+
+/** Drops values that slapd would take as duplicates of earlier ones (case, space runs). */
+function distinctValues(values: (string | Buffer)[]): (string | Buffer)[] {
+  const seen = new Set<string>();
+  return values.filter((v) => {
+    const k = Buffer.isBuffer(v) ? v.toString('latin1') : v.toUpperCase().toLowerCase().trim().replace(/\s+/g, ' ');
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+/**
+ * The wide directory: people (ou=People and ou=<domain>,ou=Domains), lists with nested DNs,
+ * URLs and missing members (no loops), values at the edges.
+ */
+export function wideDirectory(rng: Rng): Directory {
+  const entries: DirEntry[] = [];
+  const tokens: string[] = [];
+  const used = new Set<string>();
+  const add = (e: DirEntry): boolean => {
+    if (used.has(e.dn.toLowerCase())) return false;
+    used.add(e.dn.toLowerCase());
+    entries.push(e);
+    return true;
+  };
+  const people0 = `ou=People,${SUFFIX}`;
+  const groups0 = `ou=Groups,${SUFFIX}`;
+  const domains0 = `ou=Domains,${SUFFIX}`;
+  add({ dn: SUFFIX, kind: 'ou', attrs: [['objectClass', 'dcObject'], ['objectClass', 'organization'], ['dc', 'example'], ['o', 'Example']] });
+  for (const [dn, ou] of [[people0, 'People'], [groups0, 'Groups'], [domains0, 'Domains']] as const) add({ dn, kind: 'ou', attrs: [['objectClass', 'organizationalUnit'], ['ou', ou]] });
+  const domainOus: string[] = [];
+  for (const d of rng.some(WIDE_DOMAINS.filter((x) => x === x.toLowerCase() && !x.endsWith('.')), rng.int(2, 5))) {
+    if (add({ dn: `ou=${escDnValue(d)},${domains0}`, kind: 'ou', attrs: [['objectClass', 'organizationalUnit'], ['ou', d]] })) domainOus.push(d);
+  }
+  const departments = ['1', '7', '42'];
+  const people: string[] = [];
+  const nPeople = rng.int(10, 20);
+  for (let i = 0; i < nPeople; i++) {
+    const uid = wideLocal(rng, i);
+    const home = domainOus.length && rng.chance(0.3) ? rng.pick(domainOus) : undefined;
+    const parent = home !== undefined ? `ou=${escDnValue(home)},${domains0}` : people0;
+    const dn = `uid=${escDnValue(uid)},${parent}`;
+    const body: [string, string | Buffer][] = [['uid', uid], ['cn', `${uid} ${rng.pick(['Smith, J', 'x', 'Ó'])}`], ['sn', rng.pick(['S', ' ', 'Σ'])]];
+    const mails: (string | Buffer)[] = [];
+    const many = rng.chance(0.1) ? rng.int(15, 60) : 0;
+    for (let m = 0; m < many; m++) mails.push(`${uid.replace(/[^\x21-\x7e]/g, '')}.${m}@example.org`);
+    for (let m = rng.int(0, 4); m > 0; m--) {
+      mails.push(rng.weighted<string | Buffer>([
+        [6, wideAddr(rng, uid)],
+        [1, `${uid.replace(/[^\x21-\x7e]/g, '')}@${home ?? 'example.org'}`],
+        [4, rng.pick(WIDE_MAIL_EDGE)],
+      ]));
+    }
+    for (const v of distinctValues(mails)) body.push(['mail', v]);
+    const aliases: string[] = [];
+    for (let m = rng.weighted([[4, 0], [3, 1], [2, 2]]); m > 0; m--) aliases.push(rng.chance(0.5) ? rng.pick(WIDE_UTF8_EDGE) : `${caseVariant(rng, uid)}@${rng.pick(WIDE_DOMAINS)}`);
+    for (const v of distinctValues(aliases)) body.push(['mailAlias', v]);
+    if (rng.chance(0.3)) {
+      // A leading NUL makes the value empty for Postfix (skipped, not counted); a NUL inside cuts it.
+      body.push(['maildrop', rng.weighted<string | Buffer>([[6, wideAddr(rng, uid)], [3, rng.pick(WIDE_UTF8_EDGE)], [1, Buffer.from('\u0000lead-nul@example.org')], [1, Buffer.from('mid\u0000nul@example.org')]])]);
+    }
+    if (rng.chance(0.2)) body.push(['forwardTo', rng.chance(0.7) ? wideAddr(rng, `fwd-${uid}`) : rng.pick(WIDE_UTF8_EDGE)]);
+    if (rng.chance(0.4)) body.push(['departmentNumber', rng.pick(departments)]);
+    if (rng.chance(0.25)) for (const v of distinctValues(rng.some(['has, comma', '   ', ' padded ', 'plain', 'x,y,z', 'multi\nline'], rng.int(1, 3)))) body.push(['description', v]);
+    if (rng.chance(0.05)) body.push(['userPassword', Buffer.from([0xff, 0x61, 0x62, 0xfe])]);
+    if (rng.chance(0.1) && people.length) body.push(['seeAlso', rng.pick(people)]);
+    if (!add({ dn, kind: 'person', attrs: [['objectClass', 'inetOrgPerson'], ['objectClass', 'mailRecipient'], ...rng.shuffle(body)] })) continue;
+    people.push(dn);
+    tokens.push(uid, ...mails.filter((v): v is string => typeof v === 'string' && v.trim() !== ''), ...aliases);
+  }
+  const lists: string[] = [];
+  for (let i = 0, n = rng.int(4, 10); i < n; i++) {
+    const name = `${rng.pick(['team', 'all', 'Sales', 'x,y', 'a b', 'st*r', 'grüße', 'ΣΊΣ'])}${i}`;
+    const dn = `listName=${escDnValue(name)},${groups0}`;
+    const body: [string, string | Buffer][] = [['listName', name]];
+    for (let m = rng.int(0, 2); m > 0; m--) body.push(['mail', wideAddr(rng, name)]);
+    for (let m = rng.int(0, 6); m > 0; m--) {
+      const r = rng.float();
+      if (r < 0.6 && people.length) body.push(['contact', rng.chance(0.8) ? rng.pick(people) : rng.pick(people).replace(/^uid=/, 'UID=').replace(/,ou=/g, ', OU=')]);
+      else if (r < 0.8 && lists.length) body.push(['contact', rng.pick(lists)]); // earlier lists only: no loops
+      else body.push(['contact', `uid=missing${rng.int(0, 9)},${people0}`]);
+    }
+    if (rng.chance(0.4)) body.push(['memberURL', rng.pick([
+      `ldap:///${people0}??one?(departmentNumber=${rng.pick(departments)})`, `ldap:///${people0}?mail?sub?(mail=*)`,
+      `ldap:///${SUFFIX}??sub?(uid=a*)`, `ldap:///${domains0}??sub?(objectClass=inetOrgPerson)`, `ldap:///${people0}?uid,cn?one`,
+    ])]);
+    if (rng.chance(0.2)) body.push(['maildrop', rng.pick(WIDE_UTF8_EDGE)]);
+    // Contact values stay in their order (each is one attribute); attribute order is random.
+    const grouped = new Map<string, [string, string | Buffer][]>();
+    for (const l of body) grouped.set(l[0], [...(grouped.get(l[0]) ?? []), l]);
+    const attrs: [string, string | Buffer][] = [['objectClass', 'mailList'], ...rng.shuffle([...grouped.values()]).flat()];
+    // Values slapd takes as equal (case, spaces after commas in DNs) only once.
+    const norm = (v: string | Buffer) => String(v).toLowerCase().replace(/,\s+/g, ',');
+    if (!add({ dn, kind: 'list', attrs: attrs.filter((l, k) => attrs.findIndex((x) => x[0] === l[0] && norm(x[1]) === norm(l[1])) === k) })) continue;
+    lists.push(dn);
+    tokens.push(name);
+  }
+  const ldif = entries.map((e) => [ldifLine('dn', e.dn), ...e.attrs.map(([a, v]) => ldifLine(a, v))].join('\n') + '\n').join('\n');
+  return { ldif, entries, tokens: [...new Set(tokens)], domainOus, departments, hasLoops: false, hasReferrals: false };
+}
+
+const WIDE_CODES = ['%s', '%u', '%d', '%S', '%U', '%D', '%1', '%2', '%3', '%%'];
+
+/** A template made of literal bits and % codes (at least one code unless `allowFixed`). */
+function wideTemplate(rng: Rng, literals: readonly string[], codes: readonly string[], min: number, max: number): string {
+  const parts: string[] = [];
+  for (let n = rng.int(min, max); n > 0; n--) parts.push(rng.chance(0.6) ? rng.pick(codes) : rng.pick(literals));
+  if (!parts.some((p) => /^%[^%]$/.test(p))) parts.push(rng.pick(codes.filter((c) => c !== '%%')));
+  return parts.join('');
+}
+
+/** A filter value: codes, wildcards and literals (never an empty assertion value). */
+function wideFilterValue(rng: Rng): string {
+  return rng.weighted<string>([
+    [6, rng.pick(['%s', '%u', '%U', '%S'])],
+    [2, '%u@%d'],
+    [1, '%u@%2.%1'],
+    [1, '%u*'],
+    [1, '*%d'],
+    [2, wideTemplate(rng, ['*', '@', '.', 'x', '-', '%%'], WIDE_CODES, 1, 3)],
+  ]);
+}
+
+const WIDE_ATTRS = ['mail', 'mailAlias', 'maildrop', 'forwardTo', 'description', 'uid', 'cn', 'listName', 'sn', 'departmentNumber'];
+const WIDE_RESULT_NAMES = [
+  'mail', 'mail', 'mailAlias', 'maildrop', 'forwardTo', 'description', 'uid', 'cn', 'listName', 'entryDN', 'rfc822Mailbox',
+  '0.9.2342.19200300.100.1.3', 'MAIL', 'sn', 'departmentNumber', 'userPassword', 'mail;x-opt', 'userid', '*',
+];
+const WIDE_RESULT_LITERALS = ['', ' ', ',', 'x', '<', '>', '@', 'smtp:[', ']', '.', 'é', 'OK ', '=', '\\', '"'];
+
+/** The `domain` parameter of a wide map. */
+function wideDomainParam(rng: Rng, env: CfEnv, keyDomains: string[]): string {
+  const pool = ['example.org', 'Example.ORG', 'example.org.', '.example.org', '*.example.org', 'mail.example.org', 'MAIL.Example.org',
+    'a.b.c.example.org', 'x', 'straße.example', 'STRASSE.example', 'jürgen.de', 'JÜRGEN.DE', 'σίσυφος.gr', 'ΣΊΣΥΦΟΣ.GR',
+    'ſtraße.example', 'xn--strae-oqa.example', 'under_score.example', 'hash#dom', 'plus+dom.example', 'ﬁnn.example', '\u212Aelvin.example'];
+  if (INCLUDE.has('domain-fold')) pool.push('ẞtraße.example', 'ı.example', 'i.example', 'Ɤ.example', 'ɤ.example');
+  const names = rng.some(pool, rng.int(1, 5));
+  // Mostly also a domain the directory's addresses use, so that some keys pass the list.
+  if (rng.chance(0.6)) names.push(rng.pick(['example.org', 'EXAMPLE.org', 'mail.example.org', 'a.b.c.example.org', 'plus+dom.example']));
+  keyDomains.push(...names);
+  const items = names.map((d) => (rng.chance(0.25) ? `${rng.chance(0.2) ? '!!' : '!'}${d}` : d));
+  if (rng.chance(0.2)) items.push(env.writeAux(`wdomains-${rng.int(0, 1e9)}.txt`, rng.some(pool, 3).map((d) => (rng.chance(0.2) ? `!${d}` : d)).join(rng.pick(['\n', ' ', ', '])) + '\n'));
+  return joinList(rng, items);
+}
+
+/** A wide .cf over the wide directory (env points at its slapd). */
+export function wideCf(rng: Rng, dir: Directory, env: CfEnv): GeneratedCf {
+  const p: [string, string][] = [['server_host', env.ldapUrl]];
+  const notes: string[] = ['wide'];
+  const keyDomains: string[] = [];
+  const people0 = `ou=People,${SUFFIX}`;
+  const kind = rng.weighted([[4, 'by-mail'], [3, 'by-uid'], [2, 'dn'], [1, 'domain-ou'], [2, 'list'], [2, 'free']] as const);
+  notes.push(kind);
+  let base: string;
+  let scope: string | undefined;
+  let filter: string;
+  const term = () => `(${rng.pick(WIDE_ATTRS)}=${wideFilterValue(rng)})`;
+  if (kind === 'by-mail') {
+    base = rng.pick([people0, SUFFIX, `ou=Domains,${SUFFIX}`]);
+    filter = rng.pick(['(mail=%s)', '(|(mail=%s)(mailAlias=%s))', '(mail=%u@%d)', '(mailAlias=%S)', '(|(maildrop=%s)(mail=%U@%D))', '(mail=%u@%2.%1)', '(mail=%u*)', `(|(mail=%s)${term()})`]);
+  } else if (kind === 'by-uid') {
+    base = rng.pick([people0, SUFFIX]);
+    filter = rng.pick(['(uid=%u)', '(uid=%U)', '(&(objectClass=inetOrgPerson)(uid=%u))', '(|(uid=%u)(cn=%u *))', '(uid=%s)', '(uid=%u*)', '(uid=*%u)', `(&(uid=%u)${term()})`]);
+  } else if (kind === 'dn') {
+    base = `uid=${rng.pick(['%u', '%u', '%s', '%U', '%u%%', '%1', '%u.%1', '%2'])},${rng.chance(0.8) ? people0 : `ou=%d,ou=Domains,${SUFFIX}`}`;
+    scope = rng.pick(['base', 'base', 'base', 'sub', 'one']);
+    filter = rng.pick(['(objectClass=*)', '(objectClass=*)', '(uid=*)', '(mail=*)', term()]);
+  } else if (kind === 'domain-ou') {
+    base = `ou=${rng.pick(['%d', '%D', '%2.%1', '%1'])},ou=Domains,${SUFFIX}`;
+    scope = rng.pick(['one', 'sub', 'base']);
+    filter = rng.pick(['(objectClass=*)', '(uid=%u)', '(mail=%s)', term()]);
+  } else if (kind === 'list') {
+    base = `ou=Groups,${SUFFIX}`;
+    filter = rng.pick(['(listName=%u)', '(listName=%s)', '(|(listName=%u)(mail=%s))', `(listName=${wideFilterValue(rng)})`]);
+  } else {
+    base = rng.pick([people0, SUFFIX, `ou=Domains,${SUFFIX}`]);
+    filter = rng.weighted<string>([[5, term()], [2, `(|${term()}${term()})`], [1, `(&(objectClass=inetOrgPerson)${term()})`], [1, `(!(!${term()}))`]]);
+  }
+  const special = kind === 'list' || rng.chance(0.15) ? rng.some(['contact', 'memberURL', 'seeAlso'], rng.int(1, 2)) : [];
+  const resultAttrs = rng.some(WIDE_RESULT_NAMES, rng.int(1, 4));
+  if (rng.chance(0.6) && !resultAttrs.includes('mail')) resultAttrs.unshift(rng.pick(['mail', 'mailAlias', 'maildrop', 'uid']));
+  const terminal = rng.chance(0.1) ? ['maildrop'] : [];
+  const leaf = special.length && rng.chance(0.2) ? ['mail'] : [];
+  p.push(['search_base', base]);
+  if (scope !== undefined) p.push(['scope', scope]);
+  p.push(['query_filter', filter]);
+  p.push(['result_attribute', joinList(rng, resultAttrs)]);
+  if (special.length) p.push(['special_result_attribute', joinList(rng, special)]);
+  if (terminal.length) p.push(['terminal_result_attribute', terminal.join(',')]);
+  if (leaf.length) p.push(['leaf_result_attribute', leaf.join(',')]);
+  if (rng.chance(0.6)) {
+    const fmt = rng.weighted<string>([
+      [4, wideTemplate(rng, WIDE_RESULT_LITERALS, ['%s', '%u', '%d', '%S', '%U', '%D', '%1', '%2', '%%'], 1, 4)],
+      [1, rng.pick(['%d', '%u', '%u@%d', '%d%d', '%u,%u', ' ', ',', '%%', 'literal only', '%s%s%s'])],
+    ]);
+    p.push([rng.chance(0.9) ? 'result_format' : 'result_filter', fmt]);
+    notes.push(`result_format=${fmt}`);
+  }
+  if (rng.chance(0.35)) {
+    p.push(['domain', wideDomainParam(rng, env, keyDomains)]);
+    notes.push('domain');
+  }
+  if (special.length) {
+    const rl = rng.weighted<number | undefined>([[3, undefined], [3, 1], [2, 2], [1, 3]]);
+    if (rl !== undefined) p.push(['recursion_limit', String(rl)]);
+  }
+  if (rng.chance(0.35)) p.push(['expansion_limit', String(rng.pick([0, 1, 2, 3, 5, 15, 40, 60]))]);
+  if (rng.chance(0.35)) p.push(['size_limit', String(rng.pick([0, 1, 2, 3, 5, 10]))]);
+  if (scope === undefined && rng.chance(0.3)) p.push(['scope', rng.pick(['sub', 'one', 'base'])]);
+  for (const [k, v] of p) if (['recursion_limit', 'expansion_limit', 'size_limit', 'domain', 'scope', 'search_base', 'query_filter', 'result_attribute', 'special_result_attribute'].includes(k)) notes.push(`${k}=${v}`);
+  return { text: renderCf(rng, p), summary: notes.join(' '), base, filter, keyDomains: keyDomains.map((d) => d.replace(/^[!]+/, '')) };
+}
+
+/** Control characters a key can carry on a `postmap -q -` line (not NUL, not newline). */
+const CONTROL_BITS = ['\t', '\r', '\x01', '\x1b', '\x7f', '\x0b', '\x0c'];
+/** Case-folding edge cases (ICU full folding vs simple lower case). */
+const FOLD_EDGE = ['ẞ', 'ß', 'ı', 'İ', 'ſ', '\u212A', '\u212B', 'ς', 'Σ', 'ﬀ', 'ﬃ', 'ŉ', 'ǰ', 'ΐ', 'ᾈ', 'ᲀ', 'Ꭰ', 'ꭰ', 'µ', 'Ɤ', 'ͅ', 'Ａ', '𐐀', '\u0301', 'ǅ', 'ﬆ'];
+
+function wideMutate(rng: Rng, token: string): string {
+  const at = token.lastIndexOf('@');
+  const local = at >= 0 ? token.slice(0, at) : token;
+  const domain = at >= 0 ? token.slice(at + 1) : '';
+  const insert = (s: string, bit: string) => { const pos = rng.int(0, s.length); return s.slice(0, pos) + bit + s.slice(pos); };
+  switch (rng.weighted([[6, 'as-is'], [4, 'case'], [3, 'domain'], [2, 'fold'], [2, 'control'], [1, 'many-at'], [1, 'long'], [2, 'empty-part'], [2, 'specials'], [1, 'dots']] as const)) {
+    case 'as-is': return token;
+    case 'case': return caseVariant(rng, token);
+    case 'domain': return `${local}@${caseVariant(rng, rng.pick(WIDE_DOMAINS))}`;
+    case 'fold': return rng.chance(0.5) ? insert(token, rng.pick(FOLD_EDGE)) : `${local}@${insert(domain || 'example.org', rng.pick(FOLD_EDGE))}`;
+    case 'control': return insert(token, rng.pick(CONTROL_BITS));
+    case 'many-at': return rng.pick([`${local}@@${domain}`, `@${token}`, `${token}@`, `${local}@x@y@${domain || 'example.org'}`, `@@@`, `${local}@${domain}@${domain}`]);
+    case 'long': return `${local}${'x'.repeat(rng.pick([200, 1000, 3000]))}@${domain || 'example.org'}`;
+    case 'empty-part': return rng.pick([`${local}@`, `@${domain || 'example.org'}`, '@', `${local}@.`, `${local}@..`, `@.${domain}`]);
+    case 'specials': return insert(token, rng.pick(['*', '(', ')', '\\', ',', '+', '"', '#', ';', '<', '>', '=', ' ', '%', '%s', '\\2a', '\\5c']));
+    case 'dots': return `${local}@${rng.pick(['.', '..', '.x.', 'a..b', 'x.'])}${domain}`;
+  }
+}
+
+/** Keys for a wide map: the wide directory's values, mutated; edge cases of every kind. */
+export function wideKeys(rng: Rng, dir: Directory, cf: GeneratedCf, n: number): string[] {
+  const out = new Set<string>();
+  const tokens = dir.tokens.filter((t) => t.length > 0);
+  let guard = 0;
+  while (out.size < n && guard++ < n * 20) {
+    let k: string;
+    const r = rng.float();
+    const t = rng.pick(tokens);
+    const local = t.includes('@') ? t.slice(0, t.lastIndexOf('@')) : t;
+    if (r < 0.06) k = unicodeKey(rng);
+    else if (r < 0.2 && cf.keyDomains?.length) k = `${local}@${caseVariant(rng, rng.pick(cf.keyDomains))}`;
+    else if (r < 0.3 && dir.domainOus.length) k = `${local}@${caseVariant(rng, rng.pick(dir.domainOus))}`;
+    else if (r < 0.4) k = `${local}@${rng.pick(['example.org', 'EXAMPLE.org', 'mail.example.org', 'a.b.c.example.org'])}`;
+    else k = wideMutate(rng, t);
+    if (cf.keyDomains?.length && rng.chance(0.3)) {
+      const at = k.lastIndexOf('@');
+      k = `${at >= 0 ? k.slice(0, at) : k}@${rng.pick(cf.keyDomains)}`;
+    }
+    // Lines of `postmap -q -`: no NUL, no newline; the key `-` and empty keys are not lookups.
+    if (k.length > 0 && k !== '-' && !/[\x00\n]/.test(k) && Buffer.byteLength(k) < 8000) out.add(k);
+  }
+  return rng.shuffle([...out]);
 }
