@@ -16,25 +16,34 @@
  */
 import { readFileSync } from 'node:fs';
 import { asciiLower, errnoText, isSpace } from './cf-file.js';
+import { caseFold } from '../lookup/key-fold.js';
 import { ConfigError, type ConfigWarning, type ConfigWhere, warningAt } from './errors.js';
 
 export interface DomainListItem {
-  /** Case-folded domain name (or other literal pattern). */
+  /** Case-folded domain name (or other literal pattern), as with smtputf8_enable = yes. */
   name: string;
   negate: boolean;
+  /** The item folded as with smtputf8_enable = no (ASCII only), when that differs from `name`. */
+  ascii?: string;
 }
 
 export interface DomainList {
   items: DomainListItem[];
-  /** True if the first matching item is positive; false if it is negated or nothing matches. */
-  match(domain: string): boolean;
+  /**
+   * True if the first matching item is positive; false if it is negated or nothing matches.
+   * `smtputf8` (default true) picks Postfix's casefold(): full Unicode folding, or ASCII only.
+   */
+  match(domain: string, smtputf8?: boolean): boolean;
 }
 
-/** Case folding for list items and the searched domain (ASCII lowercase; an approximation of
- *  Unicode full case folding for non-ASCII text: `ß`→`ss`, final `ς`→`σ`). */
-export function foldDomain(text: string): string {
-  if (/^[\x00-\x7f]*$/.test(text)) return asciiLower(text);
-  return text.toUpperCase().toLowerCase();
+/**
+ * Postfix's casefold() of list items and of the searched domain: with smtputf8 (the default),
+ * the same Unicode full case folding as lookup keys (ICU's, `ẞ`→`ss`, `ı` unchanged); without,
+ * ASCII letters only.
+ */
+export function foldDomain(text: string, smtputf8 = true): string {
+  if (!smtputf8 || /^[\x00-\x7f]*$/.test(text)) return asciiLower(text);
+  return caseFold(text);
 }
 
 /** Postfix `mystrtokq(…, CHARS_COMMA_SP, CHARS_BRACE)`: separators inside `{…}` do not split. */
@@ -115,7 +124,9 @@ export function parseDomainList(
           where,
         );
       } else {
-        items.push({ name: foldDomain(item), negate });
+        const name = foldDomain(item);
+        const ascii = foldDomain(item, false);
+        items.push(ascii === name ? { name, negate } : { name, negate, ascii });
       }
     }
   };
@@ -129,9 +140,9 @@ export function makeDomainList(items: DomainListItem[]): DomainList {
   const frozen = items.map((i) => ({ ...i }));
   return {
     items: frozen,
-    match(domain: string): boolean {
-      const folded = foldDomain(domain);
-      for (const item of frozen) if (item.name === folded) return !item.negate;
+    match(domain: string, smtputf8 = true): boolean {
+      const folded = foldDomain(domain, smtputf8);
+      for (const item of frozen) if ((smtputf8 ? item.name : (item.ascii ?? item.name)) === folded) return !item.negate;
       return false;
     },
   };

@@ -171,7 +171,7 @@ export class LdapMap implements LookupMap {
     if (this.config.domain) {
       const at = key.lastIndexOf('@');
       const domain = at > 0 ? key.slice(at + 1) : undefined;
-      const matched = domain !== undefined && this.config.domain.match(domain);
+      const matched = domain !== undefined && this.config.domain.match(domain, this.settings.smtputf8);
       trace?.domain?.(domain, matched);
       if (!matched) return NOTFOUND;
     }

@@ -16,8 +16,8 @@
  * of every run is printed). DIFF_MAPS / DIFF_KEYS set maps per seed and keys per seed.
  * DIFF_DAEMON_SET=a=b,c=d adds `--set` options to the daemon (hunting with other settings).
  * DIFF_AVOID=deref,url-syntax,... leaves out features whose mismatches are already known (see
- * AVOID in the generator); DIFF_INCLUDE=domain-fold,... adds features whose mismatches are known
- * and still open (see INCLUDE in the generator; off by default so `npm test` passes).
+ * AVOID in the generator); DIFF_INCLUDE=... adds features whose mismatches are known and still
+ * open (see INCLUDE in the generator; none at the moment).
  * DIFF_WIDE_MAPS (default 2) / DIFF_WIDE_KEYS (default 120): "wide" maps per seed over a second,
  * self-contained directory and slapd, drawn from a separate PRNG stream (every % code, value
  * edge cases, domain lists, limit interplay, control-character / long / many-@ / case-folding

@@ -87,3 +87,23 @@ describe('domain list (§3.5)', () => {
     expect(tokenizeList('a, {b c}, d')).toEqual(['a', '{b c}', 'd']);
   });
 });
+
+describe('domain items fold like Postfix casefold() (ICU full case folding with smtputf8)', () => {
+  // Each case answered differently by Postfix's ldap: table and the daemon before (found by the
+  // random differential test): the fold is the one lookup keys get, not upper-then-lower case.
+  it('ẞ folds to ss, ı stays ı, letters ICU 72 does not fold stay as they are', () => {
+    const d = list('ı.example, ẞ.example, Ɤ.example');
+    expect(d.match('ss.example')).toBe(true);
+    expect(d.match('ß.example')).toBe(true);
+    expect(d.match('i.example')).toBe(false);
+    expect(d.match('ı.example')).toBe(true);
+    expect(d.match('ɤ.example')).toBe(false);
+    expect(d.match('Ɤ.example')).toBe(true);
+  });
+  it('with smtputf8 off, only ASCII letters fold', () => {
+    const d = list('Straße.EXAMPLE');
+    expect(d.match('straße.example', false)).toBe(true);
+    expect(d.match('strasse.example', false)).toBe(false);
+    expect(d.match('strasse.example')).toBe(true);
+  });
+});
