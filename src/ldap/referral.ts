@@ -2,6 +2,7 @@ import type { Entry } from 'ldapts';
 import { connectServer, type ConnectionSettings, type OpenConnection, type ServerTarget } from './connect.js';
 import { LDAP_REFERRAL as REFERRAL, LdapFailure, toLdapFailure } from './errors.js';
 import { referenceUrls } from './ldapts-fixes.js';
+import { parseUrlParts } from './url.js';
 import type { Scope } from './pool.js';
 
 /**
@@ -35,7 +36,6 @@ export const REFERRAL_HOP_LIMIT = 1;
 // ---------------------------------------------------------------------------------------
 // URLs
 
-
 export interface ReferralTarget {
   server: ServerTarget;
   /** scheme://host:port, lower case: which connection a referral goes to. */
@@ -45,44 +45,31 @@ export interface ReferralTarget {
   scope?: Scope;
 }
 
-function percentDecode(s: string): string {
-  return s.includes('%') ? decodeURIComponent(s) : s;
-}
-
 /**
- * An LDAP URL of a referral, or undefined when libldap would not follow it (not ldap:// or
- * ldaps://, bad syntax, a critical extension).
+ * An LDAP URL of a referral, or undefined when it will not be followed: not ldap:// or
+ * ldaps://, bad syntax (libldap's rules, url.ts), a critical extension, a port out of range.
+ * An empty DN counts as none (libldap parses referrals with LDAP_PVT_URL_PARSE_NOEMPTY_DN).
  */
 export function parseReferralUrl(url: string): ReferralTarget | undefined {
-  const m = /^(ldaps?):\/\/([^/?]*)(?:\/([^?]*))?(?:\?([^?]*)(?:\?([^?]*)(?:\?([^?]*)(?:\?(.*))?)?)?)?$/i.exec(url.trim());
-  if (!m) return undefined;
-  const scheme = (m[1] as string).toLowerCase() as 'ldap' | 'ldaps';
-  const hostPort = m[2] ?? '';
-  const exts = m[7] ?? '';
-  if (exts.split(',').some((e) => e.startsWith('!'))) return undefined;
-  let host: string;
-  let port: number;
+  let p;
   try {
-    const hp = /^(\[[^\]]*\]|[^:]*)(?::(\d*))?$/.exec(hostPort);
-    if (!hp) return undefined;
-    host = percentDecode(hp[1] ?? '').replace(/^\[|\]$/g, '') || 'localhost';
-    port = hp[2] ? Number(hp[2]) : scheme === 'ldaps' ? 636 : 389;
-    if (!Number.isInteger(port) || port <= 0 || port > 65535) return undefined;
-    const target: ReferralTarget = {
-      server: { url: `${scheme}://${hostPort}/`, scheme, host, port },
-      key: `${scheme}://${host.toLowerCase()}:${port}`,
-    };
-    if (m[3] !== undefined && m[3] !== '') target.dn = percentDecode(m[3]);
-    const scope = percentDecode(m[5] ?? '').toLowerCase();
-    if (scope === 'base') target.scope = 'base';
-    else if (scope === 'one' || scope === 'onelevel') target.scope = 'one';
-    else if (scope === 'sub' || scope === 'subtree') target.scope = 'sub';
-    else if (scope === 'subord' || scope === 'subordinate' || scope === 'children') target.scope = 'children';
-    else if (scope !== '') return undefined;
-    return target;
+    p = parseUrlParts(url);
   } catch {
-    return undefined; // bad percent escape
+    return undefined;
   }
+  if (p.scheme !== 'ldap' && p.scheme !== 'ldaps') return undefined;
+  if (p.extensions.some((e) => e.startsWith('!'))) return undefined;
+  const scheme = p.scheme;
+  const port = p.port ?? (scheme === 'ldaps' ? 636 : 389);
+  if (!Number.isInteger(port) || port <= 0 || port > 65535) return undefined;
+  const host = p.host === '' ? 'localhost' : p.host;
+  const target: ReferralTarget = {
+    server: { url: `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}/`, scheme, host, port },
+    key: `${scheme}://${host.toLowerCase()}:${port}`,
+  };
+  if (p.dn !== undefined && p.dn !== '') target.dn = p.dn;
+  if (p.scope !== undefined) target.scope = p.scope;
+  return target;
 }
 
 /** scheme://host:port of a configured server, comparable with ReferralTarget.key. */

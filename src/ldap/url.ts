@@ -95,7 +95,24 @@ function isWholeNumber(s: string): boolean {
 
 const DEFAULT_FILTER = '(objectclass=*)';
 
-export function parseLdapUrl(value: string): LdapUrl {
+/** An LDAP URL taken apart by libldap's rules (ldap_url_parse_ext), fields decoded. */
+export interface UrlParts {
+  scheme: string;
+  /** Host as written, decoded ('' when absent; an IPv6 address without its brackets). */
+  host: string;
+  /** The port, when one is given. */
+  port?: number;
+  /** undefined when there is no "/" after the host; '' when the DN part is empty. */
+  dn?: string;
+  attributes: string[];
+  /** undefined when not given. */
+  scope?: UrlScope;
+  /** undefined when not given. */
+  filter?: string;
+  extensions: string[];
+}
+
+export function parseUrlParts(value: string): UrlParts {
   const prefix = skipPrefix(value);
   if (!prefix) throw new LdapUrlError('not an LDAP URL');
   let url = value.slice(prefix.at);
@@ -113,7 +130,9 @@ export function parseLdapUrl(value: string): LdapUrl {
     const q = url.indexOf('?');
     hostport = q >= 0 ? url.slice(0, q) : url;
   }
+  const parts: UrlParts = { scheme: prefix.scheme, host: hostport, attributes: [], extensions: [] };
   if (prefix.scheme !== 'ldapi') {
+    let host = hostport;
     let port: string | undefined;
     if (hostport.startsWith('[')) {
       const close = hostport.indexOf(']');
@@ -122,37 +141,50 @@ export function parseLdapUrl(value: string): LdapUrl {
       const colon = after.indexOf(':');
       if (colon > 0) throw new LdapUrlError('junk between ] and :port');
       if (colon === 0) port = after.slice(1);
+      host = hostport.slice(1, close);
     } else {
       const colon = hostport.indexOf(':');
-      if (colon >= 0) port = hostport.slice(colon + 1);
+      if (colon >= 0) {
+        port = hostport.slice(colon + 1);
+        host = hostport.slice(0, colon);
+      }
     }
     if (port !== undefined) {
       const p = hexUnescape(port);
       if (p === '' || !isWholeNumber(p)) throw new LdapUrlError(`bad port ${JSON.stringify(port)}`);
+      parts.port = Number(p.trim());
     }
+    parts.host = hexUnescape(host);
   }
-  // No "/" after the host: no DN at all; libldap's search then uses the empty DN.
-  if (path === undefined) return { dn: '', attributes: [], scope: 'base', filter: DEFAULT_FILTER };
+  // No "/" after the host: no DN at all (libldap's search then uses the empty DN).
+  if (path === undefined) return parts;
 
   const fields = path.split('?');
   if (fields.length > 5) throw new LdapUrlError('too many ? separated fields');
   const [dnField = '', attrField, scopeField, filterField, extField] = fields;
-  const result: LdapUrl = { dn: hexUnescape(dnField), attributes: [], scope: 'base', filter: DEFAULT_FILTER };
+  parts.dn = hexUnescape(dnField);
   if (attrField !== undefined && attrField !== '') {
-    result.attributes = hexUnescape(attrField).split(',').filter((a) => a !== '');
+    parts.attributes = hexUnescape(attrField).split(',').filter((a) => a !== '');
   }
   if (scopeField !== undefined && scopeField !== '') {
     const scope = SCOPES[hexUnescape(scopeField).toLowerCase()];
     if (scope === undefined) throw new LdapUrlError(`bad scope ${JSON.stringify(scopeField)}`);
-    result.scope = scope;
+    parts.scope = scope;
   }
   if (filterField !== undefined && filterField !== '') {
     const filter = hexUnescape(filterField);
     if (filter === '') throw new LdapUrlError(`bad filter ${JSON.stringify(filterField)}`);
-    result.filter = filter;
+    parts.filter = filter;
   }
-  if (extField !== undefined && extField.split(',').every((e) => e === '')) {
-    throw new LdapUrlError('empty extension list');
+  if (extField !== undefined) {
+    parts.extensions = extField.split(',').filter((e) => e !== '').map(hexUnescape);
+    if (parts.extensions.length === 0) throw new LdapUrlError('empty extension list');
   }
-  return result;
+  return parts;
+}
+
+/** A special_result_attribute URL value as dict_ldap searches it (ldap_url_parse's defaults). */
+export function parseLdapUrl(value: string): LdapUrl {
+  const p = parseUrlParts(value);
+  return { dn: p.dn ?? '', attributes: p.attributes, scope: p.scope ?? 'base', filter: p.filter ?? DEFAULT_FILTER };
 }
