@@ -88,6 +88,9 @@ export async function explainLookup(target: ExplainTarget, rawKey: Buffer, opts:
   if (opts.source === 'daemon' && used.length > 1) {
     notes.push('the daemon\'s pool talked to several servers while this ran (other traffic included): searches list the candidates');
   }
+  if (config.chaseReferrals) {
+    notes.push('chase_referrals = yes: entries may come from servers that referrals named; the searches listed are the ones sent to the map\'s own servers');
+  }
   const lookups = recorders.map((r) => r.build(used, ldap.templates.dynamicBase));
   for (const l of lookups) {
     if (l.searches > 0 && l.search === undefined) notes.push(`lookup of ${JSON.stringify(l.key)}: searches without a top-level search (unexpected)`);
