@@ -32,10 +32,45 @@ function common<T>(y: Argv<T>) {
     .option('set', { type: 'string', coerce: toList, describe: 'SETTING=VALUE or map.NAME.SETTING=VALUE (repeatable; overrides the config file)' });
 }
 
+/**
+ * Keys are arbitrary text, and yargs mangles two kinds: a lone `-` (query's "keys on stdin")
+ * arrives as '', and a key starting with `-` is taken for an option, even after `--`. Such
+ * arguments are handed to yargs as stand-ins (NUL cannot occur in a real argument) and put back
+ * afterwards: a lone `-` anywhere, and every argument after `--` (`explain map -- -tag@x`).
+ */
+const standIns = new Map<string, string>();
+
+function shieldArgs(args: string[]): string[] {
+  const out: string[] = [];
+  let rest = false;
+  for (const arg of args) {
+    if (!rest && arg === '--') {
+      rest = true;
+      continue;
+    }
+    if (rest || arg === '-') {
+      const standIn = `\u0000arg${standIns.size}\u0000`;
+      standIns.set(standIn, arg);
+      out.push(standIn);
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
+}
+
+/** The argument as given on the command line (see shieldArgs). */
+function unshield<T extends Record<string, unknown>>(a: T): T {
+  for (const [k, v] of Object.entries(a)) {
+    if (typeof v === 'string' && standIns.has(v)) (a as Record<string, unknown>)[k] = standIns.get(v);
+  }
+  return a;
+}
+
 async function main(): Promise<number> {
   let exit = 0;
   const run = (p: () => Promise<number>) => async () => { exit = await p(); };
-  const parser = yargs(hideBin(process.argv))
+  const parser = yargs(shieldArgs(hideBin(process.argv)))
     .scriptName('ldap-socketmap')
     .usage('$0 <command> [options]\n\nPostfix socketmap / tcp_table lookups from LDAP, answered exactly like Postfix\'s own ldap: table.')
     .command(
@@ -50,16 +85,16 @@ async function main(): Promise<number> {
     )
     .command(
       'query <name> <key>',
-      'look KEY up in map NAME directly in LDAP and print the answer like postmap -q (KEY "-" reads keys from stdin)',
+      'look KEY up in map NAME directly in LDAP and print the answer like postmap -q (KEY "-" reads keys from stdin; put "--" before a key that starts with "-")',
       (y) => common(y)
         .positional('name', { type: 'string', demandOption: true, describe: 'map name' })
         .positional('key', { type: 'string', demandOption: true, describe: 'lookup key, or - for keys on stdin' })
         .epilogue('Exit status: 0 found, 1 not found, 75 temporary error, 2 usage or configuration error.'),
-      (a) => run(() => runQuery(a as typeof a & { name: string; key: string }))(),
+      (a) => run(() => runQuery(unshield(a) as typeof a & { name: string; key: string }))(),
     )
     .command(
       'explain <name> <key>',
-      'look KEY up in map NAME and show how the answer came about: key folding, domain check, template expansions, every LDAP search, entry and value, the limits, and the answer as it goes on the wire',
+      'look KEY up in map NAME (put "--" before a key that starts with "-") and show how the answer came about: key folding, domain check, template expansions, every LDAP search, entry and value, the limits, and the answer as it goes on the wire',
       (y) => common(y)
         .positional('name', { type: 'string', demandOption: true, describe: 'map name' })
         .positional('key', { type: 'string', demandOption: true, describe: 'lookup key, exactly as Postfix sends it' })
@@ -67,7 +102,7 @@ async function main(): Promise<number> {
         .option('daemon', { type: 'boolean', default: false, describe: 'ask the running daemon through its admin listener (its cache included) instead of LDAP directly' })
         .option('metrics', { type: 'string', describe: 'with --daemon: HOST:PORT of the daemon\'s admin listener (default: metrics_listen from the config)' })
         .epilogue('Exit status, from the socketmap answer: 0 OK, 1 NOTFOUND, 75 TEMP or TIMEOUT (including an answer too large for the wire), 2 usage or configuration error.'),
-      (a) => run(() => runExplain(a as typeof a & { name: string; key: string }))(),
+      (a) => run(() => runExplain(unshield(a) as typeof a & { name: string; key: string }))(),
     )
     .command(
       'cache flush [map] [key]',
@@ -77,7 +112,7 @@ async function main(): Promise<number> {
         .positional('map', { type: 'string', describe: 'map name (default: all maps)' })
         .positional('key', { type: 'string', describe: 'the key exactly as Postfix sends it (default: the whole map)' })
         .option('metrics', { type: 'string', describe: 'HOST:PORT of the daemon\'s admin listener (default: metrics_listen from the config)' }),
-      (a) => run(() => runCacheFlush(a))(),
+      (a) => run(() => runCacheFlush(unshield(a)))(),
     )
     .command(
       'check',

@@ -176,4 +176,22 @@ describe('example daemon config and ldap .cf files', () => {
     // propagate_extension = no: the mailbox name comes back without the extension.
     expect(tagged.stdout.trim()).toBe('alice');
   });
+
+  it('`query NAME -` reads keys from stdin like postmap -q -; a key starting with "-" goes after "--"', async () => {
+    const batch = await new Promise<Run>((res, rej) => {
+      const child = execFile(process.execPath, [CLI, 'query', '--config', conf, 'mailboxes', '-'], { timeout: 30_000 }, (err, stdout, stderr) => {
+        if (err && typeof (err as NodeJS.ErrnoException).code === 'string') return rej(err);
+        res({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout: String(stdout), stderr: String(stderr) });
+      });
+      child.stdin!.end('alice@example.org\nnobody@example.org\n-dash@example.org\n');
+    });
+    expect(batch.stderr).toBe('');
+    expect(batch.stdout).toBe('alice@example.org\talice\n');
+    expect(batch.code).toBe(0);
+    // Not found (exit 1), but asked: before, yargs took "-dash@example.org" for an option (exit 2).
+    const dash = await run(process.execPath, [CLI, 'query', '--config', conf, 'mailboxes', '--', '-dash@example.org']);
+    expect({ code: dash.code, stderr: dash.stderr }).toEqual({ code: 1, stderr: '' });
+    const explained = await run(process.execPath, [CLI, 'explain', '--json', '--config', conf, 'mailboxes', '--', '-dash@example.org']);
+    expect((JSON.parse(explained.stdout) as { key: string }).key).toBe('-dash@example.org');
+  });
 });
