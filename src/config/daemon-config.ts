@@ -363,7 +363,7 @@ export const DAEMON_LIMIT_DEFS: { readonly [K in keyof DaemonLimits]: NumberSett
     default: 16384,
     min: 64,
     max: 1048576,
-    doc: 'bytes; a larger socketmap request or tcp_table line is a protocol error and closes the connection',
+    doc: 'bytes; a larger socketmap request, or tcp_table key (its %XX-encoded line may take three times as many), is a protocol error and closes the connection',
   },
   maxConnections: {
     name: 'max_connections',

@@ -6,7 +6,7 @@ import { encodeSocketmapReply } from '../protocol/socketmap.js';
 import { encodeTcpReply } from '../protocol/tcp-table.js';
 import { buildMaps, type BuildOptions, type BuiltMaps } from './build-maps.js';
 import { serveConnection } from './connection.js';
-import { socketmapProtocol, tcpTableProtocol, type LookupObserver, type MapRegistry } from './handlers.js';
+import { socketmapProtocol, tcpLineLimit, tcpTableProtocol, type LookupObserver, type MapRegistry } from './handlers.js';
 import { boundAddress, closeServer, describeListen, listen, type ListenSpec, type UnixSocketOptions } from './listener.js';
 import { resolveId, takeListenFds } from './systemd.js';
 
@@ -182,7 +182,7 @@ export class Daemon implements MapRegistry {
           name: mapName!,
           lookup: (key) => this.get(mapName!)!.lookup(key),
         };
-        const p = tcpTableProtocol(lookupMap, lookups, limits.maxRequestSize);
+        const p = tcpTableProtocol(lookupMap, lookups, tcpLineLimit(limits.maxRequestSize));
         handle = serveConnection(socket, p.decoder(), p.handle, opts);
       }
       const entry = { socket, drain: handle.drain };

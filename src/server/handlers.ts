@@ -111,8 +111,18 @@ export function socketmapProtocol(registry: MapRegistry, observer: LookupObserve
   };
 }
 
+/**
+ * The longest tcp_table request line for a max_request_size: Postfix %XX-encodes every byte of a
+ * key that is not printable ASCII, so a key of N bytes can take 3N on the line, plus "get " and
+ * the newline. Bounding the line by max_request_size itself refused non-ASCII keys three times
+ * shorter than the same keys over socketmap.
+ */
+export function tcpLineLimit(maxRequestSize: number): number {
+  return maxRequestSize * 3 + 5;
+}
+
 /** tcp_table requests carry no map name: one map per listener. */
-export function tcpTableProtocol(map: LookupMap, observer: LookupObserver = {}, maxLine = DEFAULT_MAX_REQUEST): {
+export function tcpTableProtocol(map: LookupMap, observer: LookupObserver = {}, maxLine = tcpLineLimit(DEFAULT_MAX_REQUEST)): {
   decoder: () => Decoder<TcpRequest>;
   handle: (req: TcpRequest) => Promise<Buffer>;
 } {

@@ -78,12 +78,23 @@ describe('max_request_size (default 16384)', () => {
     expect(await metric('ldap_socketmap_protocol_errors_total', { protocol: 'socketmap', reason: 'too_long' })).toBe(before + 1);
   });
 
-  it('tcp_table: a line longer than the limit closes that connection', async () => {
+  it('tcp_table: a key of 6000 non-ASCII bytes (18000 on the %XX-encoded line) is answered; a line over three times the limit closes that connection', async () => {
+    const answer = await new Promise<string>((resolve, reject) => {
+      const s = net.connect(daemon.tcpPorts[0]!, '127.0.0.1');
+      let buf = '';
+      s.on('data', (d: Buffer) => {
+        buf += d.toString('latin1');
+        if (buf.includes('\n')) { s.end(); resolve(buf); }
+      });
+      s.on('error', reject);
+      s.write(`get ${'%C3%A9'.repeat(3000)}\n`);
+    });
+    expect(answer).toMatch(/^500 /);
     const closed = await new Promise<boolean>((resolve) => {
       const s = net.connect(daemon.tcpPorts[0]!, '127.0.0.1');
       s.on('close', () => resolve(true));
       s.on('error', () => undefined);
-      s.write('get ' + 'x'.repeat(17_000));
+      s.write('get ' + 'x'.repeat(3 * 16384 + 2));
     });
     expect(closed).toBe(true);
     expect(await metric('ldap_socketmap_protocol_errors_total', { protocol: 'tcp_table', reason: 'line_too_long' })).toBe(1);
