@@ -39,10 +39,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ExplainReport } from '../../src/explain/types.js';
 import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
-import { backdate, makePostfixConfigDir, POSTMAP } from '../support/postfix.js';
-import { randomCf, randomDirectory, randomKeys, Rng, targetedKeys, wideCf, wideDirectory, wideKeys, type Directory } from '../support/random-directory.js';
-import { deadPort, startSlapd, type Slapd } from '../support/slapd.js';
-import { makeTmpDir } from '../support/tmp.js';
+import { POSTMAP } from '../support/postfix.js';
+import { Rng, type Directory } from '../support/random-directory.js';
+import { setUpSeed } from '../support/random-seed.js';
 
 /** Seeds run by `npm test` (all pass); a mix of alias, mailbox, dynamic and echo maps, loops and limits. */
 const PINNED_SEEDS = [3, 12];
@@ -265,60 +264,14 @@ function reproDir(seed: number): string {
 }
 
 async function runSeed(seed: number): Promise<{ mismatches: Mismatch[]; report: string[] }> {
-  const rng = new Rng(seed);
-  const dir = randomDirectory(rng);
-  let slapd: Slapd | undefined;
-  let wideSlapd: Slapd | undefined;
+  // The same directories, maps and keys as differential-random.test.ts for this seed.
+  const setup = await setUpSeed(seed, { maps: GEN_MAPS, keys: GEN_KEYS, wideMaps: WIDE_MAPS, wideKeys: WIDE_KEYS }, 'diff-random-tcp-cf-');
+  const { dir, wideDir, confDir } = setup;
   let daemon: RunningDaemon | undefined;
   const report: string[] = [];
   try {
-    slapd = await startSlapd({ ldif: dir.ldif });
-    const confDir = await makePostfixConfigDir();
-    const cfDir = makeTmpDir('diff-random-tcp-cf-');
-    let aux = 0;
-    const env = {
-      ldapUrl: slapd.url,
-      host: slapd.host,
-      port: slapd.port,
-      deadPort: deadPort(),
-      rootDn: slapd.rootDn,
-      rootPw: slapd.rootPw,
-      writeAux: (name: string, text: string) => {
-        const f = join(cfDir, `${aux++}-${name}`);
-        writeFileSync(f, text);
-        backdate(f);
-        return f;
-      },
-    };
-    // Generation, in differential-random.test.ts's order.
     const maps = new Map<string, MapInfo>();
-    const targeted = new Map<string, string[]>();
-    for (let i = 0; i < GEN_MAPS; i++) {
-      const cf = randomCf(rng, dir, env);
-      const name = `r${i}`;
-      const file = join(cfDir, `${name}.cf`);
-      writeFileSync(file, cf.text);
-      backdate(file);
-      targeted.set(name, targetedKeys(rng, dir, cf, Math.ceil(GEN_KEYS / 3)));
-      maps.set(name, { file, text: cf.text, summary: cf.summary, keys: [], extra: [], wide: false });
-    }
-    const shared = randomKeys(rng, dir, GEN_KEYS - Math.ceil(GEN_KEYS / 3));
-    for (const [name, m] of maps) m.keys = [...new Set([...shared, ...targeted.get(name)!])];
-    let wideDir: Directory | undefined;
-    if (WIDE_MAPS > 0) {
-      const wrng = new Rng((seed * 0x9e3779b1 + 0x5eed) >>> 0);
-      wideDir = wideDirectory(wrng);
-      wideSlapd = await startSlapd({ ldif: wideDir.ldif });
-      const wenv = { ...env, ldapUrl: wideSlapd.url, host: wideSlapd.host, port: wideSlapd.port, rootDn: wideSlapd.rootDn, rootPw: wideSlapd.rootPw };
-      for (let i = 0; i < WIDE_MAPS; i++) {
-        const cf = wideCf(wrng, wideDir, wenv);
-        const name = `w${i}`;
-        const file = join(cfDir, `${name}.cf`);
-        writeFileSync(file, cf.text);
-        backdate(file);
-        maps.set(name, { file, text: cf.text, summary: cf.summary, keys: [...new Set(wideKeys(wrng, wideDir, cf, WIDE_KEYS))], extra: [], wide: true });
-      }
-    }
+    for (const [name, m] of setup.maps) maps.set(name, { file: m.file, text: m.text, summary: m.summary, keys: m.keys, extra: [], wide: m.wide });
     // This test's own stream: the sample of keys compared, the tcp-quoting keys, the explain sample.
     const trng = new Rng((seed * 0x85ebca6b + 0x7c9) >>> 0);
     for (const m of maps.values()) {
@@ -433,8 +386,7 @@ async function runSeed(seed: number): Promise<{ mismatches: Mismatch[]; report: 
     return { mismatches, report };
   } finally {
     await daemon?.stop();
-    await slapd?.destroy();
-    await wideSlapd?.destroy();
+    await setup.destroy();
   }
 }
 

@@ -32,10 +32,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startDaemon, type RunningDaemon } from '../support/daemon.js';
-import { backdate, makePostfixConfigDir, POSTMAP } from '../support/postfix.js';
-import { deadPort, startSlapd, type Slapd } from '../support/slapd.js';
-import { makeTmpDir } from '../support/tmp.js';
-import { randomCf, randomDirectory, randomKeys, Rng, targetedKeys, wideCf, wideDirectory, wideKeys, type Directory } from '../support/random-directory.js';
+import { POSTMAP } from '../support/postfix.js';
+import { setUpSeed } from '../support/random-seed.js';
 
 /**
  * Seeds run by `npm test`: 3-17 for variety (list loops, referral objects, echo maps, many
@@ -287,67 +285,18 @@ function describeMismatch(m: Mismatch, cfText: string): string {
 }
 
 async function runSeed(seed: number): Promise<{ mismatches: Mismatch[]; report: string[] }> {
-  const rng = new Rng(seed);
-  const dir: Directory = randomDirectory(rng);
-  let slapd: Slapd | undefined;
-  let wideSlapd: Slapd | undefined;
+  const setup = await setUpSeed(seed, { maps: MAPS, keys: KEYS, wideMaps: WIDE_MAPS, wideKeys: WIDE_KEYS }, 'diff-random-cf-');
+  const { dir, wideDir, confDir, maps } = setup;
   let daemon: RunningDaemon | undefined;
   const report: string[] = [];
   try {
-    slapd = await startSlapd({ ldif: dir.ldif });
-    const confDir = await makePostfixConfigDir();
-    const cfDir = makeTmpDir('diff-random-cf-');
-    let aux = 0;
-    const env = {
-      ldapUrl: slapd.url,
-      host: slapd.host,
-      port: slapd.port,
-      deadPort: deadPort(),
-      rootDn: slapd.rootDn,
-      rootPw: slapd.rootPw,
-      writeAux: (name: string, text: string) => {
-        const f = join(cfDir, `${aux++}-${name}`);
-        writeFileSync(f, text);
-        backdate(f);
-        return f;
-      },
-    };
-    const maps = new Map<string, { file: string; text: string; summary: string; targeted: string[]; wide?: boolean }>();
-    for (let i = 0; i < MAPS; i++) {
-      const cf = randomCf(rng, dir, env);
-      const name = `r${i}`;
-      const file = join(cfDir, `${name}.cf`);
-      writeFileSync(file, cf.text);
-      backdate(file);
-      maps.set(name, { file, text: cf.text, summary: cf.summary, targeted: targetedKeys(rng, dir, cf, Math.ceil(KEYS / 3)) });
-    }
-    // Every map gets the shared keys plus keys aimed at its own search base and filter.
-    const shared = randomKeys(rng, dir, KEYS - Math.ceil(KEYS / 3));
-
-    // Wide maps: their own directory, slapd and PRNG stream (the maps above stay as they were).
-    let wideDir: Directory | undefined;
-    if (WIDE_MAPS > 0) {
-      const wrng = new Rng((seed * 0x9e3779b1 + 0x5eed) >>> 0);
-      wideDir = wideDirectory(wrng);
-      wideSlapd = await startSlapd({ ldif: wideDir.ldif });
-      const wenv = { ...env, ldapUrl: wideSlapd.url, host: wideSlapd.host, port: wideSlapd.port, rootDn: wideSlapd.rootDn, rootPw: wideSlapd.rootPw };
-      for (let i = 0; i < WIDE_MAPS; i++) {
-        const cf = wideCf(wrng, wideDir, wenv);
-        const name = `w${i}`;
-        const file = join(cfDir, `${name}.cf`);
-        writeFileSync(file, cf.text);
-        backdate(file);
-        maps.set(name, { file, text: cf.text, summary: cf.summary, targeted: wideKeys(wrng, wideDir, cf, WIDE_KEYS), wide: true });
-      }
-    }
-
     if (process.env.DIFF_DUMP) {
       // Everything the seed generated, for reading (hunting aid).
       const d = reproDir(seed);
       writeFileSync(join(d, 'directory.ldif'), dir.ldif);
       if (wideDir) writeFileSync(join(d, 'wide-directory.ldif'), wideDir.ldif);
       for (const [name, m] of maps) writeFileSync(join(d, `${name}.cf`), m.text);
-      for (const [name, m] of maps) writeFileSync(join(d, `${name}-keys.txt`), [...new Set([...(m.wide ? [] : shared), ...m.targeted])].join('\n') + '\n');
+      for (const [name, m] of maps) writeFileSync(join(d, `${name}-keys.txt`), m.keys.join('\n') + '\n');
     }
 
     daemon = await startDaemon([
@@ -360,7 +309,7 @@ async function runSeed(seed: number): Promise<{ mismatches: Mismatch[]; report: 
     for (const [name, m] of maps) {
       const ctx: MapCtx = { seed, name, cfFile: m.file, cfText: m.text, confDir, daemon, stats: { found: 0, notfound: 0, temp: 0, crash: 0, other: 0 }, crashes: [] };
       const t0 = Date.now();
-      const keys = [...new Set([...(m.wide ? [] : shared), ...m.targeted])];
+      const keys = m.keys;
       const found = await compareMap(ctx, keys);
       report.push(`seed ${seed} ${name} [${m.summary}] found=${ctx.stats.found} temp=${ctx.stats.temp} perkey-notfound=${ctx.stats.notfound} mismatches=${found.length} ${Date.now() - t0}ms${ctx.crashes.length ? ` native-crashes=${JSON.stringify(ctx.crashes)}` : ''}`);
       mismatches.push(...found);
@@ -377,8 +326,7 @@ async function runSeed(seed: number): Promise<{ mismatches: Mismatch[]; report: 
     return { mismatches, report };
   } finally {
     await daemon?.stop();
-    await slapd?.destroy();
-    await wideSlapd?.destroy();
+    await setup.destroy();
   }
 }
 

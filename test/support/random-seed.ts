@@ -1,0 +1,107 @@
+/**
+ * One seed of the random differential tests, set up: the directory (and the "wide" directory)
+ * loaded into their own slapd, the .cf files written, each map's keys chosen, a Postfix config
+ * directory for postmap. differential-random.test.ts and differential-random-tcp.test.ts both
+ * start from here, so seed N is the same directory, maps and keys in both; the draws from the
+ * PRNG streams happen in one fixed order (changing it changes every seed).
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { backdate, makePostfixConfigDir } from './postfix.js';
+import { randomCf, randomDirectory, randomKeys, Rng, targetedKeys, wideCf, wideDirectory, wideKeys, type Directory } from './random-directory.js';
+import { deadPort, startSlapd, type Slapd } from './slapd.js';
+import { makeTmpDir } from './tmp.js';
+
+export interface SeedMap {
+  file: string;
+  text: string;
+  summary: string;
+  /** The shared keys (classic maps only) and the keys aimed at this map, without repeats. */
+  keys: string[];
+  wide: boolean;
+}
+
+export interface SeedSetup {
+  dir: Directory;
+  wideDir?: Directory;
+  slapd: Slapd;
+  wideSlapd?: Slapd;
+  /** Postfix config directory for `postmap -c`. */
+  confDir: string;
+  /** r0… (classic) then w0… (wide), in generation order. */
+  maps: Map<string, SeedMap>;
+  destroy(): Promise<void>;
+}
+
+export interface SeedSizes {
+  maps: number;
+  keys: number;
+  wideMaps: number;
+  wideKeys: number;
+}
+
+export async function setUpSeed(seed: number, sizes: SeedSizes, tmpPrefix: string): Promise<SeedSetup> {
+  const rng = new Rng(seed);
+  const dir = randomDirectory(rng);
+  const slapd = await startSlapd({ ldif: dir.ldif });
+  let wideSlapd: Slapd | undefined;
+  const destroy = async (): Promise<void> => {
+    await slapd.destroy();
+    await wideSlapd?.destroy();
+  };
+  try {
+    const confDir = await makePostfixConfigDir();
+    const cfDir = makeTmpDir(tmpPrefix);
+    let aux = 0;
+    const env = {
+      ldapUrl: slapd.url,
+      host: slapd.host,
+      port: slapd.port,
+      deadPort: deadPort(),
+      rootDn: slapd.rootDn,
+      rootPw: slapd.rootPw,
+      writeAux: (name: string, text: string) => {
+        const f = join(cfDir, `${aux++}-${name}`);
+        writeFileSync(f, text);
+        backdate(f);
+        return f;
+      },
+    };
+    const writeCf = (name: string, text: string): string => {
+      const file = join(cfDir, `${name}.cf`);
+      writeFileSync(file, text);
+      backdate(file);
+      return file;
+    };
+
+    const maps = new Map<string, SeedMap>();
+    const targeted = new Map<string, string[]>();
+    for (let i = 0; i < sizes.maps; i++) {
+      const cf = randomCf(rng, dir, env);
+      const name = `r${i}`;
+      targeted.set(name, targetedKeys(rng, dir, cf, Math.ceil(sizes.keys / 3)));
+      maps.set(name, { file: writeCf(name, cf.text), text: cf.text, summary: cf.summary, keys: [], wide: false });
+    }
+    // Every classic map gets the shared keys plus keys aimed at its own search base and filter.
+    const shared = randomKeys(rng, dir, sizes.keys - Math.ceil(sizes.keys / 3));
+    for (const [name, m] of maps) m.keys = [...new Set([...shared, ...targeted.get(name)!])];
+
+    // Wide maps: their own directory, slapd and PRNG stream (the maps above stay as they were).
+    let wideDir: Directory | undefined;
+    if (sizes.wideMaps > 0) {
+      const wrng = new Rng((seed * 0x9e3779b1 + 0x5eed) >>> 0);
+      wideDir = wideDirectory(wrng);
+      wideSlapd = await startSlapd({ ldif: wideDir.ldif });
+      const wenv = { ...env, ldapUrl: wideSlapd.url, host: wideSlapd.host, port: wideSlapd.port, rootDn: wideSlapd.rootDn, rootPw: wideSlapd.rootPw };
+      for (let i = 0; i < sizes.wideMaps; i++) {
+        const cf = wideCf(wrng, wideDir, wenv);
+        const name = `w${i}`;
+        maps.set(name, { file: writeCf(name, cf.text), text: cf.text, summary: cf.summary, keys: [...new Set(wideKeys(wrng, wideDir, cf, sizes.wideKeys))], wide: true });
+      }
+    }
+    return { dir, ...(wideDir ? { wideDir } : {}), slapd, ...(wideSlapd ? { wideSlapd } : {}), confDir, maps, destroy };
+  } catch (err) {
+    await destroy();
+    throw err;
+  }
+}
