@@ -38,32 +38,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ExplainReport } from '../../src/explain/types.js';
-import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { CLI, socketmapFrame, startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { POSTMAP } from '../support/postfix.js';
 import { Rng, type Directory } from '../support/random-directory.js';
-import { setUpSeed } from '../support/random-seed.js';
+import { seedSizesFromEnv, seedsFromEnv, setUpSeed } from '../support/random-seed.js';
 
 /** Seeds run by `npm test` (all pass); a mix of alias, mailbox, dynamic and echo maps, loops and limits. */
 const PINNED_SEEDS = [3, 12];
 
-function seedsFromEnv(): number[] {
-  const s = process.env.DIFF_TCP_SEED?.trim();
-  if (!s) return PINNED_SEEDS;
-  const range = /^(\d+)-(\d+)$/.exec(s);
-  if (range) {
-    const out: number[] = [];
-    for (let i = Number(range[1]); i <= Number(range[2]); i++) out.push(i);
-    return out;
-  }
-  return s.split(',').map((x) => Number(x.trim())).filter((x) => Number.isInteger(x));
-}
-
-const SEEDS = seedsFromEnv();
+const SEEDS = seedsFromEnv('DIFF_TCP_SEED', PINNED_SEEDS);
 // Generation: exactly as differential-random.test.ts, so that a seed means the same directory.
-const GEN_MAPS = Number(process.env.DIFF_MAPS ?? 5);
-const GEN_KEYS = Number(process.env.DIFF_KEYS ?? 200);
-const WIDE_MAPS = Number(process.env.DIFF_WIDE_MAPS ?? 2);
-const WIDE_KEYS = Number(process.env.DIFF_WIDE_KEYS ?? 120);
+const SIZES = seedSizesFromEnv();
 // Comparison: how much of it is compared here.
 const TCP_KEYS = process.env.DIFF_TCP_KEYS === 'all' ? Infinity : Number(process.env.DIFF_TCP_KEYS ?? 35);
 const TCP_EXTRA = Number(process.env.DIFF_TCP_EXTRA ?? 12);
@@ -157,26 +142,6 @@ async function mapLimit<T>(items: T[], n: number, fn: (t: T) => Promise<void>): 
 // ---------------------------------------------------------------------------------------
 // raw protocol clients and the explain CLI
 
-/** One raw socketmap request; resolves with the whole reply frame. */
-function socketmapFrame(port: number, map: string, key: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const payload = Buffer.from(`${map} ${key}`, 'utf8');
-    const s = net.connect({ host: '127.0.0.1', port }, () => {
-      s.write(Buffer.concat([Buffer.from(`${payload.length}:`), payload, Buffer.from(',')]));
-    });
-    let buf = Buffer.alloc(0);
-    s.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      const colon = buf.indexOf(0x3a);
-      if (colon < 0) return;
-      const end = colon + 1 + Number(buf.toString('latin1', 0, colon)) + 1;
-      if (buf.length >= end) { s.destroy(); resolve(buf.subarray(0, end)); }
-    });
-    s.on('error', reject);
-    s.on('close', () => reject(new Error(`socketmap connection closed before a reply (${JSON.stringify(key)})`)));
-  });
-}
-
 /** One raw tcp_table request (key %XX-quoted like Postfix's hex_quote); resolves with the reply line. */
 function tcpLine(port: number, key: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -265,7 +230,7 @@ function reproDir(seed: number): string {
 
 async function runSeed(seed: number): Promise<{ mismatches: Mismatch[]; report: string[] }> {
   // The same directories, maps and keys as differential-random.test.ts for this seed.
-  const setup = await setUpSeed(seed, { maps: GEN_MAPS, keys: GEN_KEYS, wideMaps: WIDE_MAPS, wideKeys: WIDE_KEYS }, 'diff-random-tcp-cf-');
+  const setup = await setUpSeed(seed, SIZES, 'diff-random-tcp-cf-');
   const { dir, wideDir, confDir } = setup;
   let daemon: RunningDaemon | undefined;
   const report: string[] = [];

@@ -33,7 +33,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { POSTMAP } from '../support/postfix.js';
-import { setUpSeed } from '../support/random-seed.js';
+import { seedSizesFromEnv, seedsFromEnv, setUpSeed } from '../support/random-seed.js';
 
 /**
  * Seeds run by `npm test`: 3-17 for variety (list loops, referral objects, echo maps, many
@@ -44,24 +44,9 @@ import { setUpSeed } from '../support/random-seed.js';
  */
 const PINNED_SEEDS = [3, 5, 10, 12, 13, 17, 19, 25, 33, 48, 55, 57, 59, 67];
 
-function seedsFromEnv(): number[] {
-  const s = process.env.DIFF_SEED?.trim();
-  if (!s) return PINNED_SEEDS;
-  const range = /^(\d+)-(\d+)$/.exec(s);
-  if (range) {
-    const out: number[] = [];
-    for (let i = Number(range[1]); i <= Number(range[2]); i++) out.push(i);
-    return out;
-  }
-  return s.split(',').map((x) => Number(x.trim())).filter((x) => Number.isInteger(x));
-}
-
-const SEEDS = seedsFromEnv();
-const MAPS = Number(process.env.DIFF_MAPS ?? 5);
-const KEYS = Number(process.env.DIFF_KEYS ?? 200);
-/** "Wide" maps per seed (own directory, own slapd, own PRNG stream; 0 = none) and keys per wide map. */
-const WIDE_MAPS = Number(process.env.DIFF_WIDE_MAPS ?? 2);
-const WIDE_KEYS = Number(process.env.DIFF_WIDE_KEYS ?? 120);
+const SEEDS = seedsFromEnv('DIFF_SEED', PINNED_SEEDS);
+/** Maps and keys per seed, and "wide" maps (own directory, slapd and PRNG stream; 0 = none) and their keys. */
+const SIZES = seedSizesFromEnv();
 const DAEMON_SET = (process.env.DIFF_DAEMON_SET ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 /** After this many temporary errors in one map, the rest of its keys are compared one by one (a sample). */
 const TEMP_SWITCH = 6;
@@ -285,7 +270,7 @@ function describeMismatch(m: Mismatch, cfText: string): string {
 }
 
 async function runSeed(seed: number): Promise<{ mismatches: Mismatch[]; report: string[] }> {
-  const setup = await setUpSeed(seed, { maps: MAPS, keys: KEYS, wideMaps: WIDE_MAPS, wideKeys: WIDE_KEYS }, 'diff-random-cf-');
+  const setup = await setUpSeed(seed, SIZES, 'diff-random-cf-');
   const { dir, wideDir, confDir, maps } = setup;
   let daemon: RunningDaemon | undefined;
   const report: string[] = [];
@@ -332,7 +317,7 @@ async function runSeed(seed: number): Promise<{ mismatches: Mismatch[]; report: 
 
 describe('random differential: socketmap answers equal native ldap: answers', () => {
   for (const seed of SEEDS) {
-    it(`seed ${seed} (${MAPS} maps x ${KEYS} keys)`, async () => {
+    it(`seed ${seed} (${SIZES.maps} maps x ${SIZES.keys} keys)`, async () => {
       console.log(`differential-random: seed ${seed} (reproduce with DIFF_SEED=${seed})`);
       const { mismatches, report } = await runSeed(seed);
       console.log(report.join('\n'));

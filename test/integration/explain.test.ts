@@ -7,10 +7,9 @@
  * key (a raw socketmap request; postmap through the socketmap client for two of them).
  */
 import { spawn } from 'node:child_process';
-import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExplainReport, SearchNode, ValueNode } from '../../src/explain/types.js';
-import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { CLI, socketmapFrame as rawSocketmapFrame, startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { bigListExpected, bigListLdif } from '../support/fixtures.js';
 import { classify, makePostfixConfigDir, postmapQuery, valueOf, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
@@ -61,24 +60,7 @@ async function explain(map: string, key: string): Promise<{ report: ExplainRepor
 
 /** One raw socketmap request to the daemon; resolves with the whole reply frame. */
 function socketmapFrame(map: string, key: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const payload = Buffer.from(`${map} ${key}`, 'utf8');
-    const s = net.connect({ host: '127.0.0.1', port: daemon.ports[0]! }, () => {
-      s.write(Buffer.concat([Buffer.from(`${payload.length}:`), payload, Buffer.from(',')]));
-    });
-    let buf = Buffer.alloc(0);
-    s.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      const colon = buf.indexOf(0x3a);
-      if (colon < 0) return;
-      const end = colon + 1 + Number(buf.toString('latin1', 0, colon)) + 1;
-      if (buf.length >= end) {
-        s.destroy();
-        resolve(buf.subarray(0, end));
-      }
-    });
-    s.on('error', reject);
-  });
+  return rawSocketmapFrame(daemon.ports[0]!, map, key);
 }
 
 async function getExplain(query: string): Promise<{ status: number; body: string }> {

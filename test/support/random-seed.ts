@@ -40,6 +40,29 @@ export interface SeedSizes {
   wideKeys: number;
 }
 
+/** Seeds from $NAME (N, N,M,... or FROM-TO), else the pinned ones. */
+export function seedsFromEnv(name: string, pinned: number[]): number[] {
+  const s = process.env[name]?.trim();
+  if (!s) return pinned;
+  const range = /^(\d+)-(\d+)$/.exec(s);
+  if (range) {
+    const out: number[] = [];
+    for (let i = Number(range[1]); i <= Number(range[2]); i++) out.push(i);
+    return out;
+  }
+  return s.split(',').map((x) => Number(x.trim())).filter((x) => Number.isInteger(x));
+}
+
+/** DIFF_MAPS / DIFF_KEYS / DIFF_WIDE_MAPS / DIFF_WIDE_KEYS, shared so a seed means the same maps in every test. */
+export function seedSizesFromEnv(): SeedSizes {
+  return {
+    maps: Number(process.env.DIFF_MAPS ?? 5),
+    keys: Number(process.env.DIFF_KEYS ?? 200),
+    wideMaps: Number(process.env.DIFF_WIDE_MAPS ?? 2),
+    wideKeys: Number(process.env.DIFF_WIDE_KEYS ?? 120),
+  };
+}
+
 export async function setUpSeed(seed: number, sizes: SeedSizes, tmpPrefix: string): Promise<SeedSetup> {
   const rng = new Rng(seed);
   const dir = randomDirectory(rng);
