@@ -2,7 +2,7 @@ import { defaultDaemonLimits } from '../config/daemon-config.js';
 import { formatWarning } from '../config/errors.js';
 import { changeMarkerLines } from '../freshness/check.js';
 import { redactSecrets, setLogLevel } from '../log.js';
-import { buildMaps } from '../server/build-maps.js';
+import { buildMaps } from '../chain/build.js';
 import { describeListen } from '../server/listener.js';
 import type { CommonArgs } from './main.js';
 import { loadFromArgs } from './load.js';

@@ -354,6 +354,8 @@ export interface DaemonLimits {
   idleTimeout: number;
   /** Seconds a started request may take to arrive completely (slowloris guard). */
   requestReadTimeout: number;
+  /** Largest socketmap reply payload the clients accept (Postfix's socketmap_max_reply_size). */
+  socketmapMaxReplySize: number;
 }
 
 export const DAEMON_LIMIT_DEFS: { readonly [K in keyof DaemonLimits]: NumberSettingDef } = {
@@ -385,6 +387,13 @@ export const DAEMON_LIMIT_DEFS: { readonly [K in keyof DaemonLimits]: NumberSett
     default: 10,
     min: 1,
     doc: 'seconds a partly received request may take to complete before the connection is closed (slowloris guard)',
+  },
+  socketmapMaxReplySize: {
+    name: 'socketmap_max_reply_size',
+    kind: 'int',
+    default: 100000,
+    min: 9,
+    doc: "bytes; Postfix's socketmap_max_reply_size (a main.cf setting since Postfix 3.10, 100000 before): a longer answer is sent as a temporary error and logged, never truncated",
   },
 };
 

@@ -11,6 +11,7 @@
  * Our one extension: `bind_pw_file` (read the password from a file).
  */
 import { readFileSync, statSync } from 'node:fs';
+import { parseTemplate, TemplateError, VALID_CODES, type TemplateKind } from '../template/parse.js';
 import { dirname, resolve } from 'node:path';
 import {
   type CfSource,
@@ -225,7 +226,7 @@ export function mapConfigFromCf(parsed: ParsedCf, options: MapConfigOptions = {}
   if (!checkTemplate(cf, 'query_filter', queryFilter)) {
     warn('query_filter', `fixed query_filter ${queryFilter} is probably useless`);
   }
-  checkTemplate(cf, resultFormatKey, resultFormat);
+  checkTemplate(cf, resultFormatKey, resultFormat, 'result');
 
   const domainValue = cfGetStr(cf, 'domain', '');
   const domain = domainValue === '' ? undefined : parseDomainList(domainValue, whereOf(cf, 'domain'), warnings);
@@ -392,32 +393,21 @@ function readBindPw(cf: CfSource, options: MapConfigOptions, warnings: ConfigWar
   return pw;
 }
 
-const TEMPLATE_CODES = new Set(['s', 'u', 'd', 'S', 'U', 'D', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
-
 /**
- * Validates a `%` template like db_common_parse (fatal on an unknown code or a trailing `%`).
- * Returns true if the template is data dependent (uses any code other than `%%`).
+ * Validates a `%` template with the template module's own parser (fatal on an unknown code or a
+ * trailing `%`, like db_common_parse), worded for a config file. Returns true if the template is
+ * data dependent (uses any code other than `%%`).
  */
-export function checkTemplate(cf: CfSource, key: string, template: string): boolean {
-  let dynamic = false;
-  for (let i = 0; i < template.length; i++) {
-    if (template[i] !== '%') continue;
-    const c = template[i + 1];
-    if (c === undefined) {
-      throw new ConfigError("invalid template: lone '%' at the end (write %% for a literal %)", whereOf(cf, key));
-    }
-    if (c !== '%') {
-      if (!TEMPLATE_CODES.has(c)) {
-        throw new ConfigError(
-          `invalid template: unknown expansion '%${c}' (valid: %%, %s, %u, %d, %S, %U, %D, %1-%9)`,
-          whereOf(cf, key),
-        );
-      }
-      dynamic = true;
-    }
-    i++;
+export function checkTemplate(cf: CfSource, key: string, template: string, kind: TemplateKind = 'query'): boolean {
+  try {
+    return parseTemplate(key, kind, template).dynamic;
+  } catch (err) {
+    if (!(err instanceof TemplateError)) throw err;
+    const message = err.problem === 'lone-percent'
+      ? "invalid template: lone '%' at the end (write %% for a literal %)"
+      : `invalid template: unknown expansion '%${err.code}' (valid: ${VALID_CODES})`;
+    throw new ConfigError(message, whereOf(cf, key));
   }
-  return dynamic;
 }
 
 /** The known name closest to `name` (edit distance ≤ 2), for "did you mean" hints. */

@@ -1,6 +1,6 @@
 import type { MapSettings } from '../config/daemon-config.js';
 import type { LdapPool } from '../ldap/pool.js';
-import { staticBase } from './dn.js';
+import { staticBase } from '../ldap/dn.js';
 import { describeContext, detectContexts } from './marker.js';
 
 /**

@@ -70,7 +70,7 @@ interface Item {
 }
 
 interface Group {
-  attributes: string[];
+  attributes: readonly string[];
   binary: boolean;
   items: Item[];
 }

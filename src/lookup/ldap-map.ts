@@ -4,9 +4,11 @@ import { LdapFailure } from '../ldap/errors.js';
 import type { LdapPool, SearchRequest } from '../ldap/pool.js';
 import { isLdapUrl, LdapUrlError, parseLdapUrl } from '../ldap/url.js';
 import { log, printable, RateLimitedLog } from '../log.js';
-import { foldKey } from './key-fold.js';
-import { found, NOTFOUND, temp, timeout, type LookupMap, type LookupResult } from './result.js';
-import { compileTemplates, type Templates } from './template.js';
+import { foldKey } from '../fold/key-fold.js';
+import type { LookupContext, LookupMap } from '../contracts/map.js';
+import { found, NOTFOUND, temp, timeout, type LookupResult } from '../contracts/result.js';
+import type { AttrClass, LookupTrace, ValueAction } from '../contracts/trace.js';
+import { compileTemplates, type Templates } from '../template/templates.js';
 
 /** Attribute classes in the order dict_ldap lists them: terminal, leaf, result, special. */
 const enum Cls { Terminal, Leaf, Result, Special }
@@ -18,35 +20,6 @@ export interface LdapMapSettings {
   loopHandling: 'postfix' | 'expand_once';
   /** Member DNs fetched in batches where the server allows it (src/ldap/batch.ts); same answers. */
   batchMemberFetch?: boolean;
-}
-
-/** What happened to one attribute value during the walk (for `explain`). */
-export type ValueAction =
-  | 'appended'
-  | 'skipped-empty'        // empty value, or result_format's %d / %u could not be filled from it
-  | 'skipped-leaf'         // leaf attribute of a non-leaf entry
-  | 'skipped-terminal'     // non-terminal attribute of a terminal entry
-  | 'followed'             // special value: nested search started
-  | 'skipped-url'          // LDAP URL naming none of the map's attributes: no search
-  | 'skipped-repeat'       // loop_handling = expand_once: this search already ran
-  | 'malformed-url';       // special value that is an LDAP URL that does not parse: the lookup fails
-
-export type AttrClass = 'terminal' | 'leaf' | 'result' | 'special';
-
-/**
- * Observer of one lookup, step by step, for `explain`. The walk calls it only when given, so
- * the served path pays nothing; explain sees the real code path, not a re-enactment.
- */
-export interface LookupTrace {
-  key?(raw: Buffer, folded: string | undefined): void;
-  domain?(domain: string | undefined, matched: boolean): void;
-  suppressed?(reason: string): void;
-  search?(id: number, parent: number | undefined, req: SearchRequest, depth: number, via?: { dn: string; attr: string; value: string }): void;
-  searchDone?(id: number, outcome: { entries: number } | { failure: LdapFailure }, ms: number): void;
-  entry?(id: number, dn: string, terminal: boolean, leaf: boolean): void;
-  value?(id: number, dn: string, attr: string, cls: AttrClass, value: Buffer, action: ValueAction, child?: number): void;
-  limit?(kind: 'recursion' | 'expansion' | 'size', detail: string): void;
-  loop?(path: string[]): void;
 }
 
 const CLASS_NAME: Record<Cls, AttrClass> = { [Cls.Terminal]: 'terminal', [Cls.Leaf]: 'leaf', [Cls.Result]: 'result', [Cls.Special]: 'special' };
@@ -162,7 +135,15 @@ export class LdapMap implements LookupMap {
     return cls;
   }
 
-  async lookup(rawKey: Buffer, trace?: LookupTrace): Promise<LookupResult> {
+  async lookup(rawKey: Buffer, how?: LookupContext): Promise<LookupResult> {
+    const trace = how?.trace;
+    if (!trace?.answer) return this.answer(rawKey, trace);
+    const result = await this.answer(rawKey, trace);
+    trace.answer(result);
+    return result;
+  }
+
+  private async answer(rawKey: Buffer, trace: LookupTrace | undefined): Promise<LookupResult> {
     // Postfix never looks up an empty key; a non-UTF-8 key is "not found" without a query.
     const key = rawKey.length === 0 ? undefined : foldKey(rawKey, this.settings.smtputf8);
     trace?.key?.(rawKey, key);
@@ -292,7 +273,7 @@ export class LdapMap implements LookupMap {
   private append(ctx: Ctx, out: Out[], value: Buffer, id: number, dn: string, attr: string, cls: Cls): void {
     const v = this.templates.expandResult(value, ctx.key);
     if (v === undefined) {
-      ctx.trace?.value?.(id, dn, attr, CLASS_NAME[cls], value, 'skipped-empty');
+      ctx.trace?.value?.(id, dn, attr, CLASS_NAME[cls], value, 'skipped-empty', undefined, this.templates.skipReason(value));
       return;
     }
     ctx.appended++;
@@ -321,10 +302,15 @@ export class LdapMap implements LookupMap {
     const nT = this.counts[Cls.Terminal];
     const nL = this.counts[Cls.Leaf];
     for (const entry of entries) {
-      if (nT > 0 && hasAnyValue(entry, this.terminalNames)) isTerminal = true;
-      if (nL > 0 && !isTerminal && hasAnyValue(entry, this.specialNames)) isLeaf = false;
+      let ownTerminal = false;
+      let ownNonLeaf = false;
+      if (nT > 0 && hasAnyValue(entry, this.terminalNames)) isTerminal = ownTerminal = true;
+      if (nL > 0 && !isTerminal && hasAnyValue(entry, this.specialNames)) {
+        isLeaf = false;
+        ownNonLeaf = true;
+      }
       const dn = entry.dn;
-      ctx.trace?.entry?.(id, dn, isTerminal, isLeaf);
+      ctx.trace?.entry?.(id, dn, isTerminal ? (ownTerminal ? 'own' : 'carried') : 'no', isLeaf ? 'no' : ownNonLeaf ? 'own' : 'carried');
       for (const attr of Object.keys(entry)) {
         if (attr === 'dn') continue;
         const cls = this.classify(attr);

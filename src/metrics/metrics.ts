@@ -3,7 +3,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { CacheHitKind, CacheObserver, CacheSource } from '../cache/cache-map.js';
 import type { ChangeKind, WatcherObserver, WatcherStatus } from '../freshness/watcher.js';
 import type { PoolObserver } from '../ldap/pool.js';
-import type { LookupResult } from '../lookup/result.js';
+import type { LookupResult } from '../contracts/result.js';
 import type { LookupObserver } from '../server/handlers.js';
 import { CounterCells, HistogramCells, type CounterCell, type HistogramCell } from './cells.js';
 
