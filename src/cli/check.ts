@@ -4,7 +4,7 @@ import { changeMarkerLines } from '../freshness/check.js';
 import { redactSecrets, setLogLevel } from '../log.js';
 import { buildMaps } from '../chain/build.js';
 import { describeListen } from '../server/listener.js';
-import type { CommonArgs } from './main.js';
+import type { CommonArgs } from './args.js';
 import { loadFromArgs } from './load.js';
 
 /**

@@ -5,7 +5,7 @@ import { ServerTap } from '../explain/server-tap.js';
 import type { ExplainReport } from '../explain/types.js';
 import { log, setLogLevel } from '../log.js';
 import { buildMaps } from '../chain/build.js';
-import { EXIT_CONFIG, EXIT_TEMP, type CommonArgs } from './main.js';
+import { EXIT_CONFIG, EXIT_TEMP, type CommonArgs } from './args.js';
 import { loadFromArgs } from './load.js';
 
 export interface ExplainArgs extends CommonArgs {

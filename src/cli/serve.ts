@@ -1,6 +1,6 @@
 import { log, setLogLevel, type LogLevel } from '../log.js';
-import { Runtime } from '../server/runtime.js';
-import type { CommonArgs } from './main.js';
+import { Runtime } from '../runtime/runtime.js';
+import type { CommonArgs } from './args.js';
 import { loadFromArgs } from './load.js';
 
 export interface ServeArgs extends CommonArgs {

@@ -23,6 +23,7 @@ import {
   readCfFile,
   splitList,
 } from './cf-file.js';
+import { LOG_LEVELS, type LogLevel } from '../log.js';
 import { ConfigError, type ConfigWarning, type ConfigWhere } from './errors.js';
 import { closestName } from './map-config.js';
 
@@ -286,8 +287,6 @@ export function parseSettingValue(def: SettingDef, text: string, where: ConfigWh
 /* The daemon configuration                                                                   */
 /* ----------------------------------------------------------------------------------------- */
 
-export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
-export const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
 
 export interface MapDeclaration {
   name: string;

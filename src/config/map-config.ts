@@ -29,26 +29,15 @@ import {
 } from './cf-file.js';
 import { type DomainList, parseDomainList } from './domain-list.js';
 import { ConfigError, type ConfigWarning, warningAt } from './errors.js';
-import { type ServerSpec, parseServerHost } from './server-host.js';
-
-export type { ServerSpec } from './server-host.js';
+import type { ServerTarget, TlsTarget } from '../ldap/target.js';
+import { parseServerHost } from './server-host.js';
 export type { DomainList } from './domain-list.js';
-
-export interface TlsSettings {
-  caCertFile?: string;
-  caCertDir?: string;
-  cert?: string;
-  key?: string;
-  /** tls_require_cert: true → verify chain and name (DEMAND), false → no checks (NEVER). */
-  requireCert: boolean;
-  cipherSuite?: string;
-}
 
 export interface MapConfig {
   file: string;
   /** parameter name -> line number where its value was set (parameters present in the file). */
   lines: Record<string, number>;
-  serverHost: ServerSpec[];
+  serverHost: ServerTarget[];
   serverPort: number;
   /** Seconds; 0 or negative are kept as given (Postfix accepts them; lookups then fail). */
   timeout: number;
@@ -73,7 +62,7 @@ export interface MapConfig {
   chaseReferrals: boolean;
   version: 2 | 3;
   startTls: boolean;
-  tls: TlsSettings;
+  tls: TlsTarget;
   debuglevel: number;
   warnings: ConfigWarning[];
 }
@@ -291,7 +280,7 @@ export function mapConfigFromCf(parsed: ParsedCf, options: MapConfigOptions = {}
     warn('start_tls', 'start_tls requires protocol version 3; using 3');
     version = 3;
   }
-  const tls: TlsSettings = { requireCert: cfGetBool(cf, 'tls_require_cert', false) };
+  const tls: TlsTarget = { requireCert: cfGetBool(cf, 'tls_require_cert', false) };
   const caCertFile = cfGetOptStr(cf, 'tls_ca_cert_file');
   if (caCertFile !== undefined) tls.caCertFile = caCertFile;
   const caCertDir = cfGetOptStr(cf, 'tls_ca_cert_dir');

@@ -4,24 +4,9 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { Client } from 'ldapts';
 import { LdapFailure, toLdapFailure } from './errors.js';
+import type { ServerTarget, TlsTarget } from './target.js';
 
-/** One server_host item after parsing (see config/map-config.ts). */
-export interface ServerTarget {
-  url: string;
-  scheme: 'ldap' | 'ldaps' | 'ldapi';
-  host?: string;
-  port?: number;
-  socketPath?: string;
-}
-
-export interface TlsTarget {
-  caCertFile?: string;
-  caCertDir?: string;
-  cert?: string;
-  key?: string;
-  requireCert: boolean;
-  cipherSuite?: string;
-}
+export type { ServerTarget, TlsTarget } from './target.js';
 
 /** What a connection needs: the connection-level ldap_table parameters (spec §2.4). */
 export interface ConnectionSettings {

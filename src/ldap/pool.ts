@@ -1,4 +1,4 @@
-import type { SearchScope, SearchSpec } from '../contracts/trace.js';
+import type { Scope, SearchRequest } from './search-request.js';
 import type { Entry, Filter } from 'ldapts';
 import { RateLimitedLog, registerSecret } from '../log.js';
 import { DnBatcher } from './batch.js';
@@ -7,17 +7,6 @@ import { LDAP_REFERRAL, LdapFailure, toLdapFailure } from './errors.js';
 import { FilterError, LDAP_FILTER_ERROR, parseFilter } from './filter.js';
 import { withDeref } from './ldapts-fixes.js';
 import { ReferralChaser, serverKey, type ChaseRequest, type SearchOutcome } from './referral.js';
-
-export type Scope = SearchScope;
-
-/** A search as the pool runs it: the map's SearchSpec, plus how values are to be returned. */
-export interface SearchRequest extends SearchSpec {
-  /**
-   * Values of the requested attributes as Buffers (views into the LDAP message) rather than
-   * strings: the maps want bytes, and decoding to a string only to encode it again costs time.
-   */
-  binary?: boolean;
-}
 
 /** Observations for metrics; the pool itself knows nothing about Prometheus. */
 export interface PoolObserver {

@@ -1,7 +1,8 @@
 import type { Entry } from 'ldapts';
 import type { MapConfig } from '../config/map-config.js';
 import { LdapFailure } from '../ldap/errors.js';
-import type { LdapPool, SearchRequest } from '../ldap/pool.js';
+import type { LdapPool } from '../ldap/pool.js';
+import type { SearchRequest } from '../ldap/search-request.js';
 import { isLdapUrl, LdapUrlError, parseLdapUrl } from '../ldap/url.js';
 import { log, printable, RateLimitedLog } from '../log.js';
 import { foldKey } from '../fold/key-fold.js';

@@ -18,13 +18,18 @@ export interface DaemonHooks extends Omit<BuildOptions<SocketmapForm>, 'cache'> 
   lookups?: LookupObserver;
   /** Per-protocol lookup observer (metrics label replies by protocol); falls back to `lookups`. */
   lookupsFor?(protocol: 'socketmap' | 'tcp_table'): LookupObserver;
-  connections?: {
-    opened?(protocol: string): void;
-    closed?(protocol: string): void;
-    protocolError?(protocol: string, reason: string): void;
-    rejected?(protocol: string): void;
-    timedOut?(protocol: string, kind: 'idle' | 'read'): void;
-  };
+  connections?: ConnectionObserver;
+}
+
+/** What happens to client connections, per protocol (for metrics). */
+export interface ConnectionObserver {
+  opened?(protocol: string): void;
+  closed?(protocol: string): void;
+  protocolError?(protocol: string, reason: string): void;
+  /** A connection refused because max_connections were open. */
+  rejected?(protocol: string): void;
+  /** A connection closed by the daemon: idle too long, or a request too slow to arrive (slowloris). */
+  timedOut?(protocol: string, kind: 'idle' | 'read'): void;
 }
 
 interface Bound {

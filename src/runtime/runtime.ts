@@ -10,7 +10,7 @@ import type { LdapPool } from '../ldap/pool.js';
 import { log } from '../log.js';
 import { Metrics } from '../metrics/metrics.js';
 import { AdminError, startAdminHttp, type AdminServer, type Health, type WatcherHealth } from './admin-http.js';
-import { Daemon } from './daemon.js';
+import { Daemon } from '../server/daemon.js';
 
 /** How long /readyz waits for a map's LDAP connection before calling it down. */
 const READY_PROBE_MS = 2_000;
