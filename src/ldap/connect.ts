@@ -3,6 +3,7 @@ import tls from 'node:tls';
 import { Client } from 'ldapts';
 import { LdapFailure, toLdapFailure } from './errors.js';
 import { certificateNameFor } from './local-hostname.js';
+import { saslBind, type SaslTarget } from './sasl-bind.js';
 import { tlsOptions, type TlsTarget } from './tls-options.js';
 
 /** One server_host item after parsing (see config/map-config.ts). */
@@ -20,7 +21,9 @@ export type { TlsTarget } from './tls-options.js';
 export interface ConnectionSettings {
   servers: ServerTarget[];
   timeoutSec: number;
-  bind: 'simple' | 'none';
+  bind: 'simple' | 'none' | 'sasl';
+  /** With bind = sasl. */
+  sasl?: SaslTarget;
   bindDn: string;
   bindPw: string;
   startTls: boolean;
@@ -129,6 +132,13 @@ export async function connectServer(server: ServerTarget, settings: ConnectionSe
     stage = `bind as ${settings.bindDn === '' ? '(anonymous)' : settings.bindDn}`;
     if (settings.bind === 'simple') {
       await withDeadline(client.bind(settings.bindDn, settings.bindPw), ms, `bind to ${server.url}`, giveUp);
+    } else if (settings.bind === 'sasl' && settings.sasl !== undefined) {
+      stage = `SASL bind (${settings.sasl.mechs.join(' ')})`;
+      const overTls = server.scheme === 'ldaps' || settings.startTls;
+      const transport = server.scheme === 'ldapi'
+        ? { externalId: true, secure: true }
+        : { externalId: overTls && settings.tls.cert !== undefined, secure: overTls };
+      await withDeadline(saslBind(client, settings.sasl, transport, settings.bindDn, settings.bindPw), ms, `SASL bind to ${server.url}`, giveUp);
     }
   } catch (err) {
     giveUp();

@@ -51,8 +51,15 @@ export interface SlapdOptions {
   tls?: SlapdTls;
   /** Also listen for ldaps:// on 127.0.0.1 (needs `tls`); exposed as `ldapsPort`. */
   ldaps?: boolean;
-  /** Extra environment for slapd (e.g. SASL_CONF_PATH for a private Cyrus SASL config). */
+  /** Extra environment for slapd. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * A private Cyrus SASL configuration directory (holding slapd.conf with sasldb_path, ...).
+   * slapd reads SASL settings only from /etc/ldap/sasl2 or /usr/lib/sasl2 (SASL_CONF_PATH is
+   * ignored), so slapd runs in a private mount namespace (unshare -m, private propagation)
+   * where this directory is bind-mounted over /etc/ldap/sasl2; the host sees no change.
+   */
+  saslConfDir?: string;
 }
 
 export interface SlapdTls {
@@ -375,7 +382,11 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<Slapd> {
   const spawnOnce = (p: number): void => {
     const urls = [`ldap://127.0.0.1:${p}/`, ...(ldapiUrl ? [ldapiUrl] : []), ...(ldapsPort ? [`ldaps://127.0.0.1:${ldapsPort}/`] : [])].join(' ');
     const fd = openSync(logFile, 'a');
-    const c = spawn('/usr/sbin/slapd', ['-f', confFile, '-h', urls, '-d', '256'], {
+    const slapdArgs = ['-f', confFile, '-h', urls, '-d', '256'];
+    const [cmd, args] = opts.saslConfDir
+      ? ['/usr/bin/unshare', ['-m', '--propagation', 'private', '/bin/sh', '-c', 'mount --bind "$0" /etc/ldap/sasl2 && exec /usr/sbin/slapd "$@"', opts.saslConfDir, ...slapdArgs]]
+      : ['/usr/sbin/slapd', slapdArgs];
+    const c = spawn(cmd, args, {
       stdio: ['ignore', fd, fd],
       ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}),
     });
