@@ -23,6 +23,12 @@ command -v swaks >/dev/null 2>&1 || missing+=(swaks)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v strace >/dev/null 2>&1 || [ -x /usr/bin/strace ] || missing+=(strace)
+# TLS and SASL tests: a throwaway PKI (openssl), slapd's private sasldb (saslpasswd2) and the
+# Cyrus PLAIN/sasldb plugins; unshare gives slapd its private SASL config directory.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+[ -x /usr/sbin/saslpasswd2 ] || missing+=(sasl2-bin)
+[ -e /usr/lib/x86_64-linux-gnu/sasl2/libplain.so ] || ls /usr/lib/*/sasl2/libplain.so >/dev/null 2>&1 || missing+=(libsasl2-modules)
+command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   say "missing: ${missing[*]}; installing them"
@@ -44,13 +50,13 @@ fi
 
 # Fail loudly (not skip) if anything the integration tests need is still absent.
 for f in /usr/sbin/slapd /usr/sbin/slapadd /usr/bin/ldapsearch /usr/bin/ldapmodify \
-         /usr/sbin/postmap /usr/sbin/postfix /usr/lib/postfix/postfix-ldap.so; do
+         /usr/sbin/postmap /usr/sbin/postfix /usr/lib/postfix/postfix-ldap.so /usr/sbin/saslpasswd2; do
   if [ ! -e "$f" ]; then
     echo "FATAL: $f is missing after installation" >&2
     exit 1
   fi
 done
-for c in swaks promtool systemd-analyze strace; do
+for c in swaks promtool systemd-analyze strace openssl unshare; do
   command -v "$c" >/dev/null 2>&1 || { echo "FATAL: $c is missing after installation" >&2; exit 1; }
 done
 

@@ -62,6 +62,7 @@ export function connectionSettings(c: MapConfig): ConnectionSettings {
     servers: c.serverHost,
     timeoutSec: c.timeout,
     bind: c.bind,
+    ...(c.sasl !== undefined ? { sasl: c.sasl } : {}),
     bindDn: c.bindDn,
     bindPw: c.bindPw,
     startTls: c.startTls,

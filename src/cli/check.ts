@@ -33,7 +33,7 @@ export async function runCheck(a: CommonArgs): Promise<number> {
       out.push(`  attributes requested: ${m.ldap.attributes.join(' ')}`);
       try {
         await m.ldap.pool.ensureConnected();
-        out.push(`  LDAP: connected${m.config.bind === 'simple' ? ' and bound' : ''}`);
+        out.push(`  LDAP: connected${m.config.bind !== 'none' ? ' and bound' : ''}`);
         const settings = cfg.maps.find((e) => e.name === m.name)?.settings;
         if (settings) out.push(...(await changeMarkerLines(m.ldap.pool, m.config.searchBase, settings)));
       } catch (err) {

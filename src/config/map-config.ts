@@ -29,7 +29,8 @@ import {
 } from './cf-file.js';
 import { type DomainList, parseDomainList } from './domain-list.js';
 import { ConfigError, type ConfigWarning, warningAt } from './errors.js';
-import type { ServerTarget, TlsTarget } from '../ldap/target.js';
+import { SUPPORTED_SASL_MECHS } from '../ldap/sasl-bind.js';
+import type { SaslTarget, ServerTarget, TlsTarget } from '../ldap/target.js';
 import { parseServerHost } from './server-host.js';
 export type { DomainList } from './domain-list.js';
 
@@ -51,7 +52,9 @@ export interface MapConfig {
   terminalResultAttribute: string[];
   leafResultAttribute: string[];
   scope: 'sub' | 'one' | 'base';
-  bind: 'simple' | 'none';
+  bind: 'simple' | 'none' | 'sasl';
+  /** Only with bind = sasl. */
+  sasl?: SaslTarget;
   bindDn: string;
   /** From bind_pw, or from the file named by bind_pw_file. Never log it. */
   bindPw: string;
@@ -238,10 +241,8 @@ export function mapConfigFromCf(parsed: ParsedCf, options: MapConfigOptions = {}
       bind = 'none';
       break;
     case 'sasl':
-      throw new ConfigError(
-        'bind = sasl is not supported by ldap-socketmap; use bind = simple (with bind_dn and bind_pw or bind_pw_file) or bind = none',
-        whereOf(cf, 'bind'),
-      );
+      bind = 'sasl';
+      break;
     default:
       throw new ConfigError(`unsupported parameter value '${bindValue}' (use yes, simple, no or none)`, whereOf(cf, 'bind'));
   }
@@ -273,7 +274,11 @@ export function mapConfigFromCf(parsed: ParsedCf, options: MapConfigOptions = {}
   const dereference = dereferenceValue as MapConfig['dereference'];
   const chaseReferrals = cfGetBool(cf, 'chase_referrals', false);
 
-  // sasl_* are read by Postfix only with bind = sasl, which we refuse above: nothing to do.
+  const sasl = bind === 'sasl' ? readSasl(cf) : undefined;
+  if (sasl !== undefined && version < 3) {
+    warn('version', 'bind = sasl requires protocol version 3; using 3');
+    version = 3;
+  }
 
   const startTls = cfGetBool(cf, 'start_tls', false);
   if (startTls && version < 3) {
@@ -328,6 +333,7 @@ export function mapConfigFromCf(parsed: ParsedCf, options: MapConfigOptions = {}
     leafResultAttribute,
     scope,
     bind,
+    ...(sasl !== undefined ? { sasl } : {}),
     bindDn,
     bindPw,
     recursionLimit,
@@ -341,6 +347,37 @@ export function mapConfigFromCf(parsed: ParsedCf, options: MapConfigOptions = {}
     debuglevel,
     warnings,
   };
+}
+
+/**
+ * sasl_mechs, sasl_realm, sasl_authz_id, sasl_minssf (read by Postfix only with bind = sasl).
+ * A mechanism we cannot perform is refused here rather than failing every lookup later.
+ */
+function readSasl(cf: CfSource): SaslTarget {
+  const mechs = splitList(cfGetStr(cf, 'sasl_mechs', '')).map((m) => m.toUpperCase());
+  if (mechs.length === 0) {
+    throw new ConfigError(
+      `bind = sasl needs sasl_mechs (ldap-socketmap does not ask the server which mechanisms it offers); set one of: ${SUPPORTED_SASL_MECHS.join(', ')}`,
+      whereOf(cf, cfHas(cf, 'sasl_mechs') ? 'sasl_mechs' : 'bind'),
+    );
+  }
+  const unsupported = mechs.filter((m) => !SUPPORTED_SASL_MECHS.includes(m));
+  if (unsupported.length > 0) {
+    throw new ConfigError(
+      `SASL mechanism ${unsupported.join(', ')} is not supported by ldap-socketmap (supported: ${SUPPORTED_SASL_MECHS.join(', ')}); ` +
+        'use sasl_mechs = EXTERNAL over ldapi:// (slapd maps the peer uid/gid with authz-regexp) or with a client certificate (tls_cert, tls_key), ' +
+        'sasl_mechs = PLAIN over TLS or ldapi://, or bind = simple with bind_dn and bind_pw_file',
+      whereOf(cf, 'sasl_mechs'),
+    );
+  }
+  const minSsf = cfGetInt(cf, 'sasl_minssf', 0, 0, 0);
+  if (minSsf > 0) {
+    throw new ConfigError(
+      'sasl_minssf above 0 is not supported by ldap-socketmap (EXTERNAL and PLAIN add no SASL security layer); protect the connection with ldaps://, start_tls = yes or ldapi:// and set sasl_minssf = 0',
+      whereOf(cf, 'sasl_minssf'),
+    );
+  }
+  return { mechs, realm: cfGetStr(cf, 'sasl_realm', ''), authzId: cfGetStr(cf, 'sasl_authz_id', ''), minSsf };
 }
 
 /** bind_pw, or our bind_pw_file extension. No message ever contains the password. */

@@ -26,3 +26,12 @@ export interface TlsTarget {
   requireCert: boolean;
   cipherSuite?: string;
 }
+
+/** bind = sasl (ldap_table(5) "LDAP SASL PARAMETERS"); see sasl-bind.ts. */
+export interface SaslTarget {
+  /** sasl_mechs, upper-cased, in the order given. */
+  mechs: string[];
+  realm: string;
+  authzId: string;
+  minSsf: number;
+}
