@@ -1,5 +1,6 @@
 import { getHeapStatistics } from 'node:v8';
-import { cacheOptionsFrom, type CachedMap } from '../cache/cache-map.js';
+import { type CachedMap } from '../cache/cache-map.js';
+import { cacheOptionsFrom } from '../cache/options.js';
 import type { SocketmapForm } from '../protocol/socketmap-answers.js';
 import type { DaemonConfig, MapSettings } from '../config/daemon-config.js';
 import { explainLookup } from '../explain/explain.js';

@@ -6,7 +6,7 @@
 import type { Entry } from 'ldapts';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CachedMap } from '../../src/cache/cache-map.js';
-import { Uncached } from '../../src/cache/cache-map.js';
+import { Uncached } from '../../src/cache/uncached.js';
 import { parseCf } from '../../src/config/cf-file.js';
 import { defaultMapSettings } from '../../src/config/daemon-config.js';
 import { mapConfigFromCf } from '../../src/config/map-config.js';
