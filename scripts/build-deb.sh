@@ -4,7 +4,7 @@
 # the checkout's own `npm ci` has already filled the cache for).
 #
 # Layout (Debian 12):
-#   /usr/lib/ldap-socketmap/{dist,node_modules,package.json}   what `npm pack` ships + production deps
+#   /usr/lib/ldap-socketmap/{dist,node_modules,package.json}   the build + production deps
 #   /usr/bin/ldap-socketmap                                    runs it with the system node
 #   /lib/systemd/system/ldap-socketmap.{service,socket}        systemd/ (not enabled on install)
 #   /etc/ldap-socketmap/ldap-socketmap.conf                    conffile
@@ -37,12 +37,16 @@ say() { printf '==> %s\n' "$*" >&2; }
 rm -rf "$WORK" "$DEB"
 mkdir -p "$WORK" "$LIB"
 
-say "npm pack (runs the build)"
-TGZ=$(cd "$WORK" && npm pack "$REPO" --silent --pack-destination "$WORK" | tail -n 1)
-tar -xzf "$WORK/$TGZ" -C "$WORK"
-PACKED=$WORK/package
-# The program proper: the build and package.json ("type": "module" makes dist/ ES modules).
-cp -a "$PACKED/dist" "$PACKED/package.json" "$LIB/"
+say "tsc (into the package, without source maps: src/ is not shipped)"
+# Built here rather than taken from dist/: the package is made from the sources of this
+# checkout, and a test run that uses dist/ at the same time is not disturbed.
+npx --no-install tsc -p tsconfig.json --outDir "$LIB/dist" --sourceMap false
+# package.json: "type": "module" makes dist/ ES modules, and yargs reads the version there.
+node -e '
+  const p = require("./package.json");
+  const out = { name: p.name, version: p.version, description: p.description, license: p.license,
+    type: p.type, bin: p.bin, engines: p.engines, dependencies: p.dependencies };
+  process.stdout.write(JSON.stringify(out, null, 2) + "\n");' >"$LIB/package.json"
 
 say "production node_modules (npm ci --omit=dev)"
 mkdir -p "$WORK/deps"
