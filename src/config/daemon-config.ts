@@ -25,7 +25,7 @@ import {
 } from './cf-file.js';
 import { LOG_LEVELS, type LogLevel } from '../log.js';
 import { ConfigError, type ConfigWarning, type ConfigWhere } from './errors.js';
-import { closestName } from './map-config.js';
+import { closestName } from './names.js';
 
 /* ----------------------------------------------------------------------------------------- */
 /* Listen addresses                                                                            */
