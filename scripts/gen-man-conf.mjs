@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * Writes the settings lists of man/ldap-socketmap.conf.5 from the settings tables in code
- * (MAP_SETTING_DEFS, DAEMON_LIMIT_DEFS in src/config/daemon-config.ts, read from the build in
+ * (MAP_SETTING_DEFS in src/config/settings.ts, DAEMON_LIMIT_DEFS in src/config/limits.ts, read from the build in
  * dist/), so the page cannot drift from what the daemon accepts. Only the text between the
  * GENERATED markers is replaced; the rest of the page is written by hand.
  *
@@ -77,7 +77,7 @@ const BLOCKS = {
   'DAEMON LIMITS': 'DAEMON_LIMIT_DEFS',
 };
 
-/** The page with every generated block rewritten from `config` (the daemon-config module). */
+/** The page with every generated block rewritten from `config` (the settings tables, loadConfigModule). */
 export function updatePage(text, config) {
   let out = text;
   for (const [block, exportName] of Object.entries(BLOCKS)) {
@@ -91,8 +91,11 @@ export function updatePage(text, config) {
   return out;
 }
 
+/** The settings tables, from the build: per-map settings, daemon limits, and the daemon's own keys. */
 export async function loadConfigModule() {
-  return import(pathToFileURL(resolve(REPO, 'dist/config/daemon-config.js')).href);
+  const load = (m) => import(pathToFileURL(resolve(REPO, `dist/config/${m}.js`)).href);
+  const [settings, limits, daemon] = await Promise.all([load('settings'), load('limits'), load('daemon-config')]);
+  return { ...settings, ...limits, ...daemon };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

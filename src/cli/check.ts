@@ -1,4 +1,4 @@
-import { defaultDaemonLimits } from '../config/daemon-config.js';
+import { defaultDaemonLimits } from '../config/limits.js';
 import { ConfigError, formatWarning } from '../config/errors.js';
 import { changeMarkerLines } from '../freshness/check.js';
 import { redactSecrets, setLogLevel } from '../log.js';

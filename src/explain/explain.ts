@@ -11,7 +11,7 @@ import type { CacheEvent, LookupStep, LookupTrace } from '../contracts/trace.js'
 import { encodeSocketmapReply, SOCKETMAP_MAX_REPLY } from '../protocol/socketmap.js';
 import { encodeTcpReply, TCP_MAX_REPLY } from '../protocol/tcp-table.js';
 import type { MapConfig } from '../config/map-config.js';
-import type { MapSettings } from '../config/daemon-config.js';
+import type { MapSettings } from '../config/settings.js';
 import { LookupRecorder } from './recorder.js';
 import { answerInfo } from './why.js';
 import type { ServerTap } from './server-tap.js';

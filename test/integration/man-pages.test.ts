@@ -1,7 +1,7 @@
 /**
  * The man pages the package installs: lint-clean for the real `mandoc -T lint`, ldap-socketmap.conf(5)
  * documents exactly the settings the code accepts (its settings lists are generated from the
- * tables in src/config/daemon-config.ts, read here from the build), and ldap-socketmap(8) covers
+ * tables in src/config/settings.ts and limits.ts, read here from the build), and ldap-socketmap(8) covers
  * every command the CLI offers and every signal `serve` handles.
  */
 import { describe, expect, it } from 'vitest';
@@ -33,7 +33,8 @@ interface ConfigModule {
 }
 
 async function configModule(): Promise<ConfigModule> {
-  return (await import(pathToFileURL(resolve(REPO, 'dist/config/daemon-config.js')).href)) as ConfigModule;
+  const load = async (m: string) => (await import(pathToFileURL(resolve(REPO, `dist/config/${m}.js`)).href)) as Partial<ConfigModule>;
+  return { ...(await load('settings')), ...(await load('limits')), ...(await load('daemon-config')) } as ConfigModule;
 }
 
 /** The names a page documents: the first word of every `.TP` tag line (font macros stripped). */

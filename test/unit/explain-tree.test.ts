@@ -7,7 +7,7 @@
 import type { Entry } from 'ldapts';
 import { describe, expect, it } from 'vitest';
 import { parseCf } from '../../src/config/cf-file.js';
-import { defaultMapSettings, type MapSettings } from '../../src/config/daemon-config.js';
+import { defaultMapSettings, type MapSettings } from '../../src/config/settings.js';
 import { mapConfigFromCf, type MapConfig } from '../../src/config/map-config.js';
 import { LdapFailure } from '../../src/ldap/errors.js';
 import type { LdapPool } from '../../src/ldap/pool.js';
