@@ -50,15 +50,6 @@ import {
   BytesSubstringFilter,
 } from './filter-bytes.js';
 
-export {
-  BytesApproximateFilter,
-  BytesEqualityFilter,
-  BytesExtensibleFilter,
-  BytesGreaterThanEqualsFilter,
-  BytesLessThanEqualsFilter,
-  BytesSubstringFilter,
-} from './filter-bytes.js';
-
 /** libldap's result code for a filter it cannot encode (returned by ldap_search_ext). */
 export const LDAP_FILTER_ERROR = -7;
 
