@@ -32,6 +32,8 @@ export interface MapHealth {
    * the map not ready: its cached answers may be silently outdated.
    */
   watcher?: WatcherHealth;
+  /** Servers of this map that lookups skip now (circuit breaker open), with why and since when. */
+  failingServers?: { server: string; reason: string; openForSec: number }[];
 }
 
 export interface WatcherHealth {

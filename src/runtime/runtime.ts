@@ -218,6 +218,10 @@ export class Runtime {
       ok &&= mapOk;
       maps[name] = { ok: mapOk, ldap: connected ? 'connected' : 'down', cacheEntries, detail: connected ? undefined : pool.lastError };
       if (watcher) maps[name].watcher = watcher;
+      const failing = pool.failingServers;
+      if (failing.length > 0) {
+        maps[name].failingServers = failing.map((f) => ({ server: f.server, reason: f.reason, openForSec: Math.round(f.openForMs / 100) / 10 }));
+      }
     }
     return { ok, maps };
   }
