@@ -23,6 +23,8 @@ command -v swaks >/dev/null 2>&1 || missing+=(swaks)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v strace >/dev/null 2>&1 || [ -x /usr/bin/strace ] || missing+=(strace)
+# 389 Directory Server for the directory suite (npm run test:directories); never started as a service.
+[ -x /usr/sbin/dscreate ] && [ -x /usr/sbin/ns-slapd ] || missing+=(389-ds-base)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   say "missing: ${missing[*]}; installing them"
@@ -43,7 +45,7 @@ else
 fi
 
 # Fail loudly (not skip) if anything the integration tests need is still absent.
-for f in /usr/sbin/slapd /usr/sbin/slapadd /usr/bin/ldapsearch /usr/bin/ldapmodify \
+for f in /usr/sbin/dscreate /usr/sbin/ns-slapd /usr/sbin/slapd /usr/sbin/slapadd /usr/bin/ldapsearch /usr/bin/ldapmodify \
          /usr/sbin/postmap /usr/sbin/postfix /usr/lib/postfix/postfix-ldap.so; do
   if [ ! -e "$f" ]; then
     echo "FATAL: $f is missing after installation" >&2
