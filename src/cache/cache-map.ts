@@ -215,6 +215,8 @@ export class CachedMap implements LookupMap, AnswersNow {
   /** Bumped by every invalidate(); a fetch compares it with the value it started under. */
   private epoch = 0;
   private readonly invalidations: { epoch: number; match: InvalidationMatcher }[] = [];
+  /** While the change watcher is blind: how long (ms) an answer stays fresh at most (blind_cache_ttl). */
+  private freshCapMs: number | undefined;
 
   constructor(
     private readonly inner: LookupMap,
@@ -441,7 +443,8 @@ export class CachedMap implements LookupMap, AnswersNow {
     // Accounted: the key, the strings stored (not the shared NOTFOUND one), overhead, dependencies.
     const stored = (frame?.length ?? 0) + (reply !== frame && reply !== NOTFOUND_REPLY ? reply.length : 0);
     const size = k.length + stored + ENTRY_OVERHEAD_BYTES + (tracked?.bytes ?? 0);
-    this.lru.set(k, new Entry(frame, reply, now, outdated ? now : now + ttl, now + ttl + this.staleMs, oversize, tracked?.deps), { size });
+    const fresh = this.freshCapMs === undefined ? ttl : Math.min(ttl, this.freshCapMs);
+    this.lru.set(k, new Entry(frame, reply, now, outdated ? now : now + fresh, now + ttl + this.staleMs, oversize, tracked?.deps), { size });
   }
 
   /**
@@ -463,6 +466,25 @@ export class CachedMap implements LookupMap, AnswersNow {
         e.expiresAt = now;
         n++;
       }
+    }
+    return n;
+  }
+
+  /**
+   * Caps how long answers stay fresh (undefined lifts the cap for answers stored from now on):
+   * while the change watcher cannot poll, changes go unseen, so answers fall back to a short TTL.
+   * Held answers older than the cap expire now (stale-if-error may still serve them). Returns
+   * how many expired now.
+   */
+  capFreshness(ms: number | undefined): number {
+    this.freshCapMs = ms;
+    if (ms === undefined || !this.lru) return 0;
+    const now = this.now();
+    let n = 0;
+    for (const e of this.lru.values()) {
+      if (now >= e.expiresAt || e.expiresAt <= e.storedAt + ms) continue;
+      e.expiresAt = Math.max(e.storedAt + ms, now);
+      if (e.expiresAt === now) n++;
     }
     return n;
   }

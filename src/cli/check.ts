@@ -1,6 +1,6 @@
 import { defaultDaemonLimits } from '../config/daemon-config.js';
 import { formatWarning } from '../config/errors.js';
-import { changeMarkerLines } from '../freshness/check.js';
+import { changeMarkerReport } from '../freshness/check.js';
 import { redactSecrets, setLogLevel } from '../log.js';
 import { buildMaps } from '../server/build-maps.js';
 import { describeListen } from '../server/listener.js';
@@ -35,7 +35,11 @@ export async function runCheck(a: CommonArgs): Promise<number> {
         await m.ldap.pool.ensureConnected();
         out.push(`  LDAP: connected${m.config.bind === 'simple' ? ' and bound' : ''}`);
         const settings = cfg.maps.find((e) => e.name === m.name)?.settings;
-        if (settings) out.push(...(await changeMarkerLines(m.ldap.pool, m.config.searchBase, settings)));
+        if (settings) {
+          const report = await changeMarkerReport(m.ldap.pool, m.config.searchBase, settings);
+          out.push(...report.lines);
+          if (!report.ok) bad++;
+        }
       } catch (err) {
         bad++;
         out.push(`  LDAP: FAILED: ${err instanceof Error ? err.message : String(err)}`);

@@ -7,7 +7,7 @@
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type RunningDaemon } from '../support/daemon.js';
-import { startDs389, type Ds389 } from '../support/ds389.js';
+import { bulkLdif, startDs389, type Ds389 } from '../support/ds389.js';
 import { COMMON_KEYS, listKeys, mailKeys, MAP_KEYS } from '../support/differential-keys.js';
 import { bigListExpected, bigListLdif } from '../support/fixtures.js';
 import { cfTemplate, classify, expandTemplate, makePostfixConfigDir, postmapQuery, postmapQueryAll, writeCf, type PostmapResult } from '../support/postfix.js';
@@ -25,12 +25,6 @@ let daemon: RunningDaemon;
 let confDir: string;
 const cf = new Map<string, string>();
 const counts: string[] = [];
-
-export function bulkLdif(n: number): string {
-  const out = ['dn: ou=Bulk,dc=example,dc=org\nobjectClass: organizationalUnit\nou: Bulk\n'];
-  for (let i = 1; i <= n; i++) out.push(`dn: uid=bulk${i},ou=Bulk,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: bulk${i}\ncn: Bulk ${i}\nsn: Bulk\nmail: bulk${i}@bulk.example.org\n`);
-  return out.join('\n');
-}
 
 beforeAll(async () => {
   const t0 = performance.now();

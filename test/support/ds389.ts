@@ -120,6 +120,8 @@ function run(cmd: string, args: string[], input?: string, env?: NodeJS.ProcessEn
       const code = err ? ((err as { code?: number }).code ?? 1) : 0;
       res({ code: typeof code === 'number' ? code : 1, stdout: String(stdout), stderr: String(stderr) });
     });
+    // A tool that exits without reading its stdin must not turn into an EPIPE error here.
+    child.stdin?.on('error', () => {});
     child.stdin?.end(input ?? '');
   });
 }
@@ -423,4 +425,11 @@ function tail(file: string, lines = 30): string {
 export function nsSlapdUnder(dir: string): number[] {
   const r = spawnSync('/usr/bin/pgrep', ['-f', `ns-slapd -D ${dir}`], { encoding: 'utf8' });
   return (r.stdout ?? '').split('\n').filter(Boolean).map(Number);
+}
+
+/** `n` people under ou=Bulk (mail bulkN@bulk.example.org): enough of them take a backend past the lookthrough limit. */
+export function bulkLdif(n: number, suffix = 'dc=example,dc=org'): string {
+  const out = [`dn: ou=Bulk,${suffix}\nobjectClass: organizationalUnit\nou: Bulk\n`];
+  for (let i = 1; i <= n; i++) out.push(`dn: uid=bulk${i},ou=Bulk,${suffix}\nobjectClass: inetOrgPerson\nuid: bulk${i}\ncn: Bulk ${i}\nsn: Bulk\nmail: bulk${i}@bulk.example.org\n`);
+  return out.join('\n');
 }
