@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Generates src/lookup/casefold-data.ts from the Unicode Character Database file CaseFolding.txt
+// Generates src/fold/casefold-data.ts from the Unicode Character Database file CaseFolding.txt
 // (Debian package unicode-data: /usr/share/unicode/CaseFolding.txt).
 //
 // Usage: node scripts/gen-casefold.mjs [path/to/CaseFolding.txt] [output.ts]
@@ -21,7 +21,7 @@ import { dirname, resolve } from 'node:path';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const input = process.argv[2] ?? '/usr/share/unicode/CaseFolding.txt';
-const output = process.argv[3] ?? resolve(here, '../src/lookup/casefold-data.ts');
+const output = process.argv[3] ?? resolve(here, '../src/fold/casefold-data.ts');
 
 const text = readFileSync(input, 'utf8');
 const versionMatch = /^#\s*CaseFolding-(\d+\.\d+\.\d+)\.txt/m.exec(text);
@@ -111,7 +111,7 @@ const ts = `// GENERATED FILE - do not edit. Regenerate with: node scripts/gen-c
 // Contents: Unicode full case folding = status C + F mappings (no T, no S), as used by ICU
 // ucasemap_utf8FoldCase() with U_FOLD_CASE_DEFAULT (Postfix casefold()).
 // ${fold.size} mappings: ${singles.length} single (${runs.length} runs), ${multis.length} multi-code-point.
-// Encoding: see scripts/gen-casefold.mjs. Decoded by src/lookup/key-fold.ts.
+// Encoding: see scripts/gen-casefold.mjs. Decoded by src/fold/key-fold.ts.
 
 export const UNICODE_VERSION = '${version}';
 

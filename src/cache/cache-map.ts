@@ -1,9 +1,18 @@
 import { LRUCache } from 'lru-cache';
-import { DependencyCollector, teeTrace, type Dependencies } from '../freshness/deps.js';
-import type { LookupTrace } from '../lookup/ldap-map.js';
-import { found, NOTFOUND, type LookupMap, type LookupResult } from '../lookup/result.js';
-import { encodeNetstringWithPrefix } from '../protocol/netstring.js';
-import { encodeSocketmapReply, SOCKETMAP_MAX_REPLY } from '../protocol/socketmap.js';
+import type { AnswerCodec, LookupContext, LookupMap, ReadyAnswer, ServedMap } from '../contracts/map.js';
+import { found, NOTFOUND, type AnswerKind, type LookupResult } from '../contracts/result.js';
+import { fanOutTrace, type CacheEvent, type HeldAnswer, type LookupTrace } from '../contracts/trace.js';
+import { DependencyCollector, type Dependencies } from './dependencies.js';
+import {
+  DEFAULT_REFRESH_AHEAD,
+  ENTRY_OVERHEAD_BYTES,
+  INVALIDATION_LOG,
+  type CacheObserver,
+  type CacheOptions,
+  type CacheSource,
+  type InvalidatableCache,
+  type InvalidationMatcher,
+} from './options.js';
 
 /**
  * Per-map answer cache in front of any LookupMap (normally the LDAP map, possibly wrapped in the
@@ -27,182 +36,45 @@ import { encodeSocketmapReply, SOCKETMAP_MAX_REPLY } from '../protocol/socketmap
  * so two spellings of a key that the LDAP map folds together are cached separately, exactly as
  * Postfix would ask for them.
  *
- * A FOUND answer is stored as its finished socketmap reply (`LEN:OK value,` as a latin1 string),
- * so the socketmap server answers a hit with `answerNow()`: synchronously, without a Promise,
- * a timer or any encoding, by writing the stored string (see src/server/handlers.ts).
+ * An answer is stored in the form the codec it is given makes of it (AnswerCodec, opaque here):
+ * the socketmap server's codec keeps the finished reply frame, so a hit is answered by
+ * `answerNow()` synchronously, without a Promise, a timer or any encoding. The cache itself
+ * knows no protocol.
  */
-
-export interface CacheOptions {
-  /** Lifetime of a FOUND answer, seconds; 0 = do not cache FOUND answers. */
-  ttlSec: number;
-  /** Lifetime of a NOTFOUND answer, seconds; 0 = do not cache NOTFOUND answers. */
-  negativeTtlSec: number;
-  /** Entry bound (includes entries kept only for stale-if-error). 0 = cache nothing. */
-  maxEntries: number;
-  /** Byte bound over key + value + ENTRY_OVERHEAD_BYTES per entry. 0 = cache nothing. */
-  maxBytes: number;
-  /** How long past expiry an answer may still be served when LDAP fails; 0 = never. */
-  staleIfErrorSec: number;
-  /** Fraction of the TTL after which a hit triggers a background refresh; >= 1 disables. Default 0.8. */
-  refreshAheadFraction?: number;
-  /**
-   * Clock for expiry decisions (ms); tests inject one. Default: the monotonic clock
-   * (performance.now(), not moved by wall-clock steps), whose reading also times the lookup.
-   */
-  now?: () => number;
-  /**
-   * Record which DNs and searches each answer was built from (a LookupTrace on every inner
-   * lookup), so the change watcher can invalidate only what a directory change touched.
-   * The recorded dependencies count towards maxBytes. Default false.
-   */
-  trackDependencies?: boolean;
-}
-
-/**
- * Decides, for the change watcher, whether a cached answer may be affected by what changed.
- * `deps` is undefined when dependencies are not tracked.
- */
-export type InvalidationMatcher = (deps: Dependencies | undefined, negative: boolean) => boolean;
-
-/** How many recent invalidations are remembered for lookups that were running when they happened. */
-const INVALIDATION_LOG = 64;
-
-export type CacheSource = 'cache' | 'ldap' | 'stale';
-
-/** CachedMap.peek(): the cache's view of one key, for `explain`. */
-export interface CachePeek {
-  /** False when this map caches nothing (both TTLs 0, or no room). */
-  enabled: boolean;
-  /** fresh: a lookup now is answered from here; stale: expired, served only on TEMP/TIMEOUT. */
-  state: 'fresh' | 'stale' | 'absent';
-  result?: LookupResult;
-  ageMs?: number;
-  /** Time to expiry; negative once expired. */
-  expiresInMs?: number;
-  /** stale: how much longer it may be served while LDAP fails. */
-  staleForMs?: number;
-  /** A lookup of this key is running now; a new request would share its answer. */
-  inFlight: boolean;
-  /** fresh: a hit now would also start a background refresh. */
-  refreshAhead?: boolean;
-}
-
-export type CacheHitKind = 'fresh' | 'stale' | 'negative';
-
-/** What the observers need of an answer: its kind (a LookupResult or a CachedAnswer). */
-export interface AnswerKind {
-  readonly kind: LookupResult['kind'];
-}
-
-/** A fresh cached answer, ready to send (CachedMap.answerNow()). */
-export interface CachedAnswer extends AnswerKind {
-  readonly kind: 'found' | 'notfound';
-  /**
-   * The complete socketmap reply frame as a latin1 string (one char per byte): write it as is
-   * with `socket.write(reply, 'latin1')`. NOTFOUND for an empty found value; TEMP when the value
-   * is too large for socketmap (then `oversize` is set).
-   */
-  readonly reply: string;
-  /** The socketmap payload size a found value would have needed, when over SOCKETMAP_MAX_REPLY. */
-  readonly oversize: number | undefined;
-  /** The answer as a LookupResult (a found value is copied into a new Buffer per call). */
-  result(): LookupResult;
-}
-
-/** Maps that can answer some keys synchronously: CachedMap, and DeadlineMap over one. */
-export interface AnswersNow {
-  /**
-   * A fresh cached answer for the key `key.subarray(start)` (the exact request bytes; `start`
-   * spares the caller a subarray), counted as a hit like a lookup() that finds it (observers,
-   * refresh-ahead); undefined when lookup() has to decide (absent, expired, cache disabled),
-   * in which case nothing was counted.
-   */
-  answerNow(key: Buffer, start?: number): CachedAnswer | undefined;
-}
-
-/**
- * Observations for metrics. Per lookup exactly one of `hit` / `miss` is called, then `lookup`
- * once with the answer the caller got, where it came from and how long it took.
- */
-export interface CacheObserver {
-  lookup?(map: string, result: AnswerKind, source: CacheSource, seconds: number): void;
-  /** fresh: cached FOUND; negative: cached NOTFOUND; stale: expired answer served on TEMP/TIMEOUT. */
-  hit?(map: string, kind: CacheHitKind): void;
-  /** The answer came from the inner map (including coalesced waiters and failed lookups). */
-  miss?(map: string): void;
-  /** A refresh-ahead lookup finished (for debugging/metrics; optional). */
-  refresh?(map: string, result: LookupResult): void;
-}
-
-/**
- * Per-entry cost beyond key and value bytes: the entry object, the key and value string
- * headers, the Map node and lru-cache's slots. Measured at about 200 bytes on Node 20 (heap
- * after GC, 100k entries); rounded up so `maxBytes` bounds the real heap use rather than
- * underestimating it. lru-cache also preallocates about 40 bytes per possible entry, so the
- * entry bound passed to it is capped at maxBytes / ENTRY_OVERHEAD_BYTES (more could never fit).
- */
-export const ENTRY_OVERHEAD_BYTES = 256;
-
-const DEFAULT_REFRESH_AHEAD = 0.8;
-
-/** Passed to every lru.get(): otherwise lru-cache allocates an empty options object per call. */
-const GET_OPTIONS: LRUCache.GetOptions<string, Entry, unknown> = {};
 
 /** Milliseconds (fractional) on the monotonic clock: not moved by wall-clock steps. */
 function monotonicMs(): number {
   return performance.now();
 }
 
-/** The socketmap NOTFOUND reply, shared by every negative entry. */
-const NOTFOUND_REPLY = encodeSocketmapReply(NOTFOUND).frame.toString('latin1');
-const OK_PREFIX = 'OK ';
-
-class Entry implements CachedAnswer {
+class Entry<E> implements ReadyAnswer<E> {
   /** A refresh-ahead was already started for this entry (one per entry, success or not). */
   refreshStarted = false;
 
   constructor(
+    readonly kind: 'found' | 'notfound',
     /**
-     * A FOUND value as its socketmap frame `LEN:OK value,` in a latin1 string (lossless, one
-     * byte per char, compact on V8's heap and never a view into some larger buffer: a Buffer per
-     * entry would cost ~350 bytes more of RSS), or undefined for NOTFOUND.
+     * The codec's form of the answer. Never a view into some larger buffer (a socket read,
+     * Node's allocation pool) that must not be kept alive: codecs make strings or copies.
      */
-    readonly frame: string | undefined,
-    /** What socketmap sends: `frame`, or NOTFOUND_REPLY, or the TEMP sent instead of an oversize value. */
-    readonly reply: string,
+    readonly encoded: E,
+    private readonly codec: AnswerCodec<E>,
     readonly storedAt: number,
     public expiresAt: number,
     /** Last moment the entry may be served on TEMP/TIMEOUT; after it the entry is dropped. */
     readonly staleUntil: number,
-    readonly oversize: number | undefined,
     /** What the answer was built from (trackDependencies only). */
     readonly deps: Dependencies | undefined,
   ) {}
 
-  get kind(): 'found' | 'notfound' {
-    return this.frame === undefined ? 'notfound' : 'found';
-  }
-
   /** A cached answer as a new result (each caller gets its own Buffer). */
   result(): LookupResult {
-    const f = this.frame;
-    if (f === undefined) return NOTFOUND;
-    return found(Buffer.from(f.slice(f.indexOf(':') + 1 + OK_PREFIX.length, f.length - 1), 'latin1'));
+    return this.kind === 'notfound' ? NOTFOUND : found(this.codec.value(this.encoded));
   }
 }
 
-/** The entry strings for a FOUND value: its frame, and what socketmap sends for it. */
-function foundStrings(value: Buffer): { frame: string; reply: string; oversize?: number } {
-  // Through a Buffer, so the string is one flat latin1 string from the start.
-  const frame = encodeNetstringWithPrefix(OK_PREFIX, value).toString('latin1');
-  if (value.length === 0) return { frame, reply: NOTFOUND_REPLY };
-  if (OK_PREFIX.length + value.length <= SOCKETMAP_MAX_REPLY) return { frame, reply: frame };
-  const tooLarge = encodeSocketmapReply(found(value));
-  return { frame, reply: tooLarge.frame.toString('latin1'), oversize: tooLarge.oversize };
-}
-
-export class CachedMap implements LookupMap, AnswersNow {
-  private readonly lru: LRUCache<string, Entry> | undefined;
+export class CachedMap<E> implements ServedMap<E>, InvalidatableCache {
+  private readonly lru: LRUCache<string, Entry<E>> | undefined;
   private readonly inflight = new Map<string, Promise<LookupResult>>();
   private readonly ttlMs: number;
   private readonly negativeTtlMs: number;
@@ -212,15 +84,20 @@ export class CachedMap implements LookupMap, AnswersNow {
   /** `now` is monotonicMs: one clock reading serves both expiry and the lookup's duration. */
   private readonly ownClock: boolean;
   private readonly track: boolean;
+  /** The form every NOTFOUND entry shares. */
+  private readonly notfoundForm: E;
   /** Bumped by every invalidate(); a fetch compares it with the value it started under. */
   private epoch = 0;
   private readonly invalidations: { epoch: number; match: InvalidationMatcher }[] = [];
   /** While the change watcher is blind: how long (ms) an answer stays fresh at most (blind_cache_ttl). */
   private freshCapMs: number | undefined;
+  /** Passed to every lru.get(): otherwise lru-cache allocates an empty options object per call. */
+  private readonly getOptions: LRUCache.GetOptions<string, Entry<E>, unknown> = {};
 
   constructor(
     private readonly inner: LookupMap,
     opts: CacheOptions,
+    private readonly codec: AnswerCodec<E>,
     private readonly observer: CacheObserver = {},
   ) {
     this.ttlMs = Math.max(0, opts.ttlSec) * 1000;
@@ -230,9 +107,10 @@ export class CachedMap implements LookupMap, AnswersNow {
     this.now = opts.now ?? monotonicMs;
     this.ownClock = opts.now === undefined;
     this.track = opts.trackDependencies ?? false;
+    this.notfoundForm = codec.encode(undefined);
     const enabled = (this.ttlMs > 0 || this.negativeTtlMs > 0) && opts.maxEntries >= 1 && opts.maxBytes >= 1;
     this.lru = enabled
-      ? new LRUCache<string, Entry>({
+      ? new LRUCache<string, Entry<E>>({
           max: Math.min(Math.floor(opts.maxEntries), Math.max(1, Math.floor(opts.maxBytes / ENTRY_OVERHEAD_BYTES))),
           maxSize: Math.floor(opts.maxBytes),
         })
@@ -253,11 +131,11 @@ export class CachedMap implements LookupMap, AnswersNow {
     return this.lru?.calculatedSize ?? 0;
   }
 
-  answerNow(key: Buffer, start = 0): CachedAnswer | undefined {
+  answerNow(key: Buffer, start = 0): ReadyAnswer<E> | undefined {
     if (!this.lru) return undefined;
     const started = monotonicMs();
     const k = key.toString('latin1', start);
-    const entry = this.lru.get(k, GET_OPTIONS);
+    const entry = this.lru.get(k, this.getOptions);
     if (entry === undefined) return undefined;
     const now = this.ownClock ? started : this.now();
     // Expired (servable stale or to be dropped): lookup() decides.
@@ -266,15 +144,19 @@ export class CachedMap implements LookupMap, AnswersNow {
     return entry;
   }
 
-  async lookup(key: Buffer, trace?: LookupTrace): Promise<LookupResult> {
+  async lookup(key: Buffer, ctx?: LookupContext): Promise<LookupResult> {
+    if (ctx?.lookOnly) return this.look(key, ctx.trace);
+    const trace = ctx?.trace;
     const started = monotonicMs();
     const k = key.toString('latin1');
     const now = this.ownClock ? started : this.now();
     const entry = this.current(k, now);
     if (entry && now < entry.expiresAt) {
+      if (trace?.cache) trace.cache(this.event('hit', k, entry, now, this.refreshDue(entry, now)));
       this.hit(k, key, 0, entry, now, started);
       return entry.result();
     }
+    if (trace?.cache) trace.cache(this.event(this.lru ? (this.inflight.has(k) ? 'shared' : 'miss') : 'disabled', k, entry, now));
 
     let result: LookupResult;
     try {
@@ -288,8 +170,10 @@ export class CachedMap implements LookupMap, AnswersNow {
     }
     if (result.kind === 'temp' || result.kind === 'timeout') {
       // Re-read: a flush while we waited must not be undone by serving what it removed.
-      const stale = this.current(k, this.now());
+      const later = this.now();
+      const stale = this.current(k, later);
       if (stale) {
+        if (trace?.cache) trace.cache(this.event('stale', k, stale, later));
         this.observer.hit?.(this.name, 'stale');
         this.report(stale, 'stale', started);
         return stale.result();
@@ -297,6 +181,32 @@ export class CachedMap implements LookupMap, AnswersNow {
     }
     this.observer.miss?.(this.name);
     this.report(result, 'ldap', started);
+    return result;
+  }
+
+  /**
+   * lookup() for `explain`: the same decisions on the same entries, reported to the trace, but
+   * nothing changes (no LRU reordering, no expiry, no refresh, no storing, no observer calls),
+   * and the lookup below runs on its own rather than sharing one in flight.
+   */
+  private async look(key: Buffer, trace: LookupTrace | undefined): Promise<LookupResult> {
+    const k = key.toString('latin1');
+    const now = this.now();
+    const entry = this.servable(this.lru?.peek(k), now);
+    if (entry && now < entry.expiresAt) {
+      trace?.cache?.(this.event('hit', k, entry, now, this.refreshDue(entry, now)));
+      return entry.result();
+    }
+    trace?.cache?.(this.event(this.lru ? 'miss' : 'disabled', k, entry, now));
+    const result = await this.inner.lookup(key, { trace, lookOnly: true });
+    if (result.kind === 'temp' || result.kind === 'timeout') {
+      const later = this.now();
+      const stale = this.servable(this.lru?.peek(k), later);
+      if (stale) {
+        trace?.cache?.(this.event('stale', k, stale, later));
+        return stale.result();
+      }
+    }
     return result;
   }
 
@@ -316,31 +226,6 @@ export class CachedMap implements LookupMap, AnswersNow {
     return this.lru?.delete(k) ? 1 : 0;
   }
 
-  /**
-   * What a lookup of `key` (the exact request bytes) would find right now, for `explain`:
-   * changes nothing (no LRU reordering, no expiry, no refresh, no observer calls).
-   */
-  peek(key: Buffer): CachePeek {
-    const k = key.toString('latin1');
-    const inFlight = this.inflight.has(k);
-    const e = this.lru?.peek(k);
-    const now = this.now();
-    if (!e || now > e.staleUntil || (now >= e.expiresAt && this.staleMs === 0)) {
-      return { enabled: this.lru !== undefined, state: 'absent', inFlight };
-    }
-    const peeked: CachePeek = {
-      enabled: true,
-      state: now < e.expiresAt ? 'fresh' : 'stale',
-      result: e.result(),
-      ageMs: now - e.storedAt,
-      expiresInMs: e.expiresAt - now,
-      inFlight,
-    };
-    if (peeked.state === 'stale') peeked.staleForMs = e.staleUntil - now;
-    else peeked.refreshAhead = !e.refreshStarted && this.refreshFraction < 1 && now >= e.storedAt + (e.expiresAt - e.storedAt) * this.refreshFraction;
-    return peeked;
-  }
-
   /** Removes entries past their stale window (optional housekeeping; the LRU bound holds anyway). */
   prune(): number {
     if (!this.lru) return 0;
@@ -357,29 +242,51 @@ export class CachedMap implements LookupMap, AnswersNow {
     await this.inner.close?.();
   }
 
+  /** What the trace is told about this request and the entry held for it. */
+  private event(outcome: CacheEvent['outcome'], k: string, entry: Entry<E> | undefined, now: number, refreshAhead?: boolean): CacheEvent {
+    const inFlight = this.inflight.has(k);
+    if (!entry) return { outcome, inFlight };
+    const held: { -readonly [P in keyof HeldAnswer]: HeldAnswer[P] } = {
+      result: entry.result(),
+      ageMs: now - entry.storedAt,
+      expiresInMs: entry.expiresAt - now,
+    };
+    if (now >= entry.expiresAt) held.staleForMs = entry.staleUntil - now;
+    else held.refreshAhead = refreshAhead ?? false;
+    return { outcome, held, inFlight };
+  }
+
+  /** A fresh entry old enough that a hit starts a background refresh (once per entry). */
+  private refreshDue(entry: Entry<E>, now: number): boolean {
+    if (entry.refreshStarted || this.refreshFraction >= 1) return false;
+    return now >= entry.storedAt + (entry.expiresAt - entry.storedAt) * this.refreshFraction;
+  }
+
   /** A fresh hit: counted, and a refresh-ahead started when the entry is old enough. */
-  private hit(k: string, key: Buffer, start: number, entry: Entry, now: number, started: number): void {
-    this.observer.hit?.(this.name, entry.frame !== undefined ? 'fresh' : 'negative');
-    if (!entry.refreshStarted && this.refreshFraction < 1) {
-      const ttl = entry.expiresAt - entry.storedAt;
-      if (now >= entry.storedAt + ttl * this.refreshFraction) {
-        entry.refreshStarted = true;
-        // Its own copy: the request's buffer is not kept for as long as the refresh runs.
-        if (!this.inflight.has(k)) this.refresh(k, Buffer.from(key.subarray(start)));
-      }
+  private hit(k: string, key: Buffer, start: number, entry: Entry<E>, now: number, started: number): void {
+    this.observer.hit?.(this.name, entry.kind === 'found' ? 'fresh' : 'negative');
+    if (this.refreshDue(entry, now)) {
+      entry.refreshStarted = true;
+      // Its own copy: the request's buffer is not kept for as long as the refresh runs.
+      if (!this.inflight.has(k)) this.refresh(k, Buffer.from(key.subarray(start)));
     }
     this.report(entry, 'cache', started);
   }
 
-  /** The entry for k if it may still be served fresh or stale; drops it when it may not. */
-  private current(k: string, now: number): Entry | undefined {
-    const e = this.lru?.get(k, GET_OPTIONS);
+  /** The entry if it may still be served fresh or stale at `now`. */
+  private servable(e: Entry<E> | undefined, now: number): Entry<E> | undefined {
     if (!e) return undefined;
-    if (now > e.staleUntil || (now >= e.expiresAt && this.staleMs === 0)) {
-      this.lru!.delete(k);
-      return undefined;
-    }
+    if (now > e.staleUntil || (now >= e.expiresAt && this.staleMs === 0)) return undefined;
     return e;
+  }
+
+  /** The entry for k if it may still be served fresh or stale; drops it when it may not. */
+  private current(k: string, now: number): Entry<E> | undefined {
+    const e = this.lru?.get(k, this.getOptions);
+    if (!e) return undefined;
+    if (this.servable(e, now)) return e;
+    this.lru!.delete(k);
+    return undefined;
   }
 
   /** One inner lookup per key at a time; the answer is stored unless the key was flushed meanwhile. */
@@ -388,8 +295,8 @@ export class CachedMap implements LookupMap, AnswersNow {
     if (running) return running;
     const startEpoch = this.epoch;
     const collector = this.track && this.lru ? new DependencyCollector() : undefined;
-    const innerTrace = collector && trace ? teeTrace(collector, trace) : (collector ?? trace);
-    const p: Promise<LookupResult> = this.inner.lookup(key, innerTrace).then(
+    const innerTrace = fanOutTrace(collector, trace);
+    const p: Promise<LookupResult> = this.inner.lookup(key, innerTrace ? { trace: innerTrace } : undefined).then(
       (result) => {
         if (this.inflight.get(k) === p) {
           this.inflight.delete(k);
@@ -433,18 +340,16 @@ export class CachedMap implements LookupMap, AnswersNow {
       this.lru.delete(k);
       return;
     }
-    // Stored as strings, not the value Buffer itself: that may be a view into a much larger
-    // buffer (a socket read, Node's allocation pool) that must not be kept alive.
-    const { frame, reply, oversize } = result.kind === 'found' ? foundStrings(result.value) : { frame: undefined, reply: NOTFOUND_REPLY, oversize: undefined };
+    const isFound = result.kind === 'found';
+    const encoded = isFound ? this.codec.encode(result.value) : this.notfoundForm;
     const now = this.now();
     // A change seen while this lookup ran may have reached LDAP before the lookup read it: such
     // an answer is kept only as an expired one (what stale-if-error may serve), never as fresh.
-    const outdated = startEpoch !== this.epoch && this.invalidatedSince(startEpoch, tracked?.deps, frame === undefined);
-    // Accounted: the key, the strings stored (not the shared NOTFOUND one), overhead, dependencies.
-    const stored = (frame?.length ?? 0) + (reply !== frame && reply !== NOTFOUND_REPLY ? reply.length : 0);
-    const size = k.length + stored + ENTRY_OVERHEAD_BYTES + (tracked?.bytes ?? 0);
-    const fresh = this.freshCapMs === undefined ? ttl : Math.min(ttl, this.freshCapMs);
-    this.lru.set(k, new Entry(frame, reply, now, outdated ? now : now + fresh, now + ttl + this.staleMs, oversize, tracked?.deps), { size });
+    const outdated = startEpoch !== this.epoch && this.invalidatedSince(startEpoch, tracked?.deps, !isFound);
+    // Accounted: the key, the form stored (not the shared NOTFOUND one), overhead, dependencies.
+    const size = k.length + (isFound ? this.codec.size(encoded) : 0) + ENTRY_OVERHEAD_BYTES + (tracked?.bytes ?? 0);
+    const entry = new Entry(isFound ? 'found' : 'notfound', encoded, this.codec, now, outdated ? now : now + (this.freshCapMs === undefined ? ttl : Math.min(ttl, this.freshCapMs)), now + ttl + this.staleMs, tracked?.deps);
+    this.lru.set(k, entry, { size });
   }
 
   /**
@@ -462,7 +367,7 @@ export class CachedMap implements LookupMap, AnswersNow {
     let n = 0;
     for (const e of this.lru.values()) {
       if (now >= e.expiresAt) continue;
-      if (match(e.deps, e.frame === undefined)) {
+      if (match(e.deps, e.kind === 'notfound')) {
         e.expiresAt = now;
         n++;
       }
@@ -510,23 +415,4 @@ export class CachedMap implements LookupMap, AnswersNow {
     if (!this.observer.lookup) return;
     this.observer.lookup(this.name, result, source, Math.max(0, monotonicMs() - started) / 1000);
   }
-}
-
-/** Daemon/map settings (seconds, counts, bytes) → CachedMap options. */
-export function cacheOptionsFrom(settings: {
-  cacheTtl: number;
-  cacheNegativeTtl: number;
-  cacheMaxEntries: number;
-  cacheMaxBytes: number;
-  staleIfError: number;
-  refreshAhead?: number;
-}): CacheOptions {
-  return {
-    ttlSec: settings.cacheTtl,
-    negativeTtlSec: settings.cacheNegativeTtl,
-    maxEntries: settings.cacheMaxEntries,
-    maxBytes: settings.cacheMaxBytes,
-    staleIfErrorSec: settings.staleIfError,
-    refreshAheadFraction: settings.refreshAhead ?? DEFAULT_REFRESH_AHEAD,
-  };
 }

@@ -1,6 +1,6 @@
 import { log } from '../log.js';
-import { requestFlush } from '../server/admin-http.js';
-import { EXIT_CONFIG } from './main.js';
+import { requestFlush } from './admin-client.js';
+import { EXIT_CONFIG } from './args.js';
 import { loadFromArgs } from './load.js';
 
 export async function runCacheFlush(a: { config?: string; map?: string; key?: string; metrics?: string }): Promise<number> {

@@ -1,11 +1,11 @@
 import { exitCodeFor, explainLookup } from '../explain/explain.js';
-import { ExplainHttpError, requestExplain } from '../explain/client.js';
+import { AdminHttpError, requestExplain } from './admin-client.js';
 import { renderReport } from '../explain/render.js';
 import { ServerTap } from '../explain/server-tap.js';
 import type { ExplainReport } from '../explain/types.js';
 import { log, setLogLevel } from '../log.js';
-import { buildMaps } from '../server/build-maps.js';
-import { EXIT_CONFIG, EXIT_TEMP, type CommonArgs } from './main.js';
+import { buildMaps } from '../chain/build.js';
+import { EXIT_CONFIG, EXIT_TEMP, type CommonArgs } from './args.js';
 import { loadFromArgs } from './load.js';
 
 export interface ExplainArgs extends CommonArgs {
@@ -38,16 +38,11 @@ async function fromLdap(a: ExplainArgs): Promise<ExplainReport | number> {
   const built = buildMaps(cfg, { warnings: false, observer: tap.observer });
   try {
     const map = built.maps.get(a.name);
-    const entry = cfg.maps.find((m) => m.name === a.name);
-    if (!map || !entry) {
+    if (!map) {
       log.error(`unknown map ${JSON.stringify(a.name)}; known maps: ${[...built.maps.keys()].join(', ') || '(none)'}`);
       return EXIT_CONFIG;
     }
-    return await explainLookup(
-      { name: map.name, file: map.file, config: map.config, ldap: map.ldap, settings: entry.settings },
-      Buffer.from(a.key, 'utf8'),
-      { source: 'cli', tap },
-    );
+    return await explainLookup(map, Buffer.from(a.key, 'utf8'), { source: 'cli', tap, maxReply: cfg.limits?.socketmapMaxReplySize });
   } finally {
     await built.close();
   }
@@ -63,7 +58,7 @@ async function fromDaemon(a: ExplainArgs): Promise<ExplainReport | number> {
     return await requestExplain(cfg.metricsListen, a.name, a.key);
   } catch (err) {
     log.error(err instanceof Error ? err.message : String(err));
-    if (err instanceof ExplainHttpError && err.status >= 400 && err.status < 500) return EXIT_CONFIG;
+    if (err instanceof AdminHttpError && err.status >= 400 && err.status < 500) return EXIT_CONFIG;
     return EXIT_TEMP;
   }
 }

@@ -1,5 +1,5 @@
 import { loadDaemonConfig, type DaemonConfig } from '../config/daemon-config.js';
-import type { CommonArgs } from './main.js';
+import type { CommonArgs } from './args.js';
 
 export function loadFromArgs(a: CommonArgs & { socketmap?: string[]; tcpTable?: string[]; metrics?: string }): DaemonConfig {
   return loadDaemonConfig(a.config, {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import yargs, { type Argv } from 'yargs';
+import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ConfigError } from '../config/errors.js';
 import { log } from '../log.js';
@@ -8,64 +8,7 @@ import { runCheck } from './check.js';
 import { runExplain } from './explain.js';
 import { runQuery } from './query.js';
 import { runServe } from './serve.js';
-
-/** sysexits.h EX_TEMPFAIL, what a "try again later" answer exits with. */
-export const EXIT_TEMP = 75;
-export const EXIT_CONFIG = 2;
-
-export interface CommonArgs {
-  config?: string;
-  map?: string[];
-  set?: string[];
-}
-
-/** Repeatable options: yargs arrays would swallow the positional arguments that follow them. */
-function toList(v: unknown): string[] | undefined {
-  if (v === undefined) return undefined;
-  return (Array.isArray(v) ? v : [v]).map(String);
-}
-
-function common<T>(y: Argv<T>) {
-  return y
-    .option('config', { alias: 'c', type: 'string', describe: 'daemon config file (key = value, like Postfix .cf files)' })
-    .option('map', { type: 'string', coerce: toList, describe: 'NAME=FILE.cf: serve an ldap_table(5) file as map NAME (repeatable; overrides the config file)' })
-    .option('set', { type: 'string', coerce: toList, describe: 'SETTING=VALUE or map.NAME.SETTING=VALUE (repeatable; overrides the config file)' });
-}
-
-/**
- * Keys are arbitrary text, and yargs mangles two kinds: a lone `-` (query's "keys on stdin")
- * arrives as '', and a key starting with `-` is taken for an option, even after `--`. Such
- * arguments are handed to yargs as stand-ins (NUL cannot occur in a real argument) and put back
- * afterwards: a lone `-` anywhere, and every argument after `--` (`explain map -- -tag@x`).
- */
-const standIns = new Map<string, string>();
-
-function shieldArgs(args: string[]): string[] {
-  const out: string[] = [];
-  let rest = false;
-  for (const arg of args) {
-    if (!rest && arg === '--') {
-      rest = true;
-      continue;
-    }
-    if (rest || arg === '-') {
-      const standIn = `\u0000arg${standIns.size}\u0000`;
-      standIns.set(standIn, arg);
-      out.push(standIn);
-    } else {
-      out.push(arg);
-    }
-  }
-  return out;
-}
-
-/** The argument as given on the command line (see shieldArgs). */
-function unshield<T extends Record<string, unknown>>(a: T): T {
-  for (const [k, v] of Object.entries(a)) {
-    if (typeof v === 'string' && standIns.has(v)) (a as Record<string, unknown>)[k] = standIns.get(v);
-  }
-  return a;
-}
+import { common, EXIT_CONFIG, shieldArgs, toList, unshield } from './args.js';
 
 async function main(): Promise<number> {
   let exit = 0;
@@ -117,7 +60,7 @@ async function main(): Promise<number> {
     .command(
       'check',
       'validate the config and every .cf file, and try to connect and bind to each map\'s servers',
-      (y) => common(y).epilogue('Exit status: 0 all good, 1 some server unusable, 2 configuration error.'),
+      (y) => common(y).option('strict', { type: 'boolean', default: false, describe: 'exit 2 on any warning too (unknown or ignored .cf parameters, duplicates): run it before every reload' }).epilogue('Exit status: 0 all good, 1 some server unusable, 2 configuration error (with --strict: or a warning).'),
       (a) => run(() => runCheck(a))(),
     )
     .demandCommand(1, 'name a command: serve, query, explain or check')

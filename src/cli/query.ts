@@ -1,7 +1,7 @@
 import { createInterface } from 'node:readline';
 import { log, setLogLevel } from '../log.js';
-import { buildMaps } from '../server/build-maps.js';
-import { EXIT_CONFIG, EXIT_TEMP, type CommonArgs } from './main.js';
+import { buildMaps } from '../chain/build.js';
+import { EXIT_CONFIG, EXIT_TEMP, type CommonArgs } from './args.js';
 import { loadFromArgs } from './load.js';
 
 /**

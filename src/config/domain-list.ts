@@ -16,7 +16,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { asciiLower, errnoText, isSpace } from './cf-file.js';
-import { caseFold } from '../lookup/key-fold.js';
+import { caseFold } from '../fold/key-fold.js';
 import { ConfigError, type ConfigWarning, type ConfigWhere, warningAt } from './errors.js';
 
 export interface DomainListItem {

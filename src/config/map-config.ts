@@ -10,8 +10,8 @@
  *
  * Our one extension: `bind_pw_file` (read the password from a file).
  */
-import { readFileSync, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { statSync } from 'node:fs';
+import { parseTemplate, TemplateError, VALID_CODES, type TemplateKind } from '../template/parse.js';
 import {
   type CfSource,
   type ParsedCf,
@@ -21,33 +21,23 @@ import {
   cfGetOptStr,
   cfGetStr,
   cfHas,
-  errnoText,
   readCfFile,
   splitList,
   whereOf,
 } from './cf-file.js';
 import { type DomainList, parseDomainList } from './domain-list.js';
 import { ConfigError, type ConfigWarning, warningAt } from './errors.js';
-import { type ServerSpec, parseServerHost } from './server-host.js';
-
-export type { ServerSpec } from './server-host.js';
+import type { SaslTarget, ServerTarget, TlsTarget } from '../ldap/target.js';
+import { readBindMode, readBindPw, readSasl, readTls, type BindMode, type MapConfigOptions } from './map-bind.js';
+import { closestName } from './names.js';
+import { parseServerHost } from './server-host.js';
 export type { DomainList } from './domain-list.js';
-
-export interface TlsSettings {
-  caCertFile?: string;
-  caCertDir?: string;
-  cert?: string;
-  key?: string;
-  /** tls_require_cert: true → verify chain and name (DEMAND), false → no checks (NEVER). */
-  requireCert: boolean;
-  cipherSuite?: string;
-}
 
 export interface MapConfig {
   file: string;
   /** parameter name -> line number where its value was set (parameters present in the file). */
   lines: Record<string, number>;
-  serverHost: ServerSpec[];
+  serverHost: ServerTarget[];
   serverPort: number;
   /** Seconds; 0 or negative are kept as given (Postfix accepts them; lookups then fail). */
   timeout: number;
@@ -61,7 +51,9 @@ export interface MapConfig {
   terminalResultAttribute: string[];
   leafResultAttribute: string[];
   scope: 'sub' | 'one' | 'base';
-  bind: 'simple' | 'none';
+  bind: BindMode;
+  /** Only with bind = sasl. */
+  sasl?: SaslTarget;
   bindDn: string;
   /** From bind_pw, or from the file named by bind_pw_file. Never log it. */
   bindPw: string;
@@ -72,7 +64,7 @@ export interface MapConfig {
   chaseReferrals: boolean;
   version: 2 | 3;
   startTls: boolean;
-  tls: TlsSettings;
+  tls: TlsTarget;
   debuglevel: number;
   warnings: ConfigWarning[];
 }
@@ -136,12 +128,6 @@ export function loadMapConfig(file: string): MapConfig {
   return mapConfigFromCf(parsed, { mode });
 }
 
-export interface MapConfigOptions {
-  /** File mode of the .cf file, for the "readable by others" bind_pw warning. */
-  mode?: number;
-  /** Directory relative bind_pw_file paths are resolved against (default: the .cf file's). */
-  baseDir?: string;
-}
 
 /** Interprets an already parsed `.cf` file (useful for tests and `check`). */
 export function mapConfigFromCf(parsed: ParsedCf, options: MapConfigOptions = {}): MapConfig {
@@ -225,7 +211,7 @@ export function mapConfigFromCf(parsed: ParsedCf, options: MapConfigOptions = {}
   if (!checkTemplate(cf, 'query_filter', queryFilter)) {
     warn('query_filter', `fixed query_filter ${queryFilter} is probably useless`);
   }
-  checkTemplate(cf, resultFormatKey, resultFormat);
+  checkTemplate(cf, resultFormatKey, resultFormat, 'result');
 
   const domainValue = cfGetStr(cf, 'domain', '');
   const domain = domainValue === '' ? undefined : parseDomainList(domainValue, whereOf(cf, 'domain'), warnings);
@@ -235,26 +221,7 @@ export function mapConfigFromCf(parsed: ParsedCf, options: MapConfigOptions = {}
   const resultAttribute = splitList(cfGetStr(cf, 'result_attribute', 'maildrop'));
   const specialResultAttribute = splitList(cfGetStr(cf, 'special_result_attribute', ''));
 
-  // bind: yes/simple, no/none, sasl (case-insensitive); other → fatal.
-  const bindValue = cfGetStr(cf, 'bind', 'yes', 1, 0);
-  let bind: MapConfig['bind'];
-  switch (asciiLower(bindValue)) {
-    case 'yes':
-    case 'simple':
-      bind = 'simple';
-      break;
-    case 'no':
-    case 'none':
-      bind = 'none';
-      break;
-    case 'sasl':
-      throw new ConfigError(
-        'bind = sasl is not supported by ldap-socketmap; use bind = simple (with bind_dn and bind_pw or bind_pw_file) or bind = none',
-        whereOf(cf, 'bind'),
-      );
-    default:
-      throw new ConfigError(`unsupported parameter value '${bindValue}' (use yes, simple, no or none)`, whereOf(cf, 'bind'));
-  }
+  const bind = readBindMode(cf);
 
   const bindDn = cfGetStr(cf, 'bind_dn', '');
   const bindPw = readBindPw(cf, options, warnings);
@@ -283,35 +250,18 @@ export function mapConfigFromCf(parsed: ParsedCf, options: MapConfigOptions = {}
   const dereference = dereferenceValue as MapConfig['dereference'];
   const chaseReferrals = cfGetBool(cf, 'chase_referrals', false);
 
-  // sasl_* are read by Postfix only with bind = sasl, which we refuse above: nothing to do.
+  const sasl = bind === 'sasl' ? readSasl(cf) : undefined;
+  if (sasl !== undefined && version < 3) {
+    warn('version', 'bind = sasl requires protocol version 3; using 3');
+    version = 3;
+  }
 
   const startTls = cfGetBool(cf, 'start_tls', false);
   if (startTls && version < 3) {
     warn('start_tls', 'start_tls requires protocol version 3; using 3');
     version = 3;
   }
-  const tls: TlsSettings = { requireCert: cfGetBool(cf, 'tls_require_cert', false) };
-  const caCertFile = cfGetOptStr(cf, 'tls_ca_cert_file');
-  if (caCertFile !== undefined) tls.caCertFile = caCertFile;
-  const caCertDir = cfGetOptStr(cf, 'tls_ca_cert_dir');
-  if (caCertDir !== undefined) tls.caCertDir = caCertDir;
-  const cert = cfGetOptStr(cf, 'tls_cert');
-  if (cert !== undefined) tls.cert = cert;
-  const key = cfGetOptStr(cf, 'tls_key');
-  if (key !== undefined) tls.key = key;
-  const cipherSuite = cfGetOptStr(cf, 'tls_cipher_suite');
-  if (cipherSuite !== undefined) tls.cipherSuite = cipherSuite;
-  if (cfGetOptStr(cf, 'tls_random_file') !== undefined) {
-    warn('tls_random_file', 'ignored (Node.js does not need a random seed file)');
-  }
-  const usesTls = startTls || serverHost.some((s) => s.scheme === 'ldaps');
-  if (!usesTls) {
-    const tlsKeys = ['tls_ca_cert_file', 'tls_ca_cert_dir', 'tls_cert', 'tls_key', 'tls_cipher_suite', 'tls_require_cert'];
-    const setKey = tlsKeys.find((k) => cfHas(cf, k));
-    if (setKey !== undefined) {
-      warn(setKey, 'TLS settings apply only with start_tls = yes or an ldaps:// server; ignored');
-    }
-  }
+  const tls = readTls(cf, startTls || serverHost.some((h) => h.scheme === 'ldaps'), warn);
 
   if (version === 2) {
     warn('version', 'ldap-socketmap always speaks LDAP version 3 (Postfix would use version 2; servers that refuse version 2 binds answer Postfix differently)');
@@ -338,6 +288,7 @@ export function mapConfigFromCf(parsed: ParsedCf, options: MapConfigOptions = {}
     leafResultAttribute,
     scope,
     bind,
+    ...(sasl !== undefined ? { sasl } : {}),
     bindDn,
     bindPw,
     recursionLimit,
@@ -353,97 +304,19 @@ export function mapConfigFromCf(parsed: ParsedCf, options: MapConfigOptions = {}
   };
 }
 
-/** bind_pw, or our bind_pw_file extension. No message ever contains the password. */
-function readBindPw(cf: CfSource, options: MapConfigOptions, warnings: ConfigWarning[]): string {
-  const hasPw = cfHas(cf, 'bind_pw');
-  const hasPwFile = cfHas(cf, 'bind_pw_file');
-  if (hasPw && hasPwFile) {
-    throw new ConfigError('bind_pw and bind_pw_file are both set; use only one', whereOf(cf, 'bind_pw_file'));
-  }
-  if (hasPwFile) {
-    const where = whereOf(cf, 'bind_pw_file');
-    const name = cfGetStr(cf, 'bind_pw_file', '');
-    if (name === '') throw new ConfigError('value must not be empty', where);
-    const path = resolve(options.baseDir ?? dirname(cf.file), name);
-    let text: string;
-    try {
-      text = readFileSync(path, 'utf8');
-      const mode = statSync(path).mode;
-      if ((mode & 0o004) !== 0) {
-        warnings.push(warningAt(where, `${path} is readable by other users; restrict it (chmod o-r)`));
-      }
-    } catch (err) {
-      throw new ConfigError(`cannot read password file ${path}: ${errnoText(err)}`, where, { cause: err });
-    }
-    if (text.endsWith('\r\n')) text = text.slice(0, -2);
-    else if (text.endsWith('\n')) text = text.slice(0, -1);
-    if (text === '') warnings.push(warningAt(where, `password file ${path} is empty`));
-    return text;
-  }
-  const pw = cfGetStr(cf, 'bind_pw', '');
-  if (pw !== '' && options.mode !== undefined && (options.mode & 0o004) !== 0) {
-    warnings.push(
-      warningAt(
-        whereOf(cf, 'bind_pw'),
-        'this file contains a password and is readable by other users; restrict it (chmod o-r) or move the password to a file named by bind_pw_file',
-      ),
-    );
-  }
-  return pw;
-}
-
-const TEMPLATE_CODES = new Set(['s', 'u', 'd', 'S', 'U', 'D', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
-
 /**
- * Validates a `%` template like db_common_parse (fatal on an unknown code or a trailing `%`).
- * Returns true if the template is data dependent (uses any code other than `%%`).
+ * Validates a `%` template with the template module's own parser (fatal on an unknown code or a
+ * trailing `%`, like db_common_parse), worded for a config file. Returns true if the template is
+ * data dependent (uses any code other than `%%`).
  */
-export function checkTemplate(cf: CfSource, key: string, template: string): boolean {
-  let dynamic = false;
-  for (let i = 0; i < template.length; i++) {
-    if (template[i] !== '%') continue;
-    const c = template[i + 1];
-    if (c === undefined) {
-      throw new ConfigError("invalid template: lone '%' at the end (write %% for a literal %)", whereOf(cf, key));
-    }
-    if (c !== '%') {
-      if (!TEMPLATE_CODES.has(c)) {
-        throw new ConfigError(
-          `invalid template: unknown expansion '%${c}' (valid: %%, %s, %u, %d, %S, %U, %D, %1-%9)`,
-          whereOf(cf, key),
-        );
-      }
-      dynamic = true;
-    }
-    i++;
+export function checkTemplate(cf: CfSource, key: string, template: string, kind: TemplateKind = 'query'): boolean {
+  try {
+    return parseTemplate(key, kind, template).dynamic;
+  } catch (err) {
+    if (!(err instanceof TemplateError)) throw err;
+    const message = err.problem === 'lone-percent'
+      ? "invalid template: lone '%' at the end (write %% for a literal %)"
+      : `invalid template: unknown expansion '%${err.code}' (valid: ${VALID_CODES})`;
+    throw new ConfigError(message, whereOf(cf, key));
   }
-  return dynamic;
-}
-
-/** The known name closest to `name` (edit distance ≤ 2), for "did you mean" hints. */
-export function closestName(name: string, known: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDist = 3;
-  for (const k of known) {
-    const d = editDistance(name.toLowerCase(), k);
-    if (d < bestDist) {
-      best = k;
-      bestDist = d;
-    }
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  const prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let diag = prev[0]!;
-    prev[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = prev[j]!;
-      prev[j] = Math.min(prev[j]! + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = tmp;
-    }
-  }
-  return prev[b.length]!;
 }

@@ -14,27 +14,16 @@
  * a configuration at startup instead (ConfigError), which is the more useful form of the same
  * outcome.
  */
+import type { ServerTarget } from '../ldap/target.js';
 import { splitList } from './cf-file.js';
 import { ConfigError, type ConfigWarning, type ConfigWhere, warningAt } from './errors.js';
-
-export interface ServerSpec {
-  /** The URL as Postfix hands it to OpenLDAP (URL items without `<…>`/`URL:` wrapping). */
-  url: string;
-  scheme: 'ldap' | 'ldaps' | 'ldapi';
-  /** ldap/ldaps: host name or IP address (IPv6 without brackets). */
-  host?: string;
-  /** ldap/ldaps: TCP port (explicit, else 389 for ldap and 636 for ldaps). */
-  port?: number;
-  /** ldapi: the percent-decoded socket path. */
-  socketPath?: string;
-}
 
 /** OpenLDAP's default host when a URL names none. */
 export const DEFAULT_LDAP_HOST = 'localhost';
 /** Debian's libldap default LDAPI socket (used for `ldapi://` with an empty path). */
 export const DEFAULT_LDAPI_SOCKET = '/var/run/slapd/ldapi';
 
-type UrlParse = { ok: true; spec: ServerSpec } | { ok: false; reason: string };
+type UrlParse = { ok: true; spec: ServerTarget } | { ok: false; reason: string };
 
 /** `ldap_is_ldap_url`: returns the URL without `<`/`URL:` prefix, or undefined. */
 function ldapUrlBody(item: string): { body: string; enclosed: boolean } | undefined {
@@ -71,7 +60,7 @@ export function parseLdapUrl(item: string): UrlParse {
     body = body.slice(0, -1);
   }
   const sepIndex = body.indexOf('://');
-  const scheme = body.slice(0, sepIndex).toLowerCase() as ServerSpec['scheme'];
+  const scheme = body.slice(0, sepIndex).toLowerCase() as ServerTarget['scheme'];
   let rest = body.slice(sepIndex + 3);
 
   let hostport: string;
@@ -149,8 +138,8 @@ export function parseServerHost(
   where: ConfigWhere,
   portWhere: ConfigWhere,
   warnings: ConfigWarning[],
-): ServerSpec[] {
-  const specs: ServerSpec[] = [];
+): ServerTarget[] {
+  const specs: ServerTarget[] = [];
   for (const item of splitList(value)) {
     if (ldapUrlBody(item) !== undefined) {
       const r = parseLdapUrl(item);

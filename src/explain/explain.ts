@@ -1,87 +1,109 @@
 /**
- * Runs one lookup through the same map chain the daemon serves (LDAP map, fallback emulation
- * when configured, request deadline; the cache is looked at, never used) with a LookupTrace on
- * every LDAP lookup, and turns what happened into an ExplainReport.
+ * Runs one lookup through the map chain the daemon serves with (the very objects: deadline,
+ * cache, fallback emulation, LDAP map), asked to look without changing anything, with a
+ * recorder as its trace; turns what the code reported into an ExplainReport. When the cache
+ * answers, the same chain without the cache is asked too, to show what LDAP says now.
  */
-import type { CachePeek } from '../cache/cache-map.js';
-import type { MapSettings } from '../config/daemon-config.js';
-import type { MapConfig } from '../config/map-config.js';
-import { DeadlineMap } from '../lookup/deadline.js';
-import { FallbackMap } from '../lookup/fallback.js';
-import type { LdapMap } from '../lookup/ldap-map.js';
-import { temp, type LookupMap, type LookupResult } from '../lookup/result.js';
+import type { BuiltMap } from '../chain/build.js';
+import type { LookupMap } from '../contracts/map.js';
+import { temp, type LookupResult } from '../contracts/result.js';
+import type { CacheEvent, LookupStep, LookupTrace } from '../contracts/trace.js';
 import { encodeSocketmapReply, SOCKETMAP_MAX_REPLY } from '../protocol/socketmap.js';
 import { encodeTcpReply, TCP_MAX_REPLY } from '../protocol/tcp-table.js';
-import { answerInfo, LookupRecorder } from './recorder.js';
+import type { MapConfig } from '../config/map-config.js';
+import type { MapSettings } from '../config/settings.js';
+import { LookupRecorder } from './recorder.js';
+import { answerInfo } from './why.js';
 import type { ServerTap } from './server-tap.js';
-import { REPORT_VERSION, type CacheInfo, type ExplainReport, type LookupExplanation, type MapSummary, type WireInfo } from './types.js';
+import { REPORT_VERSION, type CacheInfo, type ExplainReport, type MapSummary, type WireInfo } from './types.js';
 
-/** One map as explain needs it: the daemon's BuiltMap plus the map's daemon-side settings. */
-export interface ExplainTarget {
-  name: string;
-  file: string;
-  config: MapConfig;
-  ldap: LdapMap;
-  settings: MapSettings;
-}
+/** One map as explain needs it: the chain the daemon (or the command line) built. */
+export type ExplainTarget = Pick<BuiltMap<unknown>, 'name' | 'file' | 'config' | 'settings' | 'ldap' | 'served' | 'direct'>;
 
 export interface ExplainOptions {
   source: 'cli' | 'daemon';
   /** Observer on the map's pool, for the servers searches went to. */
   tap?: ServerTap;
-  /** The daemon's cache for this map. */
-  cache?: { peek(key: Buffer): CachePeek };
   /** How long to wait for searches still running after the answer was decided. Default: the map's timeout + 1 s. */
   settleMs?: number;
+  /** Postfix's socketmap_max_reply_size, for the wire view. */
+  maxReply?: number;
+}
+
+/** The trace of one whole request: a LookupRecorder per key the LDAP map was asked, and the chain's own events. */
+class ChainRecorder {
+  readonly lookups: LookupRecorder[] = [];
+  readonly cacheEvents: CacheEvent[] = [];
+  deadlineMs: number | undefined;
+  readonly trace: LookupTrace;
+  private pendingStep: LookupStep | undefined;
+
+  constructor(private readonly target: ExplainTarget) {
+    const current = (): LookupTrace => this.current().trace;
+    this.trace = {
+      step: (step) => { this.pendingStep = step; },
+      cache: (e) => { this.cacheEvents.push(e); },
+      deadline: (ms) => { this.deadlineMs = ms; },
+      key: (raw, folded) => this.start().trace.key!(raw, folded),
+      domain: (...a) => current().domain!(...a),
+      suppressed: (...a) => current().suppressed!(...a),
+      search: (...a) => current().search!(...a),
+      searchDone: (...a) => current().searchDone!(...a),
+      entry: (...a) => current().entry!(...a),
+      value: (...a) => current().value!(...a),
+      limit: (...a) => current().limit!(...a),
+      loop: (...a) => current().loop!(...a),
+      answer: (...a) => current().answer!(...a),
+    };
+  }
+
+  /** The LDAP map was given a key: the step the fallback announced, else the key itself. */
+  private start(): LookupRecorder {
+    const rec = new LookupRecorder(this.pendingStep ?? 'key', this.target.config, this.target.ldap.templates);
+    this.pendingStep = undefined;
+    this.lookups.push(rec);
+    return rec;
+  }
+
+  private current(): LookupRecorder {
+    return this.lookups[this.lookups.length - 1] ?? this.start();
+  }
+
+  /** Runs the map with this recorder; a map that throws answers what the servers answer then. */
+  async run(map: LookupMap, key: Buffer, notes: string[]): Promise<LookupResult> {
+    try {
+      return await map.lookup(key, { trace: this.trace, lookOnly: true });
+    } catch (err) {
+      notes.push(`the lookup threw: ${err instanceof Error ? err.message : String(err)}`);
+      for (const l of this.lookups) l.finish(temp('internal error'));
+      return temp('internal error');
+    }
+  }
+
+  async settle(ms: number): Promise<void> {
+    await Promise.all(this.lookups.map((r) => r.settle(ms)));
+  }
 }
 
 export async function explainLookup(target: ExplainTarget, rawKey: Buffer, opts: ExplainOptions): Promise<ExplainReport> {
-  const { config, settings, ldap } = target;
+  const { config, settings } = target;
   const notes: string[] = [];
-  // Taken before the lookup: what the cache holds is what a request arriving now would see.
-  const peek = opts.cache?.peek(rawKey);
-  const recorders: LookupRecorder[] = [];
-  const inner: Promise<unknown>[] = [];
-  const tracing: LookupMap = {
-    name: target.name,
-    lookup: (key) => {
-      const role: LookupExplanation['role'] = recorders.length === 0 ? 'key' : key[0] === 0x40 ? 'catch-all @domain' : 'without extension';
-      const rec = new LookupRecorder(role, config, ldap.templates);
-      recorders.push(rec);
-      const p = ldap.lookup(key, rec.trace).then(
-        (r) => { rec.finish(r); return r; },
-        (err: unknown) => { rec.finish(temp('internal error')); throw err; },
-      );
-      inner.push(p.catch(() => undefined));
-      return p;
-    },
-  };
-  let chain: LookupMap = tracing;
-  if (settings.fallback === 'address') {
-    chain = new FallbackMap(chain, { recipientDelimiter: settings.recipientDelimiter, propagateExtension: settings.propagateExtension });
-  }
-  chain = new DeadlineMap(chain, settings.requestTimeout * 1000);
-
   const watch = opts.tap?.watch();
   const started = performance.now();
-  let result: LookupResult;
-  try {
-    result = await chain.lookup(rawKey);
-  } catch (err) {
-    // What the servers do with a bug in a map: a temporary error, never "not found".
-    result = temp('internal error');
-    notes.push(`the lookup threw: ${err instanceof Error ? err.message : String(err)}`);
-  }
+  const served = new ChainRecorder(target);
+  const result = await served.run(target.served, rawKey, notes);
+  const hit = served.cacheEvents.find((e) => e.outcome === 'hit');
+  // The cache answered without asking LDAP: ask the chain below it what LDAP says now.
+  const asked = hit ? new ChainRecorder(target) : served;
+  const ldapResult = hit ? await asked.run(target.direct, rawKey, notes) : result;
   const elapsedMs = Math.round((performance.now() - started) * 100) / 100;
-  if (result.kind === 'timeout' && /^no answer within/.test(result.reason)) {
+  if (served.deadlineMs !== undefined || asked.deadlineMs !== undefined) {
     notes.push(`request_timeout (${settings.requestTimeout} s) ran out: the daemon answers TIMEOUT while the lookup runs on`);
   }
 
   // Searches still in flight when a failure decided the answer run on; wait for them so the
   // tree is complete (they are marked as finished after the answer).
-  const settleMs = opts.settleMs ?? Math.max(1, config.timeout) * 1000 + 1000;
-  await Promise.race([Promise.all(inner), new Promise((r) => setTimeout(r, settleMs).unref())]);
-  await Promise.all(recorders.map((r) => r.settle(settleMs)));
+  await asked.settle(opts.settleMs ?? Math.max(1, config.timeout) * 1000 + 1000);
   watch?.stop();
   const used = [...(watch?.used ?? [])].sort();
   const failedConnects = [...(watch?.failedConnects ?? [])].sort();
@@ -91,36 +113,30 @@ export async function explainLookup(target: ExplainTarget, rawKey: Buffer, opts:
   if (config.chaseReferrals) {
     notes.push('chase_referrals = yes: entries may come from servers that referrals named; the searches listed are the ones sent to the map\'s own servers');
   }
-  const lookups = recorders.map((r) => r.build(used, ldap.templates.dynamicBase));
+  const lookups = asked.lookups.map((r) => r.build(used, target.ldap.templates.dynamicBase));
   for (const l of lookups) {
     if (l.searches > 0 && l.search === undefined) notes.push(`lookup of ${JSON.stringify(l.key)}: searches without a top-level search (unexpected)`);
   }
-  if (settings.fallback === 'address' && lookups.length > 1 && result.kind === 'found') {
+  const stale = served.cacheEvents.some((e) => e.outcome === 'stale');
+  // Served stale: the chain returned the cached answer; LDAP's own was the last lookup's failure.
+  const ldapAnswer = stale && lookups.length > 0 ? lookups[lookups.length - 1]!.result : answerInfo(ldapResult);
+  if (settings.fallback === 'address' && lookups.length > 1 && ldapAnswer.kind === 'found') {
     const last = lookups[lookups.length - 1]!;
-    if (last.result.kind === 'found' && last.result.value !== answerInfo(result).value) {
+    if (last.result.kind === 'found' && last.result.value !== ldapAnswer.value) {
       notes.push('the address extension was appended to every address of the answer (propagate_extension = yes)');
     }
   }
 
-  const ldapAnswer = answerInfo(result);
-  let answer: ExplainReport['answer'] = { ...ldapAnswer, source: 'ldap' };
-  let cache: CacheInfo | undefined;
-  if (peek) {
-    cache = cacheInfo(peek);
-    if (peek.state === 'fresh' && peek.result) {
-      answer = { ...answerInfo(peek.result), source: 'cache' };
-      if (!sameAnswer(peek.result, result)) {
-        notes.push(`the daemon answers from its cache, which differs from what LDAP says now; \`ldap-socketmap cache flush ${target.name} KEY\` drops it`);
-      }
-    } else if (peek.state === 'stale' && peek.result && (result.kind === 'temp' || result.kind === 'timeout')) {
-      answer = { ...answerInfo(peek.result), source: 'stale' };
-      notes.push('LDAP failed, so the daemon serves the expired cached answer (stale_if_error)');
-    }
-    if (peek.inFlight) notes.push('a lookup of this key is running in the daemon right now: a request arriving now would share its answer');
+  const source = hit ? 'cache' : stale ? 'stale' : 'ldap';
+  const answer: ExplainReport['answer'] = { ...answerInfo(result), source };
+  if (hit && !sameAnswer(result, ldapResult)) {
+    notes.push(`the daemon answers from its cache, which differs from what LDAP says now; \`ldap-socketmap cache flush ${target.name} KEY\` drops it`);
   }
-  const served: LookupResult = answer.source === 'ldap' ? result : peek!.result!;
-  const wire = wireInfo(served);
-  if (!wire.socketmap.fits) notes.push(`the answer is ${wire.socketmap.needed} bytes as a socketmap payload, over Postfix's ${SOCKETMAP_MAX_REPLY}: the daemon answers TEMP instead`);
+  if (stale) notes.push('LDAP failed, so the daemon serves the expired cached answer (stale_if_error)');
+  const first = served.cacheEvents[0];
+  if (first?.inFlight) notes.push('a lookup of this key is running in the daemon right now: a request arriving now would share its answer');
+  const wire = wireInfo(result, opts.maxReply);
+  if (!wire.socketmap.fits) notes.push(`the answer is ${wire.socketmap.needed} bytes as a socketmap payload, over Postfix's ${wire.socketmap.limit}: the daemon answers TEMP instead`);
   if (!wire.tcpTable.fits) notes.push(`the answer is ${wire.tcpTable.needed} bytes as a tcp_table line, over Postfix's ${TCP_MAX_REPLY}: the daemon answers 400 instead`);
 
   const report: ExplainReport = {
@@ -139,7 +155,7 @@ export async function explainLookup(target: ExplainTarget, rawKey: Buffer, opts:
     elapsedMs,
     notes,
   };
-  if (cache) report.cache = cache;
+  if (opts.source === 'daemon' && first) report.cache = cacheInfo(first);
   return report;
 }
 
@@ -149,13 +165,16 @@ function sameAnswer(a: LookupResult, b: LookupResult): boolean {
   return true;
 }
 
-function cacheInfo(p: CachePeek): CacheInfo {
-  const c: CacheInfo = { enabled: p.enabled, state: p.state, inFlight: p.inFlight };
-  if (p.result) c.cached = answerInfo(p.result);
-  if (p.ageMs !== undefined) c.ageMs = p.ageMs;
-  if (p.expiresInMs !== undefined) c.expiresInMs = p.expiresInMs;
-  if (p.staleForMs !== undefined) c.staleForMs = p.staleForMs;
-  if (p.refreshAhead !== undefined) c.refreshAhead = p.refreshAhead;
+/** What the cache reported on the request, as the report shows it. */
+function cacheInfo(e: CacheEvent): CacheInfo {
+  const h = e.held;
+  const c: CacheInfo = { enabled: e.outcome !== 'disabled', state: h ? (h.expiresInMs > 0 ? 'fresh' : 'stale') : 'absent', inFlight: e.inFlight };
+  if (!h) return c;
+  c.cached = answerInfo(h.result);
+  c.ageMs = h.ageMs;
+  c.expiresInMs = h.expiresInMs;
+  if (h.staleForMs !== undefined) c.staleForMs = h.staleForMs;
+  if (h.refreshAhead !== undefined) c.refreshAhead = h.refreshAhead;
   return c;
 }
 
@@ -184,8 +203,8 @@ function summary(c: MapConfig, s: MapSettings): MapSummary {
 }
 
 /** The answer as both wire protocols carry it, with the same encoders the servers use. */
-export function wireInfo(result: LookupResult): WireInfo {
-  const sm = encodeSocketmapReply(result);
+export function wireInfo(result: LookupResult, maxReply = SOCKETMAP_MAX_REPLY): WireInfo {
+  const sm = encodeSocketmapReply(result, maxReply);
   const colon = sm.frame.indexOf(0x3a);
   const payload = sm.frame.subarray(colon + 1, sm.frame.length - 1);
   const space = payload.indexOf(0x20);
@@ -197,7 +216,7 @@ export function wireInfo(result: LookupResult): WireInfo {
       frameBase64: sm.frame.toString('base64'),
       frameBytes: sm.frame.length,
       payloadBytes: payload.length,
-      limit: SOCKETMAP_MAX_REPLY,
+      limit: maxReply,
       fits: sm.oversize === undefined,
     },
     tcpTable: {

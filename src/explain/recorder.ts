@@ -9,38 +9,24 @@
  * entry or search just reported, a loop to the entry being walked.
  */
 import type { MapConfig } from '../config/map-config.js';
-import { escapeDnValue, escapeFilterValue } from '../ldap/escape.js';
-import type { LdapFailure } from '../ldap/errors.js';
-import type { SearchRequest } from '../ldap/pool.js';
-import type { AttrClass, LookupTrace, ValueAction } from '../lookup/ldap-map.js';
-import type { LookupResult } from '../lookup/result.js';
-import type { Templates } from '../lookup/template.js';
+import type { LookupResult } from '../contracts/result.js';
+import type { AttrClass, FlagOrigin, LookupTrace, SearchFailure, SearchSpec, ValueAction } from '../contracts/trace.js';
+import type { Templates } from '../template/templates.js';
 import type {
-  AnswerInfo,
   EntryNode,
-  Expansion,
   LimitHit,
   LookupExplanation,
   SearchNode,
   ValueNode,
 } from './types.js';
+import { answerInfo, explainEntries, origins, searchFate, valueWhy } from './why.js';
 
 interface SearchState {
   node: SearchNode;
-  failure?: LdapFailure;
+  failure?: SearchFailure;
   done: boolean;
 }
 
-export function answerInfo(r: LookupResult): AnswerInfo {
-  switch (r.kind) {
-    case 'found':
-      return { kind: 'found', value: r.value.toString('utf8'), valueBytes: r.value.length };
-    case 'notfound':
-      return { kind: 'notfound' };
-    default:
-      return { kind: r.kind, reason: r.reason };
-  }
-}
 
 export class LookupRecorder {
   readonly trace: LookupTrace;
@@ -84,13 +70,14 @@ export class LookupRecorder {
       },
       search: (id, parent, req, depth, via) => this.onSearch(id, parent, req, depth, via),
       searchDone: (id, outcome, ms) => this.onSearchDone(id, outcome, ms),
-      entry: (id, dn, terminal, leaf) => this.onEntry(id, dn, terminal, leaf),
-      value: (id, dn, attr, cls, value, action, child) => this.onValue(id, dn, attr, cls, value, action, child),
+      entry: (id, dn, terminal, nonLeaf) => this.onEntry(id, dn, terminal, nonLeaf),
+      value: (id, dn, attr, cls, value, action, child, why) => this.onValue(id, dn, attr, cls, value, action, child, why),
       limit: (kind, detail) => this.onLimit(kind, detail),
       loop: (path) => {
         this.loop = path;
         if (this.lastEntry) this.lastEntry.loop = path;
       },
+      answer: (result) => this.finish(result),
     };
   }
 
@@ -129,7 +116,7 @@ export class LookupRecorder {
     for (const w of [...this.waiters]) w();
   }
 
-  private onSearch(id: number, parent: number | undefined, req: SearchRequest, depth: number, via?: { dn: string; attr: string; value: string }): void {
+  private onSearch(id: number, parent: number | undefined, req: SearchSpec, depth: number, via?: { dn: string; attr: string; value: string }): void {
     const node: SearchNode = {
       id,
       depth,
@@ -160,7 +147,7 @@ export class LookupRecorder {
     }
   }
 
-  private onSearchDone(id: number, outcome: { entries: number } | { failure: LdapFailure }, ms: number): void {
+  private onSearchDone(id: number, outcome: { entries: number } | { failure: SearchFailure }, ms: number): void {
     const s = this.searches.get(id);
     if (!s) return;
     s.done = true;
@@ -183,17 +170,18 @@ export class LookupRecorder {
     this.wake();
   }
 
-  private onEntry(id: number, dn: string, terminal: boolean, leaf: boolean): void {
+  private onEntry(id: number, dn: string, terminal: FlagOrigin, nonLeaf: FlagOrigin): void {
     const s = this.searches.get(id);
     if (!s) return;
-    const e: EntryNode = { dn, terminal, leaf, terminalWhy: '', leafWhy: '', values: [], limits: [] };
+    const e: EntryNode = { dn, terminal: terminal !== 'no', leaf: nonLeaf === 'no', terminalWhy: '', leafWhy: '', values: [], limits: [] };
+    origins.set(e, { terminal, nonLeaf });
     s.node.entries.push(e);
     this.lastSearch = s.node;
     this.lastEntry = e;
     this.lastValue = undefined;
   }
 
-  private onValue(id: number, dn: string, attr: string, cls: AttrClass, raw: Buffer, action: ValueAction, child?: number): void {
+  private onValue(id: number, dn: string, attr: string, cls: AttrClass, raw: Buffer, action: ValueAction, child?: number, skipWhy?: string): void {
     const s = this.searches.get(id);
     if (!s) return;
     // Entries of one search are walked synchronously, so its last entry is the one being walked.
@@ -210,7 +198,7 @@ export class LookupRecorder {
         if (out !== undefined) v.output = out.toString('utf8');
       }
     }
-    if (action !== 'appended') v.why = valueWhy(action, raw, cls, this.config, child);
+    if (action !== 'appended') v.why = valueWhy(action, cls, child, skipWhy);
     if (child !== undefined) {
       v.child = child;
       this.followedBy.set(child, v);
@@ -259,8 +247,8 @@ export class LookupRecorder {
     if (this.loop) out.loop = this.loop;
     if (this.top && this.folded !== null) {
       out.expansions = {
-        searchBase: expansion(this.config.searchBase, this.top.base, this.folded, 'dn'),
-        queryFilter: expansion(this.config.queryFilter, this.top.filter, this.folded, 'filter'),
+        searchBase: { template: this.config.searchBase, value: this.top.base, substitutions: this.templates.describe('search_base', this.folded), escaping: 'dn' },
+        queryFilter: { template: this.config.queryFilter, value: this.top.filter, substitutions: this.templates.describe('query_filter', this.folded), escaping: 'filter' },
       };
     }
     const failed = result.kind !== 'found' && result.kind !== 'notfound';
@@ -334,115 +322,4 @@ export class LookupRecorder {
     if (z) sum.size.exceeded = z;
     return sum;
   }
-}
-
-function valueWhy(action: ValueAction, raw: Buffer, cls: AttrClass, c: MapConfig, child: number | undefined): string {
-  switch (action) {
-    case 'appended':
-      return 'appended';
-    case 'skipped-empty': {
-      const nul = raw.indexOf(0);
-      const v = nul >= 0 ? raw.subarray(0, nul) : raw;
-      if (v.length === 0) return nul >= 0 ? 'skipped: empty before its first NUL byte' : 'skipped: empty value';
-      const at = v.lastIndexOf(0x40);
-      if (/%d/.test(c.resultFormat) && (at < 0 || at === v.length - 1)) {
-        return `skipped: result_format ${JSON.stringify(c.resultFormat)} uses %d and the value has no domain part`;
-      }
-      if (/%u/.test(c.resultFormat) && at === 0) {
-        return `skipped: result_format ${JSON.stringify(c.resultFormat)} uses %u and the value has an empty local part`;
-      }
-      return `skipped: result_format ${JSON.stringify(c.resultFormat)} could not be filled from the value`;
-    }
-    case 'skipped-leaf':
-      return 'skipped: leaf attribute of a non-leaf entry';
-    case 'skipped-terminal':
-      return cls === 'special'
-        ? 'skipped: the entry is terminal, special values are not followed'
-        : 'skipped: the entry is terminal, only terminal_result_attribute values count';
-    case 'followed':
-      return `followed: nested search #${child}`;
-    case 'skipped-url':
-      return "skipped: the LDAP URL asks for none of this map's attributes, no search";
-    case 'skipped-repeat':
-      return 'skipped: loop_handling = expand_once and the same search already ran in this lookup';
-    case 'malformed-url':
-      return 'malformed LDAP URL: the lookup fails with a temporary error, like Postfix';
-  }
-}
-
-function searchFate(n: SearchNode, dynamicBase: boolean, lookupFailed: boolean): string {
-  const top = n.parent === undefined;
-  let fate: string;
-  switch (n.outcome) {
-    case 'pending':
-      return 'still running when explain stopped waiting; its result was not used';
-    case 'entries':
-      if (n.entryCount === 0) fate = top ? 'no entry matched' : 'no entry';
-      else fate = `${n.entryCount} entr${n.entryCount === 1 ? 'y' : 'ies'}`;
-      if (n.limits.length === 0 && n.entryCount! > 0 && n.entries.length === 0 && lookupFailed) fate += ', not walked: the lookup had already failed';
-      break;
-    case 'noSuchObject':
-      if (!top) fate = 'DN not found (noSuchObject): skipped, like Postfix ("DN ... not found, skipping")';
-      else if (dynamicBase) fate = 'search base not found (noSuchObject) with a dynamic search_base: not found';
-      else fate = 'search base not found (noSuchObject) with a static search_base: temporary error';
-      break;
-    case 'failed':
-      fate = `${n.code === undefined ? 'LDAP error' : n.code < 0 ? `libldap client error ${n.code}` : `LDAP result code ${n.code}`}: ${n.message ?? ''} -> temporary error`;
-      break;
-  }
-  if (n.afterAnswer) fate += ' (finished after the answer was decided: not used)';
-  return fate;
-}
-
-/** Why each entry counted as terminal / leaf, from the flags LdapMap reported and the values seen. */
-function explainEntries(n: SearchNode, c: MapConfig): void {
-  const nT = c.terminalResultAttribute.length;
-  const nL = c.leafResultAttribute.length;
-  let firstTerminal: string | undefined;
-  let firstNonLeaf: string | undefined;
-  for (const e of n.entries) {
-    const own = (cls: AttrClass) => [...new Set(e.values.filter((v) => v.class === cls).map((v) => v.attr))];
-    const terminalAttrs = own('terminal');
-    const specialAttrs = own('special');
-    const hasSpecial = specialAttrs.length > 0 || e.loop !== undefined || e.limits.some((l) => l.kind === 'recursion');
-    if (nT === 0) e.terminalWhy = 'no terminal_result_attribute configured';
-    else if (!e.terminal) e.terminalWhy = 'not terminal: no terminal attribute values';
-    else if (terminalAttrs.length > 0) e.terminalWhy = `terminal: has ${terminalAttrs.join(', ')}`;
-    else if (firstTerminal !== undefined) e.terminalWhy = `terminal: the flag carries over from ${firstTerminal} earlier in this result (sticky, as in Postfix)`;
-    else e.terminalWhy = 'terminal: has terminal attribute values';
-    if (e.terminal) firstTerminal ??= e.dn;
-
-    if (e.terminal) e.leafWhy = 'leaf check not applied: terminal entry';
-    else if (nL === 0) e.leafWhy = 'no leaf_result_attribute configured: leaf check not done';
-    else if (e.leaf) e.leafWhy = 'leaf: no special attribute values';
-    else if (hasSpecial) e.leafWhy = `non-leaf: has ${specialAttrs.join(', ') || 'special'} values`;
-    else if (firstNonLeaf !== undefined) e.leafWhy = `non-leaf: the flag carries over from ${firstNonLeaf} earlier in this result (sticky, as in Postfix)`;
-    else e.leafWhy = 'non-leaf: has special attribute values';
-    if (!e.terminal && !e.leaf) firstNonLeaf ??= e.dn;
-  }
-}
-
-const CODE_RE = /%([%sSuUdD1-9])/g;
-
-/** The template with each substituted code, its raw value and its escaped form. */
-function expansion(template: string, value: string, key: string, escaping: 'filter' | 'dn'): Expansion {
-  const at = key.lastIndexOf('@');
-  const local = at < 0 ? key : key.slice(0, at);
-  const domain = at < 0 ? '' : key.slice(at + 1);
-  const labels = domain.split('.').filter((l) => l !== '');
-  const quote = escaping === 'filter' ? escapeFilterValue : escapeDnValue;
-  const seen = new Set<string>();
-  const substitutions: Expansion['substitutions'] = [];
-  for (const m of template.matchAll(CODE_RE)) {
-    const code = m[1]!;
-    if (code === '%' || seen.has(code)) continue;
-    seen.add(code);
-    let raw: string;
-    if (code === 's' || code === 'S') raw = key;
-    else if (code === 'u' || code === 'U') raw = local;
-    else if (code === 'd' || code === 'D') raw = domain;
-    else raw = labels[labels.length - Number(code)] ?? '';
-    substitutions.push({ code: `%${code}`, raw, escaped: quote(raw) });
-  }
-  return { template, value, substitutions, escaping };
 }

@@ -7,7 +7,7 @@
  * the result of the same map chain the daemon serves (fallback emulation, request deadline),
  * the reply encoders of the two wire protocols and, from the daemon, its cache.
  */
-import type { AttrClass, ValueAction } from '../lookup/ldap-map.js';
+import type { AttrClass, ValueAction } from '../contracts/trace.js';
 
 export const REPORT_VERSION = 1;
 

@@ -1,7 +1,7 @@
-import type { MapSettings } from '../config/daemon-config.js';
+import type { MapSettings } from '../config/settings.js';
 import type { LdapPool } from '../ldap/pool.js';
 import { markerAdvice, pollFailureAdvice } from './advice.js';
-import { staticBase } from './dn.js';
+import { staticBase } from '../ldap/dn.js';
 import { describeContext, detectContexts } from './marker.js';
 import { probeMarker } from './probe.js';
 

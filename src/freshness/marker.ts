@@ -1,7 +1,7 @@
 import type { Entry } from 'ldapts';
 import { LdapFailure } from '../ldap/errors.js';
 import type { LdapPool } from '../ldap/pool.js';
-import { isUnder, normalizeDn } from './dn.js';
+import { isUnder, normalizeDn } from '../ldap/dn.js';
 import { BACKEND_SUFFIX, LASTUSN, usnSourceFor, type UsnSource } from './markers/usn.js';
 
 /**

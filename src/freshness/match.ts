@@ -9,7 +9,7 @@ import {
   SubstringFilter,
 } from 'ldapts';
 import { parseFilter } from '../ldap/filter.js';
-import { rdnsOf } from './dn.js';
+import { rdnsOf } from '../ldap/dn.js';
 
 /**
  * "Could this changed entry now be in the result of that search?" — decided on our side from

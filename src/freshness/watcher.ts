@@ -1,11 +1,11 @@
 import type { Entry } from 'ldapts';
-import type { CachedMap } from '../cache/cache-map.js';
+import type { InvalidatableCache } from '../cache/options.js';
 import { escapeFilterValue } from '../ldap/escape.js';
 import { LdapFailure } from '../ldap/errors.js';
 import type { LdapPool } from '../ldap/pool.js';
 import { log, RateLimitedLog } from '../log.js';
-import type { Dependencies } from './deps.js';
-import { isUnder, normalizeDn, rdnsOf, staticBase, withinRdns } from './dn.js';
+import type { Dependencies } from '../cache/dependencies.js';
+import { isUnder, normalizeDn, rdnsOf, staticBase, withinRdns } from '../ldap/dn.js';
 import { ChangedEntry, FilterCache, mayMatch } from './match.js';
 import { describeContext, detectContexts, readContextCsn, stringValues, type MarkerKind, type WatchedContext } from './marker.js';
 import { describeCode } from '../ldap/result-codes.js';
@@ -54,7 +54,7 @@ import { pollUsn } from './markers/usn.js';
 
 export interface WatchedMap {
   name: string;
-  cache: CachedMap;
+  cache: InvalidatableCache;
   /** The map's search_base (template). */
   searchBase: string;
 }

@@ -33,7 +33,7 @@ import type { BerWriter, Entry } from 'ldapts';
 import { Filter, PresenceFilter, SearchFilter } from 'ldapts';
 import { log } from '../log.js';
 import { LdapFailure } from './errors.js';
-import type { SearchRequest } from './pool.js';
+import type { SearchRequest } from './search-request.js';
 
 /** What the batcher needs from its pool (implemented by LdapPool, kept off its public API). */
 export interface BatchHost {
@@ -70,7 +70,7 @@ interface Item {
 }
 
 interface Group {
-  attributes: string[];
+  attributes: readonly string[];
   binary: boolean;
   items: Item[];
 }

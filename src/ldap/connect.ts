@@ -1,35 +1,23 @@
-import { readFileSync, readdirSync, statSync } from 'node:fs';
 import net from 'node:net';
-import { join } from 'node:path';
 import tls from 'node:tls';
 import { Client } from 'ldapts';
 import { LdapFailure, toLdapFailure } from './errors.js';
 import { clean } from './ldapts-fixes.js';
 import { resultCodeName } from './result-codes.js';
+import { certificateNameFor } from './local-hostname.js';
+import { saslBind } from './sasl-bind.js';
+import type { SaslTarget, ServerTarget, TlsTarget } from './target.js';
+import { tlsOptions } from './tls-options.js';
 
-/** One server_host item after parsing (see config/map-config.ts). */
-export interface ServerTarget {
-  url: string;
-  scheme: 'ldap' | 'ldaps' | 'ldapi';
-  host?: string;
-  port?: number;
-  socketPath?: string;
-}
-
-export interface TlsTarget {
-  caCertFile?: string;
-  caCertDir?: string;
-  cert?: string;
-  key?: string;
-  requireCert: boolean;
-  cipherSuite?: string;
-}
+export type { SaslTarget, ServerTarget, TlsTarget } from './target.js';
 
 /** What a connection needs: the connection-level ldap_table parameters (spec §2.4). */
 export interface ConnectionSettings {
   servers: ServerTarget[];
   timeoutSec: number;
-  bind: 'simple' | 'none';
+  bind: 'simple' | 'none' | 'sasl';
+  /** With bind = sasl. */
+  sasl?: SaslTarget;
   bindDn: string;
   bindPw: string;
   startTls: boolean;
@@ -59,30 +47,14 @@ export function withDeadline<T>(p: Promise<T>, ms: number, what: string, onTimeo
 }
 
 /**
- * Node's TLS options from the tls_* parameters. Like OpenLDAP with tls_require_cert = no
- * (LDAP_OPT_X_TLS_NEVER), "no" checks neither the chain nor the name.
+ * A failure during StartTLS (refused, handshake, certificate). Postfix issues StartTLS on the
+ * connection libldap opened from the server_host list; when it fails the lookup fails, and the
+ * next server in the list is not tried (measured). An ldaps:// handshake failure, by contrast,
+ * is part of opening the connection: libldap goes on to the next URL.
  */
-export function tlsOptions(t: TlsTarget, servername?: string): tls.ConnectionOptions {
-  const o: tls.ConnectionOptions = { rejectUnauthorized: t.requireCert };
-  if (!t.requireCert) o.checkServerIdentity = () => undefined;
-  if (servername && net.isIP(servername) === 0) o.servername = servername;
-  const ca: Buffer[] = [];
-  if (t.caCertFile) ca.push(readFileSync(t.caCertFile));
-  if (t.caCertDir) {
-    for (const name of readdirSync(t.caCertDir)) {
-      const path = join(t.caCertDir, name);
-      // Hashed CA directories hold symlinks (abcd1234.0) next to the PEM files; read each file once.
-      if (/\.(pem|crt|\d+)$/.test(name) && statSync(path).isFile()) ca.push(readFileSync(path));
-    }
-  }
-  if (ca.length > 0) o.ca = ca;
-  if (t.cert) o.cert = readFileSync(t.cert);
-  if (t.key) o.key = readFileSync(t.key);
-  if (t.cipherSuite) o.ciphers = t.cipherSuite;
-  return o;
-}
+export class StartTlsFailure extends LdapFailure {}
 
-function connectSocket(server: ServerTarget, settings: ConnectionSettings, ms: number): Promise<net.Socket> {
+function connectSocket(server: ServerTarget, settings: ConnectionSettings, ms: number, checkName: string | undefined): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     let sock: net.Socket;
     let ready = 'connect';
@@ -90,7 +62,7 @@ function connectSocket(server: ServerTarget, settings: ConnectionSettings, ms: n
       if (server.scheme === 'ldapi') {
         sock = net.connect({ path: server.socketPath ?? '' });
       } else if (server.scheme === 'ldaps') {
-        sock = tls.connect({ host: server.host, port: server.port, ...tlsOptions(settings.tls, server.host) });
+        sock = tls.connect({ host: server.host, port: server.port, ...tlsOptions(settings.tls, server.host, checkName) });
         ready = 'secureConnect';
       } else {
         sock = net.connect({ host: server.host, port: server.port ?? 389 });
@@ -127,25 +99,44 @@ function connectSocket(server: ServerTarget, settings: ConnectionSettings, ms: n
  */
 export async function connectServer(server: ServerTarget, settings: ConnectionSettings): Promise<OpenConnection> {
   const ms = settings.timeoutSec * 1000;
-  const socket = await connectSocket(server, settings, ms);
+  const usesTls = server.scheme === 'ldaps' || settings.startTls;
+  // libldap checks the name in the URL, or the canonical host name for "localhost".
+  const checkName = usesTls && settings.tls.requireCert ? await certificateNameFor(server.host) : undefined;
+  const socket = await connectSocket(server, settings, ms, checkName);
   const client = new Client({
     url: 'ldap://ldap-socketmap.invalid',
     strictDN: false,
     createConnection: (() => socket) as unknown as typeof net.connect,
   });
   const giveUp = (): void => { socket.destroy(); };
-  let stage = 'StartTLS';
+  let stage = 'bind';
   try {
     if (settings.startTls) {
-      const opts = tlsOptions(settings.tls, server.host);
-      await withDeadline(client.startTLS(opts), ms, `StartTLS with ${server.url}`, giveUp);
+      try {
+        // host and servername are passed explicitly: without them Node checks "localhost".
+        const opts = { ...tlsOptions(settings.tls, server.host, checkName), host: server.host };
+        await withDeadline(client.startTLS(opts), ms, `StartTLS with ${server.url}`, giveUp);
+      } catch (err) {
+        giveUp();
+        const f = toLdapFailure(err, { server: server.url, connectionLost: socket.destroyed });
+        const message = f.code !== undefined ? `StartTLS refused: ${describeResultCode(f.code, f.message)}` : `StartTLS failed: ${f.message}`;
+        throw new StartTlsFailure(f.kind === 'noSuchObject' ? 'error' : f.kind, `${server.url}: ${message}`, f.code, server.url);
+      }
     }
     stage = `bind as ${settings.bindDn === '' ? '(anonymous)' : settings.bindDn}`;
     if (settings.bind === 'simple') {
       await withDeadline(client.bind(settings.bindDn, settings.bindPw), ms, `bind to ${server.url}`, giveUp);
+    } else if (settings.bind === 'sasl' && settings.sasl !== undefined) {
+      stage = `SASL bind (${settings.sasl.mechs.join(' ')})`;
+      const overTls = server.scheme === 'ldaps' || settings.startTls;
+      const transport = server.scheme === 'ldapi'
+        ? { externalId: true, secure: true }
+        : { externalId: overTls && settings.tls.cert !== undefined, secure: overTls };
+      await withDeadline(saslBind(client, settings.sasl, transport, settings.bindDn, settings.bindPw), ms, `SASL bind to ${server.url}`, giveUp);
     }
   } catch (err) {
     giveUp();
+    if (err instanceof StartTlsFailure) throw err;
     const f = toLdapFailure(err, { server: server.url, connectionLost: socket.destroyed });
     // A refusal from the server: say what was refused and why, in libldap's words, like
     // Postfix's "Unable to bind to server ... with dn ...: 49 (Invalid credentials)".
@@ -205,7 +196,8 @@ export async function connectAny(
       last = toLdapFailure(err, { server: server.url });
       onServerFailure(server, last);
       // A bind refusal is an answer from a live server; OpenLDAP does not try the next URL then.
-      if (last.code !== undefined) break;
+      // Nor after a failed StartTLS (see StartTlsFailure).
+      if (last.code !== undefined || err instanceof StartTlsFailure) break;
     }
   }
   throw last ?? new LdapFailure('down', 'no usable server_host');

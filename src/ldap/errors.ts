@@ -1,4 +1,5 @@
 import { ResultCodeError } from 'ldapts';
+import type { SearchFailure } from '../contracts/trace.js';
 import { clean, referralsOf } from './ldapts-fixes.js';
 import { resultMessage } from './result-codes.js';
 
@@ -9,9 +10,9 @@ import { resultMessage } from './result-codes.js';
  * tell these apart: noSuchObject, a timeout (socketmap has a TIMEOUT word), a dead connection
  * (worth one reconnect-and-retry, like LDAP_SERVER_DOWN), and everything else.
  */
-export type LdapFailureKind = 'noSuchObject' | 'timeout' | 'down' | 'error';
+export type LdapFailureKind = SearchFailure['kind'];
 
-export class LdapFailure extends Error {
+export class LdapFailure extends Error implements SearchFailure {
   constructor(
     readonly kind: LdapFailureKind,
     message: string,

@@ -1,3 +1,4 @@
+import type { Scope, SearchRequest } from './search-request.js';
 import type { Entry, Filter } from 'ldapts';
 import { RateLimitedLog, registerSecret } from '../log.js';
 import { DnBatcher } from './batch.js';
@@ -6,22 +7,6 @@ import { LDAP_REFERRAL, LdapFailure, toLdapFailure } from './errors.js';
 import { FilterError, LDAP_FILTER_ERROR, parseFilter } from './filter.js';
 import { withDeref } from './ldapts-fixes.js';
 import { ReferralChaser, serverKey, type ChaseRequest, type SearchOutcome } from './referral.js';
-
-export type Scope = 'base' | 'one' | 'sub' | 'children';
-
-export interface SearchRequest {
-  base: string;
-  scope: Scope;
-  filter: string;
-  attributes: string[];
-  /** 0 never, 1 searching, 2 finding, 3 always (ldap_table `dereference`). */
-  deref: 0 | 1 | 2 | 3;
-  /**
-   * Values of the requested attributes as Buffers (views into the LDAP message) rather than
-   * strings: the maps want bytes, and decoding to a string only to encode it again costs time.
-   */
-  binary?: boolean;
-}
 
 /** Observations for metrics; the pool itself knows nothing about Prometheus. */
 export interface PoolObserver {
@@ -194,7 +179,7 @@ export class LdapPool {
     return p;
   }
 
-  private lastTail?: { scope: Scope; deref: number; binary: boolean; filter: string; attributes: string[]; tail: string };
+  private lastTail?: { scope: Scope; deref: number; binary: boolean; filter: string; attributes: readonly string[]; tail: string };
 
   /** What identifies a search besides its base; the same for a whole list's member searches. */
   private idTail(req: SearchRequest): string {
@@ -294,8 +279,9 @@ export class LdapPool {
     return {
       scope: req.scope,
       filter,
-      attributes: req.attributes,
-      explicitBufferAttributes: req.binary === true ? req.attributes : undefined,
+      // ldapts does not change these arrays; its types just do not say so.
+      attributes: req.attributes as string[],
+      explicitBufferAttributes: req.binary === true ? (req.attributes as string[]) : undefined,
       derefAliases: DEREF[req.deref],
       // The server-side time limit is Postfix's timeout too. No size limit is sent: ldapts
       // would turn sizeLimitExceeded into a silent partial success, so the map counts entries.

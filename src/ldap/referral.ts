@@ -3,7 +3,7 @@ import { connectServer, type ConnectionSettings, type OpenConnection, type Serve
 import { LDAP_REFERRAL as REFERRAL, LdapFailure, toLdapFailure } from './errors.js';
 import { referenceUrls } from './ldapts-fixes.js';
 import { parseUrlParts } from './url.js';
-import type { Scope } from './pool.js';
+import type { Scope } from './search-request.js';
 
 /**
  * chase_referrals = yes, as libldap does it for dict_ldap (LDAP_OPT_REFERRALS on, no rebind

@@ -1,6 +1,5 @@
-import type { LookupTrace } from './ldap-map.js';
-import type { LookupMap, LookupResult } from './result.js';
-import { found } from './result.js';
+import type { LookupContext, LookupMap } from '../contracts/map.js';
+import { found, type LookupResult } from '../contracts/result.js';
 
 export interface FallbackOptions {
   /** Postfix recipient_delimiter: a set of characters, any of which starts the extension. */
@@ -62,8 +61,9 @@ export class FallbackMap implements LookupMap {
     return this.inner.name;
   }
 
-  async lookup(key: Buffer, trace?: LookupTrace): Promise<LookupResult> {
-    const full = await this.inner.lookup(key, trace);
+  async lookup(key: Buffer, ctx?: LookupContext): Promise<LookupResult> {
+    ctx?.trace?.step?.('key', key);
+    const full = await this.inner.lookup(key, ctx);
     if (full.kind !== 'notfound') return full;
     const addr = key.toString('utf8');
     const at = addr.lastIndexOf('@');
@@ -73,12 +73,16 @@ export class FallbackMap implements LookupMap {
 
     const split = splitExtension(localpart, this.opts.recipientDelimiter);
     if (split) {
-      const bare = await this.inner.lookup(Buffer.from(`${split.bare}@${domain}`, 'utf8'), trace);
+      const bareKey = Buffer.from(`${split.bare}@${domain}`, 'utf8');
+      ctx?.trace?.step?.('without extension', bareKey);
+      const bare = await this.inner.lookup(bareKey, ctx);
       if (bare.kind === 'found' && this.opts.propagateExtension) return found(propagate(bare.value, split.ext));
       if (bare.kind !== 'notfound') return bare;
     }
     if (domain === '') return full;
-    return this.inner.lookup(Buffer.from(`@${domain}`, 'utf8'), trace);
+    const catchAll = Buffer.from(`@${domain}`, 'utf8');
+    ctx?.trace?.step?.('catch-all @domain', catchAll);
+    return this.inner.lookup(catchAll, ctx);
   }
 
   close(): Promise<void> {

@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import type { CacheHitKind, CacheObserver, CacheSource } from '../cache/cache-map.js';
+import type { CacheHitKind, CacheObserver, CacheSource } from '../cache/options.js';
 import type { ChangeKind, WatcherObserver, WatcherStatus } from '../freshness/watcher.js';
 import type { PoolObserver } from '../ldap/pool.js';
-import type { LookupResult } from '../lookup/result.js';
+import type { LookupResult } from '../contracts/result.js';
+import type { ConnectionObserver } from '../server/daemon.js';
 import type { LookupObserver } from '../server/handlers.js';
 import { CounterCells, HistogramCells, type CounterCell, type HistogramCell } from './cells.js';
 
@@ -63,17 +64,6 @@ interface MapCells {
 interface ServerCells {
   readonly requests: Record<LdapOutcome, CounterCell>;
   duration?: HistogramCell;
-}
-
-/** Same shape as DaemonHooks['connections'] in src/server/daemon.ts. */
-export interface ConnectionObserver {
-  opened?(protocol: string): void;
-  closed?(protocol: string): void;
-  protocolError?(protocol: string, reason: string): void;
-  /** A connection refused because max_connections were open. */
-  rejected?(protocol: string): void;
-  /** A connection closed by the daemon: idle too long, or a request too slow to arrive (slowloris). */
-  timedOut?(protocol: string, kind: 'idle' | 'read'): void;
 }
 
 /** What the gauges read from a cache (CachedMap fits). */

@@ -1,4 +1,4 @@
-import type { LookupResult } from '../lookup/result.js';
+import type { LookupResult } from '../contracts/result.js';
 import { ProtocolError } from './errors.js';
 import { sanitizeReason } from './reason.js';
 

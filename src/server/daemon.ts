@@ -1,26 +1,36 @@
 import type net from 'node:net';
-import { defaultDaemonLimits, type DaemonConfig, type DaemonLimits } from '../config/daemon-config.js';
+import { type DaemonConfig } from '../config/daemon-config.js';
+import { defaultDaemonLimits, type DaemonLimits } from '../config/limits.js';
 import { log, RateLimitedLog } from '../log.js';
-import { temp, type LookupMap } from '../lookup/result.js';
+import { buildMaps, type BuildOptions, type BuiltMaps, type CacheLayer } from '../chain/build.js';
+import type { LookupMap, ServedMap } from '../contracts/map.js';
+import { temp } from '../contracts/result.js';
 import { encodeSocketmapReply } from '../protocol/socketmap.js';
+import { socketmapAnswers, type SocketmapForm } from '../protocol/socketmap-answers.js';
 import { encodeTcpReply } from '../protocol/tcp-table.js';
-import { buildMaps, type BuildOptions, type BuiltMaps } from './build-maps.js';
 import { serveConnection } from './connection.js';
 import { socketmapProtocol, tcpLineLimit, tcpTableProtocol, type LookupObserver, type MapRegistry } from './handlers.js';
 import { boundAddress, closeServer, describeListen, listen, type ListenSpec, type UnixSocketOptions } from './listener.js';
 import { resolveId, takeListenFds } from './systemd.js';
 
-export interface DaemonHooks extends BuildOptions {
+export interface DaemonHooks extends Omit<BuildOptions<SocketmapForm>, 'cache'> {
+  /** A cache in front of each map; its answers are kept in socketmap form (the daemon's codec). */
+  cache?: Omit<CacheLayer<SocketmapForm>, 'codec'>;
   lookups?: LookupObserver;
   /** Per-protocol lookup observer (metrics label replies by protocol); falls back to `lookups`. */
   lookupsFor?(protocol: 'socketmap' | 'tcp_table'): LookupObserver;
-  connections?: {
-    opened?(protocol: string): void;
-    closed?(protocol: string): void;
-    protocolError?(protocol: string, reason: string): void;
-    rejected?(protocol: string): void;
-    timedOut?(protocol: string, kind: 'idle' | 'read'): void;
-  };
+  connections?: ConnectionObserver;
+}
+
+/** What happens to client connections, per protocol (for metrics). */
+export interface ConnectionObserver {
+  opened?(protocol: string): void;
+  closed?(protocol: string): void;
+  protocolError?(protocol: string, reason: string): void;
+  /** A connection refused because max_connections were open. */
+  rejected?(protocol: string): void;
+  /** A connection closed by the daemon: idle too long, or a request too slow to arrive (slowloris). */
+  timedOut?(protocol: string, kind: 'idle' | 'read'): void;
 }
 
 interface Bound {
@@ -50,7 +60,7 @@ function unixSocketOptions(cfg: DaemonConfig): UnixSocketOptions {
  * open client connections (kept across reloads; drained on stop).
  */
 export class Daemon implements MapRegistry {
-  private built!: BuiltMaps;
+  private built!: BuiltMaps<SocketmapForm>;
   private readonly bound: Bound[] = [];
   private readonly sockets = new Set<{ socket: net.Socket; drain(): Promise<void> }>();
   private stopping = false;
@@ -62,7 +72,7 @@ export class Daemon implements MapRegistry {
 
   static async start(cfg: DaemonConfig, hooks: DaemonHooks = {}): Promise<Daemon> {
     const d = new Daemon(cfg, hooks);
-    d.built = buildMaps(cfg, hooks);
+    d.built = d.build(cfg);
     try {
       const inherited = takeListenFds();
       if (inherited.length > 0) {
@@ -85,7 +95,14 @@ export class Daemon implements MapRegistry {
     return d;
   }
 
-  get(name: string): LookupMap | undefined {
+  /** The maps' chains, cached answers kept as the socketmap replies they are sent as. */
+  private build(cfg: DaemonConfig): BuiltMaps<SocketmapForm> {
+    const { cache, ...rest } = this.hooks;
+    const maxReply = (cfg.limits ?? defaultDaemonLimits()).socketmapMaxReplySize;
+    return buildMaps<SocketmapForm>(cfg, cache ? { ...rest, cache: { ...cache, codec: socketmapAnswers(maxReply) } } : rest);
+  }
+
+  get(name: string): ServedMap<SocketmapForm> | undefined {
     return this.built.maps.get(name)?.served;
   }
 
@@ -93,7 +110,7 @@ export class Daemon implements MapRegistry {
     return [...this.built.maps.keys()];
   }
 
-  get maps(): BuiltMaps {
+  get maps(): BuiltMaps<SocketmapForm> {
     return this.built;
   }
 
@@ -129,7 +146,7 @@ export class Daemon implements MapRegistry {
     this.lingering++;
     socket.once('close', () => { this.lingering--; });
     const reason = temp(`too many connections to ldap-socketmap (max_connections = ${max})`);
-    const reply = protocol === 'socketmap' ? encodeSocketmapReply(reason).frame : encodeTcpReply(reason).line;
+    const reply = protocol === 'socketmap' ? encodeSocketmapReply(reason, this.limits.socketmapMaxReplySize).frame : encodeTcpReply(reason).line;
     // Read (and drop) what the client sends: closing with unread data would reset the
     // connection, and a reset can destroy our answer before the client reads it.
     socket.on('data', () => socket.destroy());
@@ -174,7 +191,7 @@ export class Daemon implements MapRegistry {
       let handle;
       const lookups = this.hooks.lookupsFor?.(protocol) ?? this.hooks.lookups;
       if (protocol === 'socketmap') {
-        const p = socketmapProtocol(this, lookups, limits.maxRequestSize);
+        const p = socketmapProtocol(this, lookups, limits.maxRequestSize, limits.socketmapMaxReplySize);
         handle = serveConnection(socket, p.decoder(), p.handle, opts);
       } else {
         // Resolved per request, so a reload's new map is used by connections already open.
@@ -199,7 +216,7 @@ export class Daemon implements MapRegistry {
    * and open connections are kept (listener changes need a restart).
    */
   async reload(cfg: DaemonConfig): Promise<void> {
-    const fresh = buildMaps(cfg, this.hooks);
+    const fresh = this.build(cfg);
     for (const t of cfg.tcpTableListen) {
       if (!fresh.maps.has(t.map)) {
         await fresh.close();

@@ -1,16 +1,15 @@
-import type { AnswerKind, AnswersNow, CachedAnswer } from '../cache/cache-map.js';
-import { NetstringDecoder } from '../protocol/netstring.js';
-import { encodeSocketmapReply, socketmapNameEnd } from '../protocol/socketmap.js';
-import { encodeTcpReply, TcpTableDecoder, type TcpRequest } from '../protocol/tcp-table.js';
+import type { LookupMap, ReadyAnswer, ServedMap } from '../contracts/map.js';
+import { perm, temp, type AnswerKind, type LookupResult } from '../contracts/result.js';
 import { log, printable, redactSecrets } from '../log.js';
-import { perm, temp, type LookupMap, type LookupResult } from '../lookup/result.js';
+import { NetstringDecoder } from '../protocol/netstring.js';
+import { encodeSocketmapReply, SOCKETMAP_MAX_REPLY, socketmapNameEnd } from '../protocol/socketmap.js';
+import type { SocketmapForm } from '../protocol/socketmap-answers.js';
+import { encodeTcpReply, TcpTableDecoder, type TcpRequest } from '../protocol/tcp-table.js';
 import type { Decoder, Reply } from './connection.js';
 
-/** A served map; a cache (or the deadline over one) also answers fresh hits synchronously. */
-export type ServedMap = LookupMap & Partial<AnswersNow>;
-
+/** The maps a socketmap listener serves: their ready answers are kept as socketmap replies. */
 export interface MapRegistry {
-  get(name: string): ServedMap | undefined;
+  get(name: string): ServedMap<SocketmapForm> | undefined;
   names(): string[];
 }
 
@@ -42,8 +41,7 @@ async function safeLookup(map: LookupMap, key: Buffer): Promise<LookupResult> {
 }
 
 /** A fresh cached answer for `payload.subarray(start)`, or undefined (also when asking threw: the lookup then decides). */
-function safeAnswerNow(map: ServedMap, payload: Buffer, start: number): CachedAnswer | undefined {
-  if (map.answerNow === undefined) return undefined;
+function safeAnswerNow(map: ServedMap<SocketmapForm>, payload: Buffer, start: number): ReadyAnswer<SocketmapForm> | undefined {
   try {
     return map.answerNow(payload, start);
   } catch (err) {
@@ -71,10 +69,11 @@ function mapNames(): (payload: Buffer, end: number) => string {
 }
 
 /**
- * A cache hit is answered synchronously with the reply frame stored in the cache; everything
- * else (a miss, an unknown map) goes through the map's lookup and is encoded here.
+ * A cache hit is answered synchronously with the reply the cache keeps in socketmap form;
+ * everything else (a miss, an unknown map) goes through the map's lookup and is encoded here.
+ * `maxReply` is the client's socketmap_max_reply_size; the maps' codec must use the same.
  */
-export function socketmapProtocol(registry: MapRegistry, observer: LookupObserver = {}, maxRequest = DEFAULT_MAX_REQUEST): {
+export function socketmapProtocol(registry: MapRegistry, observer: LookupObserver = {}, maxRequest = DEFAULT_MAX_REQUEST, maxReply = SOCKETMAP_MAX_REPLY): {
   decoder: () => Decoder<Buffer>;
   handle: (payload: Buffer) => Reply | Promise<Reply>;
 } {
@@ -82,7 +81,7 @@ export function socketmapProtocol(registry: MapRegistry, observer: LookupObserve
     log.warn(`map ${mapName}: answer for ${printable(key)} is ${size} bytes, over the socketmap limit; answered TEMP`);
   };
   const reply = (mapName: string, key: Buffer, result: LookupResult): Buffer => {
-    const { frame, oversize } = encodeSocketmapReply(result);
+    const { frame, oversize } = encodeSocketmapReply(result, maxReply);
     if (oversize !== undefined) oversized(mapName, key, oversize);
     observer.answered?.(mapName, result, oversize);
     return frame;
@@ -98,10 +97,14 @@ export function socketmapProtocol(registry: MapRegistry, observer: LookupObserve
       if (map) {
         const hit = safeAnswerNow(map, payload, space + 1);
         if (hit) {
-          const oversize = hit.oversize;
-          if (oversize !== undefined) oversized(mapName, payload.subarray(space + 1), oversize);
-          observer.answered?.(mapName, hit, oversize);
-          return hit.reply;
+          const form = hit.encoded;
+          if (typeof form === 'string') {
+            observer.answered?.(mapName, hit, undefined);
+            return form;
+          }
+          if (form.oversize !== undefined) oversized(mapName, payload.subarray(space + 1), form.oversize);
+          observer.answered?.(mapName, hit, form.oversize);
+          return form.reply;
         }
       }
       const key = payload.subarray(space + 1);

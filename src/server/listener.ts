@@ -1,12 +1,10 @@
 import { existsSync, lstatSync, unlinkSync, chmodSync, chownSync } from 'node:fs';
 import net from 'node:net';
+import type { Listen } from '../config/listen.js';
 import { log } from '../log.js';
 
-export type ListenSpec =
-  | { kind: 'inet'; host: string; port: number }
-  | { kind: 'unix'; path: string }
-  /** A listening socket inherited from systemd; it is systemd's: never unlinked by us. */
-  | { kind: 'fd'; fd: number; name: string };
+/** A configured listen address, or a listening socket inherited from systemd (it is systemd's: never unlinked by us). */
+export type ListenSpec = Listen | { kind: 'fd'; fd: number; name: string };
 
 export interface UnixSocketOptions {
   mode?: number;

@@ -76,7 +76,10 @@ function tableArg(table: string): string {
 
 function runPostmap(args: string[], input: string | undefined, timeoutMs: number): Promise<PostmapResult> {
   return new Promise((res, rej) => {
-    const child = spawn(POSTMAP, args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    // postmap does not ignore SIGPIPE (Postfix's daemons do): a server dropping a TLS connection
+    // mid-write would kill it silently (exit 141). Ignored here, as in the daemons, so that the
+    // outcome is a temporary error with its message. An ignored signal stays ignored across exec.
+    const child = spawn('/bin/sh', ['-c', `trap '' PIPE; exec "$0" "$@"`, POSTMAP, ...args], { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout?.on('data', (b: Buffer) => out.push(b));

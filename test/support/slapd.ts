@@ -47,6 +47,27 @@ export interface SlapdOptions {
   ldapi?: boolean;
   /** Root DN password. Default 'secret'. */
   rootPw?: string;
+  /** TLS for StartTLS on the ldap:// listener (and the ldaps:// one with `ldaps: true`). */
+  tls?: SlapdTls;
+  /** Also listen for ldaps:// on 127.0.0.1 (needs `tls`); exposed as `ldapsPort`. */
+  ldaps?: boolean;
+  /** Extra environment for slapd. */
+  env?: NodeJS.ProcessEnv;
+  /**
+   * A private Cyrus SASL configuration directory (holding slapd.conf with sasldb_path, ...).
+   * slapd reads SASL settings only from /etc/ldap/sasl2 or /usr/lib/sasl2 (SASL_CONF_PATH is
+   * ignored), so slapd runs in a private mount namespace (unshare -m, private propagation)
+   * where this directory is bind-mounted over /etc/ldap/sasl2; the host sees no change.
+   */
+  saslConfDir?: string;
+}
+
+export interface SlapdTls {
+  cert: string;
+  key: string;
+  ca: string;
+  /** TLSVerifyClient (default never). */
+  verifyClient?: 'never' | 'allow' | 'try' | 'demand';
 }
 
 export interface SearchRecord {
@@ -71,6 +92,8 @@ export interface Slapd {
   /** Only with `ldapi: true`. */
   ldapiUrl?: string;
   ldapiPath?: string;
+  /** Only with `ldaps: true`: the ldaps:// port on 127.0.0.1. */
+  ldapsPort?: number;
   /** Stop slapd (SIGTERM, then SIGKILL after 5 s). The directory and data are kept, so start() can restart it. */
   stop(): Promise<void>;
   /** (Re)start on the same port (and ldapi path) with the same data. Resets the search count. */
@@ -194,9 +217,9 @@ export function isRefused(port: number): Promise<boolean> {
 // ---------------------------------------------------------------------------------------
 // helpers
 
-function run(cmd: string, args: string[], input?: string, timeoutMs = 30_000): Promise<{ code: number; stdout: string; stderr: string }> {
+function run(cmd: string, args: string[], input?: string, timeoutMs = 30_000, env?: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((res, rej) => {
-    const child = execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+    const child = execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, ...(env ? { env: { ...process.env, ...env } } : {}) }, (err, stdout, stderr) => {
       if (err && typeof (err as NodeJS.ErrnoException).code === 'string') {
         rej(new Error(`${cmd}: ${err.message}`));
         return;
@@ -304,6 +327,12 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<Slapd> {
     'moduleload back_mdb',
     ...(opts.syncprov ? ['moduleload syncprov'] : []),
     `sizelimit ${opts.sizelimit === undefined ? 'unlimited' : String(opts.sizelimit)}`,
+    ...(opts.tls ? [
+      `TLSCACertificateFile ${opts.tls.ca}`,
+      `TLSCertificateFile ${opts.tls.cert}`,
+      `TLSCertificateKeyFile ${opts.tls.key}`,
+      `TLSVerifyClient ${opts.tls.verifyClient ?? 'never'}`,
+    ] : []),
     ...(opts.globalConfig ? [opts.globalConfig] : []),
     '',
     'database mdb',
@@ -332,6 +361,8 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<Slapd> {
     throw new Error(msg);
   }
 
+  if (opts.ldaps && !opts.tls) throw new Error('startSlapd: ldaps needs tls');
+  const ldapsPort = opts.ldaps ? await freePort() : undefined;
   let port = 0;
   let child: ChildProcess | undefined;
   let exited = true;
@@ -349,9 +380,16 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<Slapd> {
   const logTail = (lines = 30): string => readLog().split('\n').slice(-lines - 1).join('\n');
 
   const spawnOnce = (p: number): void => {
-    const urls = [`ldap://127.0.0.1:${p}/`, ...(ldapiUrl ? [ldapiUrl] : [])].join(' ');
+    const urls = [`ldap://127.0.0.1:${p}/`, ...(ldapiUrl ? [ldapiUrl] : []), ...(ldapsPort ? [`ldaps://127.0.0.1:${ldapsPort}/`] : [])].join(' ');
     const fd = openSync(logFile, 'a');
-    const c = spawn('/usr/sbin/slapd', ['-f', confFile, '-h', urls, '-d', '256'], { stdio: ['ignore', fd, fd] });
+    const slapdArgs = ['-f', confFile, '-h', urls, '-d', '256'];
+    const [cmd, args] = opts.saslConfDir
+      ? ['/usr/bin/unshare', ['-m', '--propagation', 'private', '/bin/sh', '-c', 'mount --bind "$0" /etc/ldap/sasl2 && exec /usr/sbin/slapd "$@"', opts.saslConfDir, ...slapdArgs]]
+      : ['/usr/sbin/slapd', slapdArgs];
+    const c = spawn(cmd, args, {
+      stdio: ['ignore', fd, fd],
+      ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}),
+    });
     closeSync(fd);
     child = c;
     exited = false;
@@ -362,11 +400,15 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<Slapd> {
     if (c.pid !== undefined) spawnWatchdog(c.pid, dir);
   };
 
+  // With TLS configured the probe uses StartTLS (a server may demand TLS, `security ssf=`),
+  // presenting the server's own certificate (it may demand a client certificate too).
+  const probeTls = opts.tls ? ['-ZZ'] : [];
+  const probeEnv = opts.tls ? { LDAPTLS_REQCERT: 'never', LDAPTLS_CERT: opts.tls.cert, LDAPTLS_KEY: opts.tls.key } : undefined;
   const waitReady = async (p: number): Promise<boolean> => {
     const deadline = Date.now() + READY_TIMEOUT_MS;
     while (Date.now() < deadline) {
       if (exited) return false;
-      const r = await run('/usr/bin/ldapsearch', ['-x', '-H', `ldap://127.0.0.1:${p}/`, '-b', '', '-s', 'base', '-o', 'nettimeout=2', PROBE_FILTER, '1.1'], undefined, 5000).catch(() => undefined);
+      const r = await run('/usr/bin/ldapsearch', ['-x', ...probeTls, '-H', `ldap://127.0.0.1:${p}/`, '-b', '', '-s', 'base', '-o', 'nettimeout=2', PROBE_FILTER, '1.1'], undefined, 5000, probeEnv).catch(() => undefined);
       if (r && r.code === 0) {
         if (!ldapiUrl) return true;
         const r2 = await run('/usr/bin/ldapsearch', ['-x', '-H', ldapiUrl, '-b', '', '-s', 'base', PROBE_FILTER, '1.1'], undefined, 5000).catch(() => undefined);
@@ -434,6 +476,7 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<Slapd> {
     dir,
     logFile,
     ...(ldapiUrl ? { ldapiUrl, ldapiPath } : {}),
+    ...(ldapsPort ? { ldapsPort } : {}),
     async stop() { await killChild(); },
     async start() {
       if (!exited) return;

@@ -2,7 +2,7 @@ import type { Entry, Filter } from 'ldapts';
 import { describe, expect, it } from 'vitest';
 import { DnBatcher, type BatchHost } from '../../src/ldap/batch.js';
 import { LdapFailure } from '../../src/ldap/errors.js';
-import type { SearchRequest } from '../../src/ldap/pool.js';
+import type { SearchRequest } from '../../src/ldap/search-request.js';
 
 const ATTRS = ['mail', 'contact'];
 const dnReq = (base: string): SearchRequest => ({ base, scope: 'base', filter: '(objectclass=*)', attributes: ATTRS, deref: 0, binary: true });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { defaultMapSettings } from '../../src/config/daemon-config.js';
-import { cacheBudget, HEAP_RESERVE_BYTES } from '../../src/server/runtime.js';
+import { defaultMapSettings } from '../../src/config/settings.js';
+import { cacheBudget, HEAP_RESERVE_BYTES } from '../../src/runtime/runtime.js';
 
 const MiB = 2 ** 20;
 const map = (over: Partial<ReturnType<typeof defaultMapSettings>> = {}) => ({ settings: { ...defaultMapSettings(), ...over } });

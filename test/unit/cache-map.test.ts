@@ -1,7 +1,20 @@
 import { describe, expect, it } from 'vitest';
-import { CachedMap, cacheOptionsFrom, ENTRY_OVERHEAD_BYTES, type CacheOptions, type CacheObserver } from '../../src/cache/cache-map.js';
-import { found, NOTFOUND, perm, temp, timeout, type LookupMap, type LookupResult } from '../../src/lookup/result.js';
+import { CachedMap } from '../../src/cache/cache-map.js';
+import { cacheOptionsFrom, ENTRY_OVERHEAD_BYTES, type CacheOptions, type CacheObserver } from '../../src/cache/options.js';
+import type { LookupMap } from '../../src/contracts/map.js';
+import { found, NOTFOUND, perm, temp, timeout, type LookupResult } from '../../src/contracts/result.js';
 import { encodeSocketmapReply, SOCKETMAP_MAX_REPLY } from '../../src/protocol/socketmap.js';
+import { socketmapAnswers, type SocketmapForm } from '../../src/protocol/socketmap-answers.js';
+import type { ReadyAnswer } from '../../src/contracts/map.js';
+
+/** What the socketmap server writes for a ready answer, and the oversize it reports. */
+function sent(a: ReadyAnswer<SocketmapForm>): { reply: string; oversize: number | undefined };
+function sent(a: ReadyAnswer<SocketmapForm> | undefined): { reply: string; oversize: number | undefined } | undefined;
+function sent(a: ReadyAnswer<SocketmapForm> | undefined): { reply: string; oversize: number | undefined } | undefined {
+  if (!a) return undefined;
+  return typeof a.encoded === 'string' ? { reply: a.encoded, oversize: undefined } : { reply: a.encoded.reply, oversize: a.encoded.oversize };
+}
+
 
 /** Scripted inner map: answers from `answers` (by key), counts calls, can hold answers back. */
 class ScriptedMap implements LookupMap {
@@ -73,9 +86,8 @@ function setup(over: Partial<CacheOptions> = {}) {
   const { obs, rec } = recorder();
   const cache = new CachedMap(
     inner,
-    { ttlSec: 60, negativeTtlSec: 10, maxEntries: 1000, maxBytes: 1_000_000, staleIfErrorSec: 0, refreshAheadFraction: 1, now: clock.now, ...over },
-    obs,
-  );
+    { ttlSec: 60, negativeTtlSec: 10, maxEntries: 1000, maxBytes: 1_000_000, staleIfErrorSec: 0, refreshAheadFraction: 1, now: clock.now, ...over }, socketmapAnswers(),
+    obs);
   return { inner, clock, cache, rec };
 }
 
@@ -389,15 +401,15 @@ describe('CachedMap.answerNow (the synchronous hit path)', () => {
     await cache.lookup(K('a@x'));
     const hit = cache.answerNow(K('a@x'))!;
     expect(hit.kind).toBe('found');
-    expect(hit.reply).toBe('10:OK b@y,c@y,');
-    expect(hit.reply).toBe(wire(found(K('b@y,c@y'))));
-    expect(hit.oversize).toBeUndefined();
+    expect(sent(hit).reply).toBe('10:OK b@y,c@y,');
+    expect(sent(hit).reply).toBe(wire(found(K('b@y,c@y'))));
+    expect(sent(hit).oversize).toBeUndefined();
     expect(hit.result()).toEqual(found(K('b@y,c@y')));
     expect(rec.hits).toEqual(['fresh']);
     expect(rec.lookups).toEqual([{ result: 'found', source: 'ldap' }, { result: 'found', source: 'cache' }]);
     expect(inner.calls).toBe(1);
     // The key may start inside a larger buffer (the request payload after the map name).
-    expect(cache.answerNow(K('aliases a@x'), 8)?.reply).toBe('10:OK b@y,c@y,');
+    expect(sent(cache.answerNow(K('aliases a@x'), 8))?.reply).toBe('10:OK b@y,c@y,');
     expect(cache.answerNow(K('aliases a@'), 8)).toBeUndefined();
   });
 
@@ -408,21 +420,21 @@ describe('CachedMap.answerNow (the synchronous hit path)', () => {
     inner.answers.set('empty', found(Buffer.alloc(0)));
     for (const k of ['nf', 'big', 'empty']) await cache.lookup(K(k));
     const nf = cache.answerNow(K('nf'))!;
-    expect([nf.kind, nf.reply, nf.oversize]).toEqual(['notfound', wire(NOTFOUND), undefined]);
+    expect([nf.kind, sent(nf).reply, sent(nf).oversize]).toEqual(['notfound', wire(NOTFOUND), undefined]);
     const b = cache.answerNow(K('big'))!;
     expect(b.kind).toBe('found');
-    expect(b.reply).toBe(wire(found(big)));
-    expect(b.reply).toMatch(/^\d+:TEMP reply too large/);
-    expect(b.oversize).toBe(encodeSocketmapReply(found(big)).oversize);
+    expect(sent(b).reply).toBe(wire(found(big)));
+    expect(sent(b).reply).toMatch(/^\d+:TEMP reply too large/);
+    expect(sent(b).oversize).toBe(encodeSocketmapReply(found(big)).oversize);
     expect(b.result()).toEqual(found(big));
     const e = cache.answerNow(K('empty'))!;
-    expect([e.kind, e.reply, e.oversize]).toEqual(['found', wire(NOTFOUND), undefined]);
+    expect([e.kind, sent(e).reply, sent(e).oversize]).toEqual(['found', wire(NOTFOUND), undefined]);
     expect(rec.hits).toEqual(['negative', 'fresh', 'fresh']);
     // Non-ASCII bytes survive the latin1 round trip.
     const utf8 = K('j\u00fcrgen@b\u00fccher.example,\u{1F600}@x');
     inner.answers.set('u', found(utf8));
     await cache.lookup(K('u'));
-    expect(Buffer.from(cache.answerNow(K('u'))!.reply, 'latin1').equals(encodeSocketmapReply(found(utf8)).frame)).toBe(true);
+    expect(Buffer.from(sent(cache.answerNow(K('u'))!).reply, 'latin1').equals(encodeSocketmapReply(found(utf8)).frame)).toBe(true);
     expect(cache.answerNow(K('u'))!.result()).toEqual(found(utf8));
   });
 
@@ -448,12 +460,12 @@ describe('CachedMap.answerNow (the synchronous hit path)', () => {
     await cache.lookup(K('k'));
     clock.advance(31);
     inner.answers.set('k', found(K('v2')));
-    expect(cache.answerNow(K('k'))!.reply).toBe('5:OK v1,');
-    expect(cache.answerNow(K('k'))!.reply).toBe('5:OK v1,');
+    expect(sent(cache.answerNow(K('k'))!).reply).toBe('5:OK v1,');
+    expect(sent(cache.answerNow(K('k'))!).reply).toBe('5:OK v1,');
     expect(inner.calls).toBe(2);
     await flushMicrotasks();
     expect(rec.refreshes).toBe(1);
-    expect(cache.answerNow(K('k'))!.reply).toBe('5:OK v2,');
+    expect(sent(cache.answerNow(K('k'))!).reply).toBe('5:OK v2,');
   });
 });
 
@@ -462,7 +474,7 @@ describe('CachedMap bounds and flush', () => {
     const inner = new ScriptedMap();
     inner.fallback = found(Buffer.alloc(100, 0x78));
     const maxBytes = 256 * 1024;
-    const cache = new CachedMap(inner, { ttlSec: 300, negativeTtlSec: 60, maxEntries: 1_000_000, maxBytes, staleIfErrorSec: 600 });
+    const cache = new CachedMap(inner, { ttlSec: 300, negativeTtlSec: 60, maxEntries: 1_000_000, maxBytes, staleIfErrorSec: 600 }, socketmapAnswers());
     let maxSeen = 0;
     for (let i = 0; i < 100_000; i++) {
       const key = Buffer.from(`${Math.random().toString(36).slice(2)}${i}@example.org`);

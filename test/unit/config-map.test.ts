@@ -211,15 +211,23 @@ describe('scalar parameters', () => {
     expect(catchError(() => cfg('scope =')).message).toBe(`${F}:1: scope: value must not be empty`);
   });
 
-  it('bind: yes/simple, no/none case-insensitive; sasl unsupported; other fatal', () => {
+  it('bind: yes/simple, no/none, sasl case-insensitive; other fatal', () => {
     expect(cfg('bind = YES').bind).toBe('simple');
     expect(cfg('bind = simple').bind).toBe('simple');
     expect(cfg('bind = No').bind).toBe('none');
     expect(cfg('bind = none').bind).toBe('none');
-    const sasl = catchError(() => cfg('a = 1\nbind = SASL\nsasl_mechs = GSSAPI'));
-    expect(sasl.message).toMatch(/^\/etc\/postfix\/t\.cf:2: bind: bind = sasl is not supported/);
+    const sasl = cfg('bind = SASL\nsasl_mechs = plain external\nsasl_realm = R\nsasl_authz_id = dn:uid=x');
+    expect(sasl.bind).toBe('sasl');
+    expect(sasl.sasl).toEqual({ mechs: ['PLAIN', 'EXTERNAL'], realm: 'R', authzId: 'dn:uid=x', minSsf: 0 });
     expect(catchError(() => cfg('bind = maybe')).message).toMatch(/^\/etc\/postfix\/t\.cf:1: bind: unsupported parameter value 'maybe'/);
     expect(catchError(() => cfg('bind =')).key).toBe('bind');
+  });
+
+  it('bind = sasl: mechanisms we cannot perform, no mechanism, or a minimum SSF are refused at startup', () => {
+    const gssapi = catchError(() => cfg('a = 1\nbind = SASL\nsasl_mechs = GSSAPI EXTERNAL'));
+    expect(gssapi.message).toMatch(/^\/etc\/postfix\/t\.cf:3: sasl_mechs: SASL mechanism GSSAPI is not supported .*use sasl_mechs = EXTERNAL over ldapi/);
+    expect(catchError(() => cfg('bind = sasl')).message).toMatch(/^\/etc\/postfix\/t\.cf:1: bind: bind = sasl needs sasl_mechs/);
+    expect(catchError(() => cfg('bind = sasl\nsasl_mechs = EXTERNAL\nsasl_minssf = 56')).message).toMatch(/^\/etc\/postfix\/t\.cf:3: sasl_minssf: /);
   });
 
   it('sasl_* parameters are known (no unknown warning) and not parsed without bind = sasl', () => {

@@ -7,11 +7,15 @@
 import type { Entry } from 'ldapts';
 import { describe, expect, it } from 'vitest';
 import { parseCf } from '../../src/config/cf-file.js';
-import { defaultMapSettings, type MapSettings } from '../../src/config/daemon-config.js';
-import { mapConfigFromCf } from '../../src/config/map-config.js';
+import { defaultMapSettings, type MapSettings } from '../../src/config/settings.js';
+import { mapConfigFromCf, type MapConfig } from '../../src/config/map-config.js';
 import { LdapFailure } from '../../src/ldap/errors.js';
-import type { LdapPool, SearchRequest } from '../../src/ldap/pool.js';
-import { exitCodeFor, explainLookup } from '../../src/explain/explain.js';
+import type { LdapPool } from '../../src/ldap/pool.js';
+import type { SearchRequest } from '../../src/ldap/search-request.js';
+import { exitCodeFor, explainLookup, type ExplainTarget } from '../../src/explain/explain.js';
+import { Uncached } from '../../src/cache/uncached.js';
+import { DeadlineMap } from '../../src/lookup/deadline.js';
+import { FallbackMap } from '../../src/lookup/fallback.js';
 import { q, renderReport } from '../../src/explain/render.js';
 import { ServerTap } from '../../src/explain/server-tap.js';
 import type { EntryNode, ExplainReport, SearchNode, ValueNode } from '../../src/explain/types.js';
@@ -82,12 +86,19 @@ const TOP: Record<string, string[]> = {
   '(listName=three)': ['uid=a,dc=t', 'uid=b,dc=t', 'uid=c,dc=t'],
 };
 
+/** The chain the builder makes for the command line (no cache), over this scripted LDAP map. */
+function chainOf(ldap: LdapMap, config: MapConfig, s: MapSettings): ExplainTarget {
+  const below = s.fallback === 'address' ? new FallbackMap(ldap, { recipientDelimiter: s.recipientDelimiter, propagateExtension: s.propagateExtension }) : ldap;
+  const served = new DeadlineMap(new Uncached(below), s.requestTimeout * 1000);
+  return { name: 'm', file: '/test/map.cf', config, settings: s, ldap, served, direct: served };
+}
+
 async function explain(key: string, extraCf = '', settings: Partial<MapSettings> = {}, delay: (base: string) => number = () => 0): Promise<ExplainReport> {
   const config = mapConfigFromCf(parseCf(CF + extraCf, '/test/map.cf'));
   const tap = new ServerTap();
   const s = { ...defaultMapSettings(), ...settings };
   const ldap = new LdapMap('m', config, scriptedPool(DIR, TOP, delay, tap), { smtputf8: s.smtputf8, loopHandling: s.loopHandling });
-  return explainLookup({ name: 'm', file: '/test/map.cf', config, ldap, settings: s }, Buffer.from(key, 'utf8'), { source: 'cli', tap, settleMs: 2000 });
+  return explainLookup(chainOf(ldap, config, s), Buffer.from(key, 'utf8'), { source: 'cli', tap, settleMs: 2000 });
 }
 
 function values(n: SearchNode | undefined): ValueNode[] {

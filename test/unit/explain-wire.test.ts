@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { exitCodeFor, wireInfo } from '../../src/explain/explain.js';
 import type { ExplainReport } from '../../src/explain/types.js';
-import { found, NOTFOUND, perm, temp, timeout } from '../../src/lookup/result.js';
+import { found, NOTFOUND, perm, temp, timeout } from '../../src/contracts/result.js';
 import { SOCKETMAP_MAX_REPLY } from '../../src/protocol/socketmap.js';
 import { TCP_MAX_REPLY } from '../../src/protocol/tcp-table.js';
 

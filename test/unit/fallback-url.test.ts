@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { isSubtype } from '../../src/lookup/ldap-map.js';
+import { isSubtype } from '../../src/lookup/attributes.js';
 import { isLdapUrl, LdapUrlError, parseLdapUrl } from '../../src/ldap/url.js';
 import { FallbackMap, splitExtension } from '../../src/lookup/fallback.js';
-import { found, NOTFOUND, temp, type LookupMap, type LookupResult } from '../../src/lookup/result.js';
+import type { LookupMap } from '../../src/contracts/map.js';
+import { found, NOTFOUND, temp, type LookupResult } from '../../src/contracts/result.js';
 
 describe('split_addr rules', () => {
   it('splits at the first delimiter of the set, keeping it with the extension', () => {

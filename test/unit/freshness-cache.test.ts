@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { CachedMap, type CacheOptions } from '../../src/cache/cache-map.js';
-import type { Dependencies } from '../../src/freshness/deps.js';
-import type { LookupTrace } from '../../src/lookup/ldap-map.js';
-import { found, NOTFOUND, temp, type LookupMap, type LookupResult } from '../../src/lookup/result.js';
+import { CachedMap } from '../../src/cache/cache-map.js';
+import { type CacheOptions } from '../../src/cache/options.js';
+import type { Dependencies } from '../../src/cache/dependencies.js';
+import type { LookupContext, LookupMap } from '../../src/contracts/map.js';
+import { found, NOTFOUND, temp, type LookupResult } from '../../src/contracts/result.js';
+import { socketmapAnswers } from '../../src/protocol/socketmap-answers.js';
 
 /**
  * A stand-in for the LDAP map that walks like one: a subtree search for the list, the list entry,
@@ -18,7 +20,8 @@ class FakeDirectory implements LookupMap {
   ]);
   gate?: Promise<void>;
 
-  async lookup(key: Buffer, trace?: LookupTrace): Promise<LookupResult> {
+  async lookup(key: Buffer, ctx?: LookupContext): Promise<LookupResult> {
+    const trace = ctx?.trace;
     this.calls++;
     if (this.gate) await this.gate;
     if (this.fail) return temp('LDAP down');
@@ -26,10 +29,10 @@ class FakeDirectory implements LookupMap {
     trace?.search?.(0, undefined, { base: 'ou=Groups,dc=x', scope: 'sub', filter: `(listName=${name})`, attributes: ['mail'], deref: 0 }, 1);
     const members = this.lists.get(name);
     if (!members) return NOTFOUND;
-    trace?.entry?.(0, `cn=${name},ou=Groups,dc=x`, false, true);
+    trace?.entry?.(0, `cn=${name},ou=Groups,dc=x`, 'no', 'no');
     members.forEach((dn, i) => {
       trace?.search?.(i + 1, 0, { base: dn, scope: 'base', filter: '(objectclass=*)', attributes: ['mail'], deref: 0 }, 2);
-      trace?.entry?.(i + 1, dn, false, true);
+      trace?.entry?.(i + 1, dn, 'no', 'no');
     });
     return found(Buffer.from(members.map((m) => m.slice(4, m.indexOf(','))).join(',')));
   }
@@ -41,7 +44,7 @@ const k = (s: string) => Buffer.from(s);
 describe('CachedMap dependency tracking and invalidation', () => {
   it('records the DNs and searches each answer was built from', async () => {
     const dir = new FakeDirectory();
-    const cache = new CachedMap(dir, OPTS);
+    const cache = new CachedMap(dir, OPTS, socketmapAnswers());
     await cache.lookup(k('sales'));
     await cache.lookup(k('eng'));
     expect([...cache.trackedEntryDns()].sort()).toEqual([
@@ -57,7 +60,7 @@ describe('CachedMap dependency tracking and invalidation', () => {
 
   it('expires only the answers a matcher selects; the others stay fresh', async () => {
     const dir = new FakeDirectory();
-    const cache = new CachedMap(dir, OPTS);
+    const cache = new CachedMap(dir, OPTS, socketmapAnswers());
     await cache.lookup(k('sales'));
     await cache.lookup(k('eng'));
     expect(dir.calls).toBe(2);
@@ -73,7 +76,7 @@ describe('CachedMap dependency tracking and invalidation', () => {
 
   it('negative answers are told apart', async () => {
     const dir = new FakeDirectory();
-    const cache = new CachedMap(dir, OPTS);
+    const cache = new CachedMap(dir, OPTS, socketmapAnswers());
     await cache.lookup(k('nolist'));
     await cache.lookup(k('sales'));
     expect(cache.invalidate((_deps, negative) => negative)).toBe(1);
@@ -83,7 +86,7 @@ describe('CachedMap dependency tracking and invalidation', () => {
 
   it('an invalidated answer is still there for stale-if-error', async () => {
     const dir = new FakeDirectory();
-    const cache = new CachedMap(dir, OPTS);
+    const cache = new CachedMap(dir, OPTS, socketmapAnswers());
     await cache.lookup(k('sales'));
     cache.invalidate(() => true);
     dir.fail = true;
@@ -95,7 +98,7 @@ describe('CachedMap dependency tracking and invalidation', () => {
 
   it('a lookup running while a matching invalidation happens is not stored as fresh', async () => {
     const dir = new FakeDirectory();
-    const cache = new CachedMap(dir, OPTS);
+    const cache = new CachedMap(dir, OPTS, socketmapAnswers());
     let open!: () => void;
     dir.gate = new Promise((r) => { open = r; });
     const running = cache.lookup(k('sales'));
@@ -115,11 +118,11 @@ describe('CachedMap dependency tracking and invalidation', () => {
   });
 
   it('counts the dependencies towards the byte bound and passes a caller trace through', async () => {
-    const plain = new CachedMap(new FakeDirectory(), { ...OPTS, trackDependencies: false });
-    const tracked = new CachedMap(new FakeDirectory(), OPTS);
+    const plain = new CachedMap(new FakeDirectory(), { ...OPTS, trackDependencies: false }, socketmapAnswers());
+    const tracked = new CachedMap(new FakeDirectory(), OPTS, socketmapAnswers());
     await plain.lookup(k('sales'));
     const entries: string[] = [];
-    await tracked.lookup(k('sales'), { entry: (_id, dn) => entries.push(dn) });
+    await tracked.lookup(k('sales'), { trace: { entry: (_id, dn) => entries.push(dn) } });
     expect(tracked.bytes).toBeGreaterThan(plain.bytes + 100);
     expect(entries).toEqual(['cn=sales,ou=Groups,dc=x', 'uid=alice,ou=People,dc=x', 'uid=bob,ou=People,dc=x']);
     expect(plain.trackedEntryDns().size).toBe(0);
@@ -127,8 +130,8 @@ describe('CachedMap dependency tracking and invalidation', () => {
 
   it('keeps the dependencies of a NOTFOUND answer to one small record', async () => {
     const dir = new FakeDirectory();
-    const plain = new CachedMap(new FakeDirectory(), { ...OPTS, trackDependencies: false });
-    const cache = new CachedMap(dir, OPTS);
+    const plain = new CachedMap(new FakeDirectory(), { ...OPTS, trackDependencies: false }, socketmapAnswers());
+    const cache = new CachedMap(dir, OPTS, socketmapAnswers());
     await plain.lookup(k('nolist'));
     await cache.lookup(k('nolist'));
     await cache.lookup(k('sales'));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonical, isUnder, normalizeDn, parsedCanonical, rdnsOf, staticBase, withinScope } from '../../src/freshness/dn.js';
+import { canonical, isUnder, normalizeDn, parsedCanonical, rdnsOf, staticBase, withinScope } from '../../src/ldap/dn.js';
 import { prng } from '../support/prng.js';
 import { formatGeneralizedTime, parseGeneralizedTime } from '../../src/freshness/watcher.js';
 

@@ -6,7 +6,9 @@ import { toLdapFailure } from '../../src/ldap/errors.js';
 import { markerAdvice, pollFailureAdvice } from '../../src/freshness/advice.js';
 import { describeContext, serverKind } from '../../src/freshness/marker.js';
 import { usnSourceFor } from '../../src/freshness/markers/usn.js';
-import { found, NOTFOUND, type LookupMap, type LookupResult } from '../../src/lookup/result.js';
+import type { LookupMap } from '../../src/contracts/map.js';
+import { found, NOTFOUND, type LookupResult } from '../../src/contracts/result.js';
+import { socketmapAnswers } from '../../src/protocol/socketmap-answers.js';
 
 /** 389-ds 2.3's root DSE with the USN plugin and the retro changelog on (as seen by a bound user). */
 const ROOT_389 = {
@@ -76,7 +78,7 @@ describe('blind_cache_ttl (CachedMap.capFreshness)', () => {
   }
   const clock = { t: 1_000_000 };
   const make = (inner: LookupMap) =>
-    new CachedMap(inner, { ttlSec: 3600, negativeTtlSec: 3600, staleIfErrorSec: 600, maxEntries: 100, maxBytes: 1 << 20, refreshAheadFraction: 1, now: () => clock.t });
+    new CachedMap(inner, { ttlSec: 3600, negativeTtlSec: 3600, staleIfErrorSec: 600, maxEntries: 100, maxBytes: 1 << 20, refreshAheadFraction: 1, now: () => clock.t }, socketmapAnswers());
 
   it('caps held and new answers while set, and stops capping new ones when lifted', async () => {
     const inner = new Fixed();

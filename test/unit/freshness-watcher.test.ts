@@ -7,13 +7,15 @@
 import type { Entry } from 'ldapts';
 import { describe, expect, it } from 'vitest';
 import { CachedMap } from '../../src/cache/cache-map.js';
-import { normalizeDn } from '../../src/freshness/dn.js';
+import { normalizeDn } from '../../src/ldap/dn.js';
 import { ChangeWatcher, formatGeneralizedTime, type ChangeKind, type WatcherOptions } from '../../src/freshness/watcher.js';
 import { LdapFailure } from '../../src/ldap/errors.js';
-import type { LdapPool, SearchRequest } from '../../src/ldap/pool.js';
+import type { LdapPool } from '../../src/ldap/pool.js';
+import type { SearchRequest } from '../../src/ldap/search-request.js';
 import { setLogLevel } from '../../src/log.js';
-import type { LookupTrace } from '../../src/lookup/ldap-map.js';
-import { found, NOTFOUND, type LookupMap, type LookupResult } from '../../src/lookup/result.js';
+import type { LookupContext, LookupMap } from '../../src/contracts/map.js';
+import { found, NOTFOUND, type LookupResult } from '../../src/contracts/result.js';
+import { socketmapAnswers } from '../../src/protocol/socketmap-answers.js';
 
 const SUFFIX = 'dc=x';
 setLogLevel('error');
@@ -97,20 +99,21 @@ class ListMap implements LookupMap {
   gate?: Promise<void>;
   constructor(readonly name: string, private readonly server: FakeServer, private readonly base: string) {}
 
-  async lookup(key: Buffer, trace?: LookupTrace): Promise<LookupResult> {
+  async lookup(key: Buffer, ctx?: LookupContext): Promise<LookupResult> {
+    const trace = ctx?.trace;
     this.calls++;
     if (this.gate) await this.gate;
     const name = key.toString();
     trace?.search?.(0, undefined, { base: this.base, scope: 'sub', filter: `(listName=${name})`, attributes: ['mail'], deref: 0 }, 1);
     const hit = [...this.server.entries].find(([dn, a]) => normalizeDn(dn).endsWith(normalizeDn(this.base)) && a.listName?.includes(name));
     if (!hit) return NOTFOUND;
-    trace?.entry?.(0, hit[0], false, true);
+    trace?.entry?.(0, hit[0], 'no', 'no');
     const mails: string[] = [];
     for (const m of hit[1].member ?? []) {
       trace?.search?.(1, 0, { base: m, scope: 'base', filter: '(objectclass=*)', attributes: ['mail'], deref: 0 }, 2);
       const e = this.server.entries.get(m);
       if (!e) continue;
-      trace?.entry?.(1, m, false, true);
+      trace?.entry?.(1, m, 'no', 'no');
       mails.push(...(e.mail ?? []));
     }
     return mails.length ? found(Buffer.from(mails.join(','))) : NOTFOUND;
@@ -126,7 +129,7 @@ function setup(opts: { syncprov?: boolean; now?: () => number; watcher?: Partial
   server.put('cn=sales,ou=Groups,dc=x', { listName: ['sales'], member: ['uid=alice,ou=People,dc=x', 'uid=bob,ou=People,dc=x'] });
   server.put('cn=eng,ou=Groups,dc=x', { listName: ['eng'], member: ['uid=carol,ou=People,dc=x'] });
   const inner = new ListMap('aliases', server, 'ou=Groups,dc=x');
-  const cache = new CachedMap(inner, { ttlSec: 3600, negativeTtlSec: 3600, maxEntries: 100, maxBytes: 1e6, staleIfErrorSec: 3600, trackDependencies: true });
+  const cache = new CachedMap(inner, { ttlSec: 3600, negativeTtlSec: 3600, maxEntries: 100, maxBytes: 1e6, staleIfErrorSec: 3600, trackDependencies: true }, socketmapAnswers());
   const events: { changes: [ChangeKind, number][]; invalidated: number; errors: number } = { changes: [], invalidated: 0, errors: 0 };
   const watcher = new ChangeWatcher(server.pool as unknown as LdapPool, [{ name: 'aliases', cache, searchBase: 'ou=Groups,dc=x' }], {
     intervalMs: 1000,

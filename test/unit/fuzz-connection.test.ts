@@ -15,11 +15,13 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CachedMap } from '../../src/cache/cache-map.js';
 import { DeadlineMap } from '../../src/lookup/deadline.js';
-import { found, NOTFOUND, temp, type LookupMap, type LookupResult } from '../../src/lookup/result.js';
+import type { LookupMap } from '../../src/contracts/map.js';
+import { found, NOTFOUND, temp, type LookupResult } from '../../src/contracts/result.js';
 import { encodeSocketmapReply } from '../../src/protocol/socketmap.js';
 import { serveConnection, type ConnectionHooks } from '../../src/server/connection.js';
 import { socketmapProtocol, type MapRegistry } from '../../src/server/handlers.js';
 import { prng as rng } from '../support/prng.js';
+import { socketmapAnswers } from '../../src/protocol/socketmap-answers.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20240607);
 
@@ -42,7 +44,7 @@ const map: LookupMap = {
   },
 };
 /** The same map behind a cache: repeated keys are answered synchronously, the others wait. */
-const cached = new DeadlineMap(new CachedMap(map, { ttlSec: 3600, negativeTtlSec: 3600, maxEntries: 1000, maxBytes: 1 << 20, staleIfErrorSec: 0 }), 10_000);
+const cached = new DeadlineMap(new CachedMap(map, { ttlSec: 3600, negativeTtlSec: 3600, maxEntries: 1000, maxBytes: 1 << 20, staleIfErrorSec: 0 }, socketmapAnswers()), 10_000);
 /** Answers after 400 ms: longer than the idle_timeout of the timeout tests. */
 const slow: LookupMap = { name: 'slow', lookup: async (key) => { await sleep(400); return answerFor(Buffer.from(key)); } };
 const registry: MapRegistry = { get: (n) => (n === 'm' ? map : n === 'c' ? cached : n === 'slow' ? slow : undefined), names: () => ['m', 'c', 'slow'] };

@@ -1,9 +1,22 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CachedMap } from '../../src/cache/cache-map.js';
+import { Uncached } from '../../src/cache/uncached.js';
 import { DeadlineMap } from '../../src/lookup/deadline.js';
-import { found, NOTFOUND, type LookupMap, type LookupResult } from '../../src/lookup/result.js';
+import type { LookupMap } from '../../src/contracts/map.js';
+import { found, NOTFOUND, type LookupResult } from '../../src/contracts/result.js';
 import { encodeSocketmapReply } from '../../src/protocol/socketmap.js';
 import { socketmapProtocol, type MapRegistry } from '../../src/server/handlers.js';
+import { socketmapAnswers, type SocketmapForm } from '../../src/protocol/socketmap-answers.js';
+import type { ReadyAnswer } from '../../src/contracts/map.js';
+
+/** What the socketmap server writes for a ready answer, and the oversize it reports. */
+function sent(a: ReadyAnswer<SocketmapForm>): { reply: string; oversize: number | undefined };
+function sent(a: ReadyAnswer<SocketmapForm> | undefined): { reply: string; oversize: number | undefined } | undefined;
+function sent(a: ReadyAnswer<SocketmapForm> | undefined): { reply: string; oversize: number | undefined } | undefined {
+  if (!a) return undefined;
+  return typeof a.encoded === 'string' ? { reply: a.encoded, oversize: undefined } : { reply: a.encoded.reply, oversize: a.encoded.oversize };
+}
+
 
 const K = (s: string): Buffer => Buffer.from(s, 'latin1');
 const OPTS = { ttlSec: 60, negativeTtlSec: 60, maxEntries: 100, maxBytes: 1 << 20, staleIfErrorSec: 0 };
@@ -28,7 +41,7 @@ describe('DeadlineMap', () => {
   it('a fresh cache hit needs no timer; a miss gets one, cleared when the answer comes', async () => {
     vi.useFakeTimers();
     const inner = innerMap({ a: found(K('v')) });
-    const d = new DeadlineMap(new CachedMap(inner, OPTS), 5_000);
+    const d = new DeadlineMap(new CachedMap(inner, OPTS, socketmapAnswers()), 5_000);
     const miss = d.lookup(K('a'));
     expect(vi.getTimerCount()).toBe(1);
     expect(await miss).toEqual(found(K('v')));
@@ -36,7 +49,7 @@ describe('DeadlineMap', () => {
     const hit = d.lookup(K('a'));
     expect(vi.getTimerCount()).toBe(0);
     expect(await hit).toEqual(found(K('v')));
-    expect(d.answerNow(K('a'))?.reply).toBe('4:OK v,');
+    expect(sent(d.answerNow(K('a')))?.reply).toBe('4:OK v,');
     expect(d.answerNow(K('b'))).toBeUndefined();
     expect(inner.calls).toBe(1);
   });
@@ -44,7 +57,7 @@ describe('DeadlineMap', () => {
   it('a lookup slower than the deadline answers TIMEOUT; over a map without a cache, answerNow is always undefined', async () => {
     vi.useFakeTimers();
     const slow: LookupMap = { name: 's', lookup: () => new Promise((r) => setTimeout(() => r(found(K('late'))), 10_000)) };
-    const d = new DeadlineMap(slow, 1_000);
+    const d = new DeadlineMap(new Uncached(slow), 1_000);
     expect(d.answerNow(K('x'))).toBeUndefined();
     const p = d.lookup(K('x'));
     await vi.advanceTimersByTimeAsync(1_000);
@@ -55,7 +68,7 @@ describe('DeadlineMap', () => {
 describe('socketmapProtocol', () => {
   function setup() {
     const inner = innerMap({ 'a@x': found(K('b@y')) });
-    const served = new DeadlineMap(new CachedMap(inner, OPTS), 5_000);
+    const served = new DeadlineMap(new CachedMap(inner, OPTS, socketmapAnswers()), 5_000);
     const registry: MapRegistry = { get: (n) => (n === 'aliases' ? served : undefined), names: () => ['aliases'] };
     const answered: [string, string, number | undefined][] = [];
     const p = socketmapProtocol(registry, { answered: (map, r, oversize) => answered.push([map, r.kind, oversize]) });
@@ -86,7 +99,7 @@ describe('socketmapProtocol', () => {
   });
 
   it('each request is answered from the map it names, also when names alternate (the name string is reused per connection)', async () => {
-    const maps = new Map(['ab', 'ac', 'abc', '\u00e9b'].map((n) => [n, new DeadlineMap(new CachedMap({ name: n, lookup: async () => found(K(`from-${n}`)) }, OPTS), 5_000)]));
+    const maps = new Map(['ab', 'ac', 'abc', '\u00e9b'].map((n) => [n, new DeadlineMap(new CachedMap({ name: n, lookup: async () => found(K(`from-${n}`)) }, OPTS, socketmapAnswers()), 5_000)]));
     const registry: MapRegistry = { get: (n) => maps.get(n), names: () => [...maps.keys()] };
     const p = socketmapProtocol(registry);
     const ask = async (name: string): Promise<string> => {

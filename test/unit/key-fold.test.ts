@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { caseFold, CASEFOLD_UNICODE_VERSION, foldKey } from '../../src/lookup/key-fold.js';
+import { caseFold, CASEFOLD_UNICODE_VERSION, foldKey } from '../../src/fold/key-fold.js';
 
 const b = (s: string): Buffer => Buffer.from(s, 'utf8');
 

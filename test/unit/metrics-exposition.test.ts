@@ -2,9 +2,12 @@ import { spawnSync } from 'node:child_process';
 import http from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { CachedMap } from '../../src/cache/cache-map.js';
-import { found, NOTFOUND, temp, type LookupMap, type LookupResult } from '../../src/lookup/result.js';
+import type { LookupMap } from '../../src/contracts/map.js';
+import { found, NOTFOUND, temp, type LookupResult } from '../../src/contracts/result.js';
 import { LOOKUP_BUCKETS, Metrics, UNKNOWN_MAP } from '../../src/metrics/metrics.js';
-import { isLoopback, requestFlush, startAdminHttp, type Health } from '../../src/server/admin-http.js';
+import { requestFlush } from '../../src/cli/admin-client.js';
+import { isLoopback, startAdminHttp, type Health } from '../../src/runtime/admin-http.js';
+import { socketmapAnswers } from '../../src/protocol/socketmap-answers.js';
 
 /** Parses the text exposition into "name{sorted labels}" → value (HELP/TYPE lines checked for shape). */
 function parseExposition(text: string): Map<string, number> {
@@ -71,8 +74,8 @@ async function scripted(): Promise<{ metrics: Metrics; requests: number; clock: 
   aliasesInner.answers.set('big@x', found(Buffer.alloc(200_000, 0x61)));
   const mailboxesInner = new Scripted('mailboxes');
   const opts = { ttlSec: 60, negativeTtlSec: 10, maxEntries: 100, maxBytes: 1 << 20, staleIfErrorSec: 300, now: () => clock.t };
-  const aliases = new CachedMap(aliasesInner, opts, metrics.cacheObserver);
-  const mailboxes = new CachedMap(mailboxesInner, opts, metrics.cacheObserver);
+  const aliases = new CachedMap(aliasesInner, opts, socketmapAnswers(), metrics.cacheObserver);
+  const mailboxes = new CachedMap(mailboxesInner, opts, socketmapAnswers(), metrics.cacheObserver);
   metrics.setMaps(['aliases', 'mailboxes']);
   metrics.registerCache('aliases', aliases);
   metrics.registerCache('mailboxes', mailboxes);

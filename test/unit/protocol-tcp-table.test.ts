@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { found, NOTFOUND, perm, temp, timeout, type LookupResult } from '../../src/lookup/result.js';
+import { found, NOTFOUND, perm, temp, timeout, type LookupResult } from '../../src/contracts/result.js';
 import { ProtocolError } from '../../src/protocol/errors.js';
 import {
   TCP_MAX_REPLY,

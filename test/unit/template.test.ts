@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compileTemplates, TemplateError, type Templates } from '../../src/lookup/template.js';
+import { compileTemplates, TemplateError, type Templates } from '../../src/template/templates.js';
 
 const T = (queryFilter: string, searchBase = '', resultFormat = '%s'): Templates =>
   compileTemplates({ searchBase, queryFilter, resultFormat });

@@ -1,7 +1,7 @@
 import type { Entry } from 'ldapts';
 import { LdapFailure } from '../../ldap/errors.js';
 import type { LdapPool } from '../../ldap/pool.js';
-import { normalizeDn } from '../dn.js';
+import { normalizeDn } from '../../ldap/dn.js';
 
 /**
  * 389-ds's USN plugin as a change marker. Every write to a backend (add, modify, delete,

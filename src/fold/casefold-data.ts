@@ -3,7 +3,7 @@
 // Contents: Unicode full case folding = status C + F mappings (no T, no S), as used by ICU
 // ucasemap_utf8FoldCase() with U_FOLD_CASE_DEFAULT (Postfix casefold()).
 // 1530 mappings: 1426 single (195 runs), 104 multi-code-point.
-// Encoding: see scripts/gen-casefold.mjs. Decoded by src/lookup/key-fold.ts.
+// Encoding: see scripts/gen-casefold.mjs. Decoded by src/fold/key-fold.ts.
 
 export const UNICODE_VERSION = '15.0.0';
 

@@ -1,5 +1,3 @@
-import type { LookupTrace } from './ldap-map.js';
-
 /**
  * The four outcomes of a table lookup, as Postfix's dict layer knows them (util/dict.h), carried
  * from LDAP up to the wire. Servers switch on `kind`; nothing matches on message strings.
@@ -36,13 +34,7 @@ export function perm(reason: string): LookupResult {
   return { kind: 'perm', reason };
 }
 
-/** Anything that answers lookups by key: the LDAP map, the cache wrapper, a test double. */
-export interface LookupMap {
-  readonly name: string;
-  /**
-   * `trace`, when given, observes the LDAP walk(s) behind this answer (wrappers pass it down to
-   * the LDAP map; a cache hit calls nothing).
-   */
-  lookup(key: Buffer, trace?: LookupTrace): Promise<LookupResult>;
-  close?(): Promise<void>;
+/** What the observers need of an answer: its kind (a LookupResult or a ReadyAnswer). */
+export interface AnswerKind {
+  readonly kind: LookupResult['kind'];
 }

@@ -1,6 +1,5 @@
-import type { LookupTrace } from '../lookup/ldap-map.js';
-import type { SearchRequest } from '../ldap/pool.js';
-import { normalizeDn } from './dn.js';
+import type { LookupTrace, SearchSpec } from '../contracts/trace.js';
+import { normalizeDn } from '../ldap/dn.js';
 
 /**
  * What one cached answer was built from, collected by watching the real walk (LookupTrace) while
@@ -82,7 +81,7 @@ export class DependencyCollector implements LookupTrace {
   /** One/sub searches, deduplicated by scope, normalized base and filter. */
   private searchList?: DependentSearch[];
 
-  search(_id: number, _parent: number | undefined, req: SearchRequest): void {
+  search(_id: number, _parent: number | undefined, req: SearchSpec): void {
     const base = normalizeDn(req.base);
     if (req.scope === 'base') {
       (this.baseSet ??= new Set()).add(base);
@@ -122,21 +121,4 @@ export class DependencyCollector implements LookupTrace {
     const deps = new CompactDependencies(entries, bases, first?.base ?? '', first?.scope, first?.filter ?? '', more);
     return { deps, bytes };
   }
-}
-
-const TRACE_METHODS = ['key', 'domain', 'suppressed', 'search', 'searchDone', 'entry', 'value', 'limit', 'loop'] as const;
-
-/** One trace that forwards every call to both (the cache's collector and a caller's own trace). */
-export function teeTrace(a: LookupTrace, b: LookupTrace): LookupTrace {
-  const out: Record<string, (...args: unknown[]) => void> = {};
-  for (const m of TRACE_METHODS) {
-    const fa = a[m] as ((...args: unknown[]) => void) | undefined;
-    const fb = b[m] as ((...args: unknown[]) => void) | undefined;
-    if (!fa && !fb) continue;
-    out[m] = (...args: unknown[]) => {
-      fa?.apply(a, args);
-      fb?.apply(b, args);
-    };
-  }
-  return out as LookupTrace;
 }

@@ -1,6 +1,9 @@
 import { getHeapStatistics } from 'node:v8';
-import { CachedMap, cacheOptionsFrom } from '../cache/cache-map.js';
-import type { DaemonConfig, MapSettings } from '../config/daemon-config.js';
+import { type CachedMap } from '../cache/cache-map.js';
+import { cacheOptionsFrom } from '../cache/options.js';
+import type { SocketmapForm } from '../protocol/socketmap-answers.js';
+import type { DaemonConfig } from '../config/daemon-config.js';
+import type { MapSettings } from '../config/settings.js';
 import { explainLookup } from '../explain/explain.js';
 import { ServerTap } from '../explain/server-tap.js';
 import type { ExplainReport } from '../explain/types.js';
@@ -9,7 +12,7 @@ import type { LdapPool } from '../ldap/pool.js';
 import { log } from '../log.js';
 import { Metrics } from '../metrics/metrics.js';
 import { AdminError, startAdminHttp, type AdminServer, type Health, type WatcherHealth } from './admin-http.js';
-import { Daemon } from './daemon.js';
+import { Daemon } from '../server/daemon.js';
 
 /** How long /readyz waits for a map's LDAP connection before calling it down. */
 const READY_PROBE_MS = 2_000;
@@ -61,8 +64,7 @@ export class Runtime {
   readonly metrics = new Metrics();
   /** The pools' observer: metrics, plus which servers an explain's searches went to. */
   private readonly tap = new ServerTap(this.metrics.poolObserver);
-  private caches = new Map<string, CachedMap>();
-  private pending = new Map<string, CachedMap>();
+  private caches = new Map<string, CachedMap<SocketmapForm>>();
   private admin?: AdminServer;
   private pruner?: NodeJS.Timeout;
   /** Change watchers of the current map generation, one per LDAP pool (see src/freshness). */
@@ -76,15 +78,12 @@ export class Runtime {
     rt.budgetCaches(cfg);
     rt.daemon = await Daemon.start(cfg, {
       observer: rt.tap.observer,
-      wrap: (map, entry) => {
-        const opts = cacheOptionsFrom(entry.settings);
-        const c = new CachedMap(
-          map,
-          { ...opts, maxBytes: Math.floor(opts.maxBytes * rt.cacheScale), trackDependencies: entry.settings.changePollInterval > 0 },
-          rt.metrics.cacheObserver,
-        );
-        rt.pending.set(entry.name, c);
-        return c;
+      cache: {
+        options: (entry) => {
+          const opts = cacheOptionsFrom(entry.settings);
+          return { ...opts, maxBytes: Math.floor(opts.maxBytes * rt.cacheScale), trackDependencies: entry.settings.changePollInterval > 0 };
+        },
+        observer: rt.metrics.cacheObserver,
       },
       connections: rt.metrics.connectionObserver,
       lookupsFor: (p) => rt.metrics.lookupObserverFor(p),
@@ -109,9 +108,10 @@ export class Runtime {
     return rt;
   }
 
+  /** The caches of the map generation now in force. */
   private commitCaches(): void {
-    this.caches = this.pending;
-    this.pending = new Map();
+    this.caches = new Map();
+    for (const [name, b] of this.daemon.maps.maps) if (b.cache) this.caches.set(name, b.cache);
     this.metrics.setMaps(this.caches.keys());
     for (const [name, c] of this.caches) this.metrics.registerCache(name, c);
     this.restartWatchers();
@@ -172,12 +172,7 @@ export class Runtime {
 
   async reload(cfg: DaemonConfig): Promise<void> {
     this.budgetCaches(cfg);
-    try {
-      await this.daemon.reload(cfg);
-    } catch (err) {
-      this.pending = new Map();
-      throw err;
-    }
+    await this.daemon.reload(cfg);
     this.commitCaches();
     this.metrics.setMaxConnections(this.daemon.limits.maxConnections);
   }
@@ -195,18 +190,13 @@ export class Runtime {
   }
 
   /**
-   * What the daemon does with `key` (exactly as Postfix sends it) in `map` right now: its own
-   * LDAP map and pool, asked with a trace, and its cache looked at without being touched.
+   * What the daemon does with `key` (exactly as Postfix sends it) in `map` right now: the chain
+   * it serves with, cache included, asked to look without changing anything.
    */
   explain(map: string, key: string): Promise<ExplainReport> {
     const built = this.daemon.maps.maps.get(map);
-    const entry = this.daemon.config.maps.find((m) => m.name === map);
-    if (!built || !entry) throw new AdminError(404, `unknown map ${JSON.stringify(map)}; known maps: ${this.daemon.names().join(', ')}`);
-    return explainLookup(
-      { name: built.name, file: built.file, config: built.config, ldap: built.ldap, settings: entry.settings },
-      Buffer.from(key, 'utf8'),
-      { source: 'daemon', tap: this.tap, cache: this.caches.get(map) },
-    );
+    if (!built) throw new AdminError(404, `unknown map ${JSON.stringify(map)}; known maps: ${this.daemon.names().join(', ')}`);
+    return explainLookup(built, Buffer.from(key, 'utf8'), { source: 'daemon', tap: this.tap, maxReply: this.daemon.limits.socketmapMaxReplySize });
   }
 
   async health(): Promise<Health> {

@@ -14,15 +14,15 @@
  * Value-side flags (%d, %u in result_format) only decide which result values are skipped.
  */
 import { escapeDnValue, escapeFilterValue } from '../ldap/escape.js';
+import { emptyFlags, K_D, K_S, K_U, parseTemplate, V_D, V_S, V_U, type ParsedTemplate, type TemplateFlags } from './parse.js';
 
-export class TemplateError extends Error {
-  constructor(
-    public readonly param: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'TemplateError';
-  }
+export { TemplateError } from './parse.js';
+
+/** One substituted code of an expanded template, for `explain`. */
+export interface Substitution {
+  code: string;
+  raw: string;
+  escaped: string;
 }
 
 export interface Templates {
@@ -48,151 +48,25 @@ export interface Templates {
    * subarray of it when it contains a NUL), or undefined when it is empty after the NUL cut.
    */
   readonly resultIsPlain: boolean;
+  /** Why expandResult(value, key) returned undefined (for `explain`; not on the served path). */
+  skipReason(value: Buffer): string;
+  /** The codes search_base or query_filter substitute for this key, raw and escaped (for `explain`). */
+  describe(param: 'search_base' | 'query_filter', key: string): Substitution[];
 }
 
 // ---------------------------------------------------------------------------------------------
-// Parts. A literal is a string (query templates) or a Buffer (result_format); a code is a number.
-
-/** Codes on the lookup key. 1..9 are the domain labels %1..%9 (counted from the right). */
-const K_S = 0; // %s / %S (whole key); in result_format only %S
-const K_U = -1; // %u / %U (localpart of the key, or the whole key without '@'); in result_format only %U
-const K_D = -2; // %d / %D (domain of the key); in result_format only %D
-/** Codes on the result value (result_format only). */
-const V_S = -10; // %s
-const V_U = -11; // %u
-const V_D = -12; // %d
+// Parts: the parsed pieces flattened for expansion. A literal is a string (query templates) or
+// a Buffer (result_format); a code is a number (parse.ts).
 
 type QueryPart = string | number;
 type ResultPart = Buffer | number;
 
-interface SharedFlags {
-  /** First code that set "needs domain", e.g. "%d" or "%D", for messages; undefined if not set. */
-  needsDomain: string | undefined;
-  needsLocal: string | undefined;
-  /** Highest %N used anywhere (0 = none). */
-  nparts: number;
-  valueDomain: boolean;
-  valueLocal: boolean;
+function queryParts(t: ParsedTemplate): QueryPart[] {
+  return t.pieces.map((p) => ('text' in p ? p.text : p.code));
 }
 
-interface Parsed<P> {
-  parts: P[];
-  /** Uses any data-dependent code (Postfix db_common_parse() return value). */
-  dynamic: boolean;
-}
-
-function invalid(param: string, kind: 'query' | 'result', template: string, detail: string): TemplateError {
-  return new TemplateError(param, `Invalid ${kind} template for ${param}: ${JSON.stringify(template)} (${detail})`);
-}
-
-function parseQuery(param: string, template: string, flags: SharedFlags): Parsed<QueryPart> {
-  const parts: QueryPart[] = [];
-  let lit = '';
-  let dynamic = false;
-  const flush = (): void => {
-    if (lit !== '') parts.push(lit);
-    lit = '';
-  };
-  for (let i = 0; i < template.length; i++) {
-    const c = template[i]!;
-    if (c !== '%') {
-      lit += c;
-      continue;
-    }
-    const code = template[++i];
-    if (code === undefined) throw invalid(param, 'query', template, 'lone "%" at the end');
-    let part: number;
-    switch (code) {
-      case '%':
-        lit += '%';
-        continue;
-      case 's':
-      case 'S':
-        part = K_S;
-        break;
-      case 'u':
-      case 'U':
-        flags.needsLocal ??= `%${code}`;
-        part = K_U;
-        break;
-      case 'd':
-      case 'D':
-        flags.needsDomain ??= `%${code}`;
-        part = K_D;
-        break;
-      case '1': case '2': case '3': case '4': case '5': case '6': case '7': case '8': case '9':
-        part = code.charCodeAt(0) - 0x30;
-        flags.nparts = Math.max(flags.nparts, part);
-        flags.needsDomain ??= `%${code}`;
-        break;
-      default:
-        throw invalid(param, 'query', template, `unknown code "%${code}" at offset ${i - 1}`);
-    }
-    dynamic = true;
-    flush();
-    parts.push(part);
-  }
-  flush();
-  return { parts, dynamic };
-}
-
-function parseResult(param: string, template: string, flags: SharedFlags): Parsed<ResultPart> {
-  const parts: ResultPart[] = [];
-  let lit = '';
-  let dynamic = false;
-  const flush = (): void => {
-    if (lit !== '') parts.push(Buffer.from(lit, 'utf8'));
-    lit = '';
-  };
-  for (let i = 0; i < template.length; i++) {
-    const c = template[i]!;
-    if (c !== '%') {
-      lit += c;
-      continue;
-    }
-    const code = template[++i];
-    if (code === undefined) throw invalid(param, 'result', template, 'lone "%" at the end');
-    let part: number;
-    switch (code) {
-      case '%':
-        lit += '%';
-        continue;
-      case 's':
-        part = V_S;
-        break;
-      case 'u':
-        flags.valueLocal = true;
-        part = V_U;
-        break;
-      case 'd':
-        flags.valueDomain = true;
-        part = V_D;
-        break;
-      case 'S':
-        part = K_S;
-        break;
-      case 'U':
-        flags.needsLocal ??= '%U';
-        part = K_U;
-        break;
-      case 'D':
-        flags.needsDomain ??= '%D';
-        part = K_D;
-        break;
-      case '1': case '2': case '3': case '4': case '5': case '6': case '7': case '8': case '9':
-        part = code.charCodeAt(0) - 0x30;
-        flags.nparts = Math.max(flags.nparts, part);
-        flags.needsDomain ??= `%${code}`;
-        break;
-      default:
-        throw invalid(param, 'result', template, `unknown code "%${code}" at offset ${i - 1}`);
-    }
-    dynamic = true;
-    flush();
-    parts.push(part);
-  }
-  flush();
-  return { parts, dynamic };
+function resultParts(t: ParsedTemplate): ResultPart[] {
+  return t.pieces.map((p) => ('text' in p ? Buffer.from(p.text, 'utf8') : p.code));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -229,34 +103,32 @@ class CompiledTemplates implements Templates {
   private readonly base: readonly QueryPart[];
   private readonly filter: readonly QueryPart[];
   private readonly result: readonly ResultPart[];
-  private readonly flags: Readonly<SharedFlags>;
+  private readonly flags: Readonly<TemplateFlags>;
+  private readonly resultFormat: string;
+  private readonly parsed: { readonly search_base: ParsedTemplate; readonly query_filter: ParsedTemplate; readonly result_format: ParsedTemplate };
   private last: KeyInfo | undefined;
 
   constructor(t: { searchBase: string; queryFilter: string; resultFormat: string }) {
-    const flags: SharedFlags = {
-      needsDomain: undefined,
-      needsLocal: undefined,
-      nparts: 0,
-      valueDomain: false,
-      valueLocal: false,
-    };
+    const flags = emptyFlags();
     // Same order as dict_ldap_open(): search_base, query_filter, result_format. The order only
     // decides which invalid template is reported first and which code suppression messages name.
-    const base = parseQuery('search_base', t.searchBase, flags);
-    const filter = parseQuery('query_filter', t.queryFilter, flags);
+    const base = parseTemplate('search_base', 'query', t.searchBase, flags);
+    const filter = parseTemplate('query_filter', 'query', t.queryFilter, flags);
     // Postfix: an empty result_format counts as unset and result_filter (default "%s", min
     // length 1) is used instead. The config layer is expected to resolve that; an empty string
     // reaching us is treated as that default rather than as "every value expands to nothing".
     const resultFormat = t.resultFormat === '' ? '%s' : t.resultFormat;
-    const result = parseResult('result_format', resultFormat, flags);
+    const result = parseTemplate('result_format', 'result', resultFormat, flags);
 
-    this.filter = filter.parts;
-    this.base = base.parts;
-    this.result = result.parts;
+    this.parsed = { search_base: base, query_filter: filter, result_format: result };
+    this.filter = queryParts(filter);
+    this.base = queryParts(base);
+    this.result = resultParts(result);
     this.flags = flags;
     this.dynamicBase = base.dynamic;
     this.fixedFilter = !filter.dynamic;
     this.resultIsPlain = resultFormat === '%s';
+    this.resultFormat = resultFormat;
   }
 
   private info(key: string): KeyInfo {
@@ -349,6 +221,35 @@ class CompiledTemplates implements Templates {
       total += piece.length;
     }
     return Buffer.concat(pieces, total);
+  }
+
+  skipReason(raw: Buffer): string {
+    const nul = raw.indexOf(0);
+    const v = nul >= 0 ? raw.subarray(0, nul) : raw;
+    if (v.length === 0) return nul >= 0 ? 'empty before its first NUL byte' : 'empty value';
+    const at = v.lastIndexOf(0x40);
+    const fmt = `result_format ${JSON.stringify(this.resultFormat)}`;
+    if (this.flags.valueDomain && (at < 0 || at === v.length - 1)) return `${fmt} uses %d and the value has no domain part`;
+    if (this.flags.valueLocal && at === 0) return `${fmt} uses %u and the value has an empty local part`;
+    return `${fmt} could not be filled from the value`;
+  }
+
+  describe(param: 'search_base' | 'query_filter', key: string): Substitution[] {
+    const info = this.info(key);
+    const quote = param === 'query_filter' ? escapeFilterValue : escapeDnValue;
+    const seen = new Set<string>();
+    const out: Substitution[] = [];
+    for (const p of this.parsed[param].pieces) {
+      if ('text' in p || seen.has(p.letter)) continue;
+      seen.add(p.letter);
+      let raw: string;
+      if (p.code === K_S) raw = key;
+      else if (p.code === K_U) raw = info.local;
+      else if (p.code === K_D) raw = info.domain ?? '';
+      else raw = info.labels[info.labels.length - p.code] ?? '';
+      out.push({ code: `%${p.letter}`, raw, escaped: quote(raw) });
+    }
+    return out;
   }
 
   private keyBytes(key: string): KeyBytes {

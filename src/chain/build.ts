@@ -1,37 +1,61 @@
+/**
+ * The one builder of the map chain, used by serve, query and explain alike:
+ *
+ *   deadline -> cache (or none) -> fallback emulation (when configured) -> LDAP map -> pool
+ *
+ * Whatever calls a map gets it from here, so `explain` runs the very objects the daemon serves
+ * with, and a wrapper placed in the chain must keep the synchronous hit (ServedMap) to compile.
+ */
+import { CachedMap } from '../cache/cache-map.js';
+import { type CacheObserver, type CacheOptions } from '../cache/options.js';
+import { Uncached } from '../cache/uncached.js';
 import type { DaemonConfig } from '../config/daemon-config.js';
+import type { MapSettings } from '../config/settings.js';
 import { loadMapConfig, type MapConfig } from '../config/map-config.js';
 import { formatWarning } from '../config/errors.js';
+import type { AnswerCodec, LookupMap, ServedMap } from '../contracts/map.js';
 import type { ConnectionSettings } from '../ldap/connect.js';
 import { LdapPool, type PoolObserver } from '../ldap/pool.js';
 import { log } from '../log.js';
 import { DeadlineMap } from '../lookup/deadline.js';
 import { FallbackMap } from '../lookup/fallback.js';
 import { LdapMap } from '../lookup/ldap-map.js';
-import type { LookupMap } from '../lookup/result.js';
 
-type MapEntry = DaemonConfig['maps'][number];
+export type MapEntry = DaemonConfig['maps'][number];
 
 export const MAX_IN_FLIGHT_PER_CONNECTION = 32;
 
-export interface BuiltMap {
+export interface BuiltMap<E> {
   name: string;
   file: string;
   config: MapConfig;
+  settings: MapSettings;
   ldap: LdapMap;
-  /** What the servers call: LDAP map wrapped in fallback emulation, cache and deadline as configured. */
-  served: LookupMap;
+  /** The map's cache, when the chain has one. */
+  cache?: CachedMap<E>;
+  /** What the servers call: the whole chain. */
+  served: ServedMap<E>;
+  /** The same chain without the cache (the same objects below it): what LDAP says now. */
+  direct: ServedMap<E>;
 }
 
-export interface BuiltMaps {
-  maps: Map<string, BuiltMap>;
+export interface BuiltMaps<E> {
+  maps: Map<string, BuiltMap<E>>;
   pools: LdapPool[];
   close(): Promise<void>;
 }
 
-export interface BuildOptions {
+/** A cache in front of each map: the form answers are kept in, and each map's options. */
+export interface CacheLayer<E> {
+  codec: AnswerCodec<E>;
+  options(entry: MapEntry): CacheOptions;
+  observer?: CacheObserver;
+}
+
+export interface BuildOptions<E> {
   observer?: PoolObserver;
-  /** Wraps each map (the cache layer hooks in here). */
-  wrap?: (map: LookupMap, entry: MapEntry) => LookupMap;
+  /** Without it the chain has no cache (query and explain from the command line). */
+  cache?: CacheLayer<E>;
   /** Print .cf warnings (serve/check do, query keeps stderr for errors). */
   warnings?: boolean;
 }
@@ -41,6 +65,7 @@ export function connectionSettings(c: MapConfig): ConnectionSettings {
     servers: c.serverHost,
     timeoutSec: c.timeout,
     bind: c.bind,
+    ...(c.sasl !== undefined ? { sasl: c.sasl } : {}),
     bindDn: c.bindDn,
     bindPw: c.bindPw,
     startTls: c.startTls,
@@ -53,13 +78,13 @@ export function connectionSettings(c: MapConfig): ConnectionSettings {
  * Loads every .cf file (all or nothing: a bad file throws ConfigError before anything is opened)
  * and builds the maps. Maps whose connection parameters are identical share one pool.
  */
-export function buildMaps(cfg: DaemonConfig, opts: BuildOptions = {}): BuiltMaps {
+export function buildMaps<E = never>(cfg: DaemonConfig, opts: BuildOptions<E> = {}): BuiltMaps<E> {
   const configs = cfg.maps.map((m) => ({ entry: m, config: loadMapConfig(m.file) }));
   if (opts.warnings !== false) {
     for (const { config } of configs) for (const w of config.warnings) log.warn(formatWarning(w));
   }
   const pools = new Map<string, LdapPool>();
-  const maps = new Map<string, BuiltMap>();
+  const maps = new Map<string, BuiltMap<E>>();
   for (const { entry, config } of configs) {
     const settings = connectionSettings(config);
     // slapd closes a connection with more than conn_max_pending (100 when anonymous) requests
@@ -81,16 +106,20 @@ export function buildMaps(cfg: DaemonConfig, opts: BuildOptions = {}): BuiltMaps
       loopHandling: entry.settings.loopHandling,
       batchMemberFetch: entry.settings.batchMemberFetch,
     });
-    let served: LookupMap = ldap;
+    let below: LookupMap = ldap;
     if (entry.settings.fallback === 'address') {
-      served = new FallbackMap(served, {
+      below = new FallbackMap(below, {
         recipientDelimiter: entry.settings.recipientDelimiter,
         propagateExtension: entry.settings.propagateExtension,
       });
     }
-    if (opts.wrap) served = opts.wrap(served, entry);
-    served = new DeadlineMap(served, entry.settings.requestTimeout * 1000);
-    maps.set(entry.name, { name: entry.name, file: entry.file, config, ldap, served });
+    const deadlineMs = entry.settings.requestTimeout * 1000;
+    const direct = new DeadlineMap<E>(new Uncached<E>(below), deadlineMs);
+    const cache = opts.cache ? new CachedMap<E>(below, opts.cache.options(entry), opts.cache.codec, opts.cache.observer) : undefined;
+    const served = cache ? new DeadlineMap<E>(cache, deadlineMs) : direct;
+    const built: BuiltMap<E> = { name: entry.name, file: entry.file, config, settings: entry.settings, ldap, served, direct };
+    if (cache) built.cache = cache;
+    maps.set(entry.name, built);
   }
   const poolList = [...pools.values()];
   return {

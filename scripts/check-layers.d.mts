@@ -1,0 +1,2 @@
+export const RANKS: Record<string, number>;
+export function checkLayers(srcDir: string): { files: number; problems: string[] };
