@@ -404,6 +404,16 @@ export class Metrics {
       },
     });
     new Gauge({
+      name: 'ldap_socketmap_change_watcher_blind',
+      help: 'Set to 1 while a change watcher cannot poll (changes go unseen; answers fall back to blind_cache_ttl); reason is the refusing result code by name, or unreachable.',
+      labelNames: ['servers', 'reason'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of watcherStatus()) if (s.state === 'failing') this.set({ servers: s.servers, reason: s.refused ?? 'unreachable' }, 1);
+      },
+    });
+    new Gauge({
       name: 'ldap_socketmap_change_marker',
       help: 'The change marker a watcher uses per naming context (contextCSN or modifyTimestamp); the value is always 1.',
       labelNames: ['servers', 'base', 'marker'],

@@ -43,6 +43,10 @@ export interface WatcherHealth {
   lastSuccessAgeSec: number;
   failingLong: boolean;
   error?: string;
+  /** The server refuses the poll (result code by name): the watcher is blind until that is fixed. */
+  refused?: string;
+  /** The fix for the refusal. */
+  advice?: string;
 }
 
 export interface Health {
