@@ -63,6 +63,18 @@ async function main(): Promise<number> {
       (y) => common(y).epilogue('Exit status: 0 all good, 1 some server unusable, 2 configuration error.'),
       (a) => run(() => runCheck(a))(),
     )
+    .command(
+      'migrate',
+      'read a Postfix configuration (postconf -n, -M, -P) and write the daemon config, the postconf commands that switch every ldap: table to the daemon, and the master.cf overrides for virtual(8)/local(8)',
+      (y) => y
+        .option('postfix-config', { type: 'string', demandOption: true, describe: "Postfix config_directory (e.g. /etc/postfix)" })
+        .option('out', { type: 'string', demandOption: true, describe: 'directory for ldap-socketmap.conf, postconf-commands.sh, master.cf-overrides' })
+        .option('listen', { type: 'string', default: 'inet:127.0.0.1:9054', describe: 'where Postfix reaches the daemon: inet:HOST:PORT or unix:/PATH' })
+        .option('keep', { type: 'string', coerce: toList, describe: 'PARAM or SERVICE/TYPE/PARAM to leave on ldap: (repeatable)' })
+        .option('apply', { type: 'boolean', default: false, describe: 'edit main.cf/master.cf with postconf (backups kept), run postfix check, restore on failure' })
+        .epilogue('Exit status: 0 done, 2 usage or configuration error.'),
+      (a) => run(() => import('./migrate.js').then((m) => m.runMigrate(a)))(),
+    )
     .demandCommand(1, 'name a command: serve, query, explain or check')
     .strict()
     .help()
