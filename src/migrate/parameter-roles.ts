@@ -61,6 +61,16 @@ export function roleOf(param: string): ParameterRole {
   return { keys: 'other' };
 }
 
+/**
+ * Order in which parameters name the maps they share: the best-known parameter first (a file
+ * used by virtual_mailbox_maps and relay_recipient_maps is the map "virtual_mailbox_maps"),
+ * then the rest in postconf's (alphabetical) order.
+ */
+export function namingRank(param: string): number {
+  const i = Object.keys(ROLES).indexOf(param);
+  return i < 0 ? Number.MAX_SAFE_INTEGER : i;
+}
+
 /** Parameters that name tables without looking anything up in them. */
 export const NOT_LOOKUPS: ReadonlySet<string> = new Set(['proxy_read_maps', 'proxy_write_maps', 'config_directory']);
 

@@ -16,7 +16,7 @@
  *   parameters only those agents read (virtual_uid_maps, virtual_gid_maps) are not switched.
  */
 import { compactList, findLdapTables, replaceItems } from './tables.js';
-import { lostLookups, NOT_LOOKUPS, roleOf, type KeyKind, type ParameterRole } from './parameter-roles.js';
+import { lostLookups, namingRank, NOT_LOOKUPS, roleOf, type KeyKind, type ParameterRole } from './parameter-roles.js';
 import type { MasterService, ServiceParam } from './postconf-output.js';
 
 export interface PostfixView {
@@ -154,7 +154,9 @@ export function planMigration(view: PostfixView, opts: PlanOptions): MigrationPl
   };
 
   const occurrences: Occurrence[] = [];
-  for (const [name, raw] of view.raw) if (!NOT_LOOKUPS.has(name)) occurrences.push({ scope: 'main', name, raw });
+  const mainNames = [...view.raw.keys()].filter((n) => !NOT_LOOKUPS.has(n));
+  mainNames.sort((a, b) => namingRank(a) - namingRank(b)); // stable: postconf order among equals
+  for (const name of mainNames) occurrences.push({ scope: 'main', name, raw: view.raw.get(name)! });
   for (const p of view.serviceRaw) {
     occurrences.push({ scope: 'master', service: `${p.service}/${p.type}`, name: p.name, raw: p.value });
   }

@@ -77,8 +77,11 @@ export async function runVerification(o: VerifyOptions): Promise<VerifyResult> {
     const harvest = o.maxKeys > 0 ? await keysFromDirectory(mapCfg, Math.max(1, Math.floor(o.maxKeys / 5))) : { keys: [], searched: [], problems: [] };
     for (const s of harvest.searched) tally.sources.push(`${s.values} values of ${s.filter} under ${s.base}`);
     tally.problems.push(...harvest.problems);
+    // With a `domain` list, a bare %u key is never searched: ask it in each listed domain too.
+    const listed = (mapCfg.domain?.items ?? []).filter((i) => !i.negate && !i.name.startsWith('/')).map((i) => i.name);
+    const derived = harvest.keys.flatMap((k) => (k.includes('@') || listed.length === 0 ? [k] : [k, ...listed.map((d) => `${k}@${d}`)]));
     const variants = { delimiter: map.settings.recipientDelimiter || '+', missToken };
-    const keys = uniqueKeys([...given, ...logKeys, ...harvest.keys.flatMap((k) => variantsOf(k, variants))]);
+    const keys = uniqueKeys([...given, ...logKeys, ...derived.flatMap((k) => variantsOf(k, variants))]);
     const bounded = keys.slice(0, Math.max(o.maxKeys, given.length + logKeys.length));
     tally.keys = bounded.length;
     for (const key of bounded) jobs.push({ map, tally, key });
