@@ -2,8 +2,12 @@
 # Installs the Debian packages ldap-socketmap's demo and tests run for real: OpenLDAP (slapd,
 # ldap-utils), Postfix with its LDAP table (the referee), swaks (SMTP client for the end-to-end
 # test), prometheus (promtool checks the metrics exposition), systemd (systemd-analyze
-# verifies the unit files) and strace (a traced run checks the unit's system call filter).
-# Installs only what is missing; asks no questions.
+# verifies the unit files), strace (a traced run checks the unit's system call filter), and for
+# the Debian package (built with dpkg-deb, part of dpkg): lintian (checks it), mandoc
+# (lints the man pages), adduser and init-system-helpers (its maintainer scripts).
+# Installs only what is missing; asks no questions. Installing slapd or postfix may start
+# their system services (Debian's default); nothing here or in the tests stops or
+# reconfigures them: the tests use private instances on their own ports.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 exec </dev/null
@@ -29,6 +33,12 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 [ -x /usr/sbin/saslpasswd2 ] || missing+=(sasl2-bin)
 [ -e /usr/lib/x86_64-linux-gnu/sasl2/libplain.so ] || ls /usr/lib/*/sasl2/libplain.so >/dev/null 2>&1 || missing+=(libsasl2-modules)
 command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
+# The Debian package test: lintian, mandoc (man page lint), adduser and deb-systemd-helper for
+# the maintainer scripts.
+command -v lintian >/dev/null 2>&1 || missing+=(lintian)
+command -v mandoc >/dev/null 2>&1 || missing+=(mandoc)
+command -v adduser >/dev/null 2>&1 || [ -x /usr/sbin/adduser ] || missing+=(adduser)
+command -v deb-systemd-helper >/dev/null 2>&1 || missing+=(init-system-helpers)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   say "missing: ${missing[*]}; installing them"
@@ -45,18 +55,18 @@ EOF
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
     "${missing[@]}"
 else
-  say "slapd, ldap-utils, postfix, postfix-ldap, swaks, promtool, systemd-analyze and strace are installed"
+  say "slapd, ldap-utils, postfix, postfix-ldap, swaks, promtool, systemd-analyze, strace, lintian, mandoc, adduser and init-system-helpers are installed"
 fi
 
 # Fail loudly (not skip) if anything the integration tests need is still absent.
-for f in /usr/sbin/slapd /usr/sbin/slapadd /usr/bin/ldapsearch /usr/bin/ldapmodify \
+for f in /usr/sbin/slapd /usr/sbin/slapadd /usr/bin/ldapsearch /usr/bin/ldapmodify /usr/sbin/adduser \
          /usr/sbin/postmap /usr/sbin/postfix /usr/lib/postfix/postfix-ldap.so /usr/sbin/saslpasswd2; do
   if [ ! -e "$f" ]; then
     echo "FATAL: $f is missing after installation" >&2
     exit 1
   fi
 done
-for c in swaks promtool systemd-analyze strace openssl unshare; do
+for c in swaks promtool systemd-analyze strace openssl unshare dpkg-deb lintian mandoc deb-systemd-helper; do
   command -v "$c" >/dev/null 2>&1 || { echo "FATAL: $c is missing after installation" >&2; exit 1; }
 done
 

@@ -6,8 +6,11 @@
  * Whatever calls a map gets it from here, so `explain` runs the very objects the daemon serves
  * with, and a wrapper placed in the chain must keep the synchronous hit (ServedMap) to compile.
  */
-import { CachedMap, Uncached, type CacheObserver, type CacheOptions } from '../cache/cache-map.js';
-import type { DaemonConfig, MapSettings } from '../config/daemon-config.js';
+import { CachedMap } from '../cache/cache-map.js';
+import { type CacheObserver, type CacheOptions } from '../cache/options.js';
+import { Uncached } from '../cache/uncached.js';
+import type { DaemonConfig } from '../config/daemon-config.js';
+import type { MapSettings } from '../config/settings.js';
 import { loadMapConfig, type MapConfig } from '../config/map-config.js';
 import { formatWarning } from '../config/errors.js';
 import type { AnswerCodec, LookupMap, ServedMap } from '../contracts/map.js';

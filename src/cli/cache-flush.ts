@@ -1,5 +1,5 @@
 import { log } from '../log.js';
-import { requestFlush } from '../runtime/admin-http.js';
+import { requestFlush } from './admin-client.js';
 import { EXIT_CONFIG } from './args.js';
 import { loadFromArgs } from './load.js';
 

@@ -1,5 +1,5 @@
-import { defaultDaemonLimits } from '../config/daemon-config.js';
-import { formatWarning } from '../config/errors.js';
+import { defaultDaemonLimits } from '../config/limits.js';
+import { ConfigError, formatWarning } from '../config/errors.js';
 import { changeMarkerLines } from '../freshness/check.js';
 import { redactSecrets, setLogLevel } from '../log.js';
 import { buildMaps } from '../chain/build.js';
@@ -7,17 +7,28 @@ import { describeListen } from '../server/listener.js';
 import type { CommonArgs } from './args.js';
 import { loadFromArgs } from './load.js';
 
+/** check --strict with warnings: a configuration not to be used, like a config error. */
+export const EXIT_STRICT_WARNINGS = 2;
+
 /**
  * `check`: everything that can be known before mail flows. Config errors throw ConfigError
  * (exit 2, naming file, line and key); then each map's servers are connected and bound.
  */
-export async function runCheck(a: CommonArgs): Promise<number> {
+export async function runCheck(a: CommonArgs & { strict?: boolean }): Promise<number> {
   setLogLevel('error');
   const cfg = loadFromArgs(a);
+  // Checking nothing and saying "good" would let a config with a typo'd map key pass.
+  if (cfg.maps.length === 0) {
+    throw new ConfigError('no maps to check: declare map.NAME = /path/to/file.cf or give --map NAME=FILE.cf', {
+      file: cfg.file ?? 'command line',
+    });
+  }
   const built = buildMaps(cfg, { warnings: false });
   const out: string[] = [];
   let bad = 0;
+  let warnings = cfg.warnings.length;
   out.push(`config: ${cfg.file ?? '(command line)'}`);
+  for (const w of cfg.warnings) out.push(`  ${formatWarning(w)}`);
   for (const l of cfg.socketmapListen) out.push(`listen socketmap ${describeListen(l)}`);
   for (const t of cfg.tcpTableListen) out.push(`listen tcp_table ${describeListen(t.listen)} -> map ${t.map}`);
   const limits = cfg.limits ?? defaultDaemonLimits();
@@ -29,6 +40,7 @@ export async function runCheck(a: CommonArgs): Promise<number> {
     for (const m of built.maps.values()) {
       out.push(`map ${m.name}: ${m.file}`);
       for (const w of m.config.warnings) out.push(`  ${formatWarning(w)}`);
+      warnings += m.config.warnings.length;
       out.push(`  servers: ${m.config.serverHost.map((s) => s.url).join(' ')}`);
       out.push(`  attributes requested: ${m.ldap.attributes.join(' ')}`);
       try {
@@ -43,6 +55,13 @@ export async function runCheck(a: CommonArgs): Promise<number> {
     }
   } finally {
     await built.close();
+  }
+  // --strict: a warning (an unknown or ignored .cf parameter, a duplicate) is how a typo such
+  // as serach_base shows; Postfix only warns, and the map then answers TEMP for every key.
+  if (a.strict === true && warnings > 0) {
+    out.push(`strict: ${warnings} warning${warnings === 1 ? '' : 's'}, treated as errors`);
+    process.stdout.write(redactSecrets(out.join('\n')) + '\n');
+    return EXIT_STRICT_WARNINGS;
   }
   process.stdout.write(redactSecrets(out.join('\n')) + '\n');
   return bad > 0 ? 1 : 0;

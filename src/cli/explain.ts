@@ -1,5 +1,5 @@
 import { exitCodeFor, explainLookup } from '../explain/explain.js';
-import { ExplainHttpError, requestExplain } from '../explain/client.js';
+import { AdminHttpError, requestExplain } from './admin-client.js';
 import { renderReport } from '../explain/render.js';
 import { ServerTap } from '../explain/server-tap.js';
 import type { ExplainReport } from '../explain/types.js';
@@ -58,7 +58,7 @@ async function fromDaemon(a: ExplainArgs): Promise<ExplainReport | number> {
     return await requestExplain(cfg.metricsListen, a.name, a.key);
   } catch (err) {
     log.error(err instanceof Error ? err.message : String(err));
-    if (err instanceof ExplainHttpError && err.status >= 400 && err.status < 500) return EXIT_CONFIG;
+    if (err instanceof AdminHttpError && err.status >= 400 && err.status < 500) return EXIT_CONFIG;
     return EXIT_TEMP;
   }
 }

@@ -60,7 +60,7 @@ async function main(): Promise<number> {
     .command(
       'check',
       'validate the config and every .cf file, and try to connect and bind to each map\'s servers',
-      (y) => common(y).epilogue('Exit status: 0 all good, 1 some server unusable, 2 configuration error.'),
+      (y) => common(y).option('strict', { type: 'boolean', default: false, describe: 'exit 2 on any warning too (unknown or ignored .cf parameters, duplicates): run it before every reload' }).epilogue('Exit status: 0 all good, 1 some server unusable, 2 configuration error (with --strict: or a warning).'),
       (a) => run(() => runCheck(a))(),
     )
     .command(

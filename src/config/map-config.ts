@@ -10,9 +10,8 @@
  *
  * Our one extension: `bind_pw_file` (read the password from a file).
  */
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { parseTemplate, TemplateError, VALID_CODES, type TemplateKind } from '../template/parse.js';
-import { dirname, resolve } from 'node:path';
 import {
   type CfSource,
   type ParsedCf,
@@ -22,15 +21,15 @@ import {
   cfGetOptStr,
   cfGetStr,
   cfHas,
-  errnoText,
   readCfFile,
   splitList,
   whereOf,
 } from './cf-file.js';
 import { type DomainList, parseDomainList } from './domain-list.js';
 import { ConfigError, type ConfigWarning, warningAt } from './errors.js';
-import { SUPPORTED_SASL_MECHS } from '../ldap/sasl-bind.js';
 import type { SaslTarget, ServerTarget, TlsTarget } from '../ldap/target.js';
+import { readBindMode, readBindPw, readSasl, readTls, type BindMode, type MapConfigOptions } from './map-bind.js';
+import { closestName } from './names.js';
 import { parseServerHost } from './server-host.js';
 export type { DomainList } from './domain-list.js';
 
@@ -52,7 +51,7 @@ export interface MapConfig {
   terminalResultAttribute: string[];
   leafResultAttribute: string[];
   scope: 'sub' | 'one' | 'base';
-  bind: 'simple' | 'none' | 'sasl';
+  bind: BindMode;
   /** Only with bind = sasl. */
   sasl?: SaslTarget;
   bindDn: string;
@@ -129,12 +128,6 @@ export function loadMapConfig(file: string): MapConfig {
   return mapConfigFromCf(parsed, { mode });
 }
 
-export interface MapConfigOptions {
-  /** File mode of the .cf file, for the "readable by others" bind_pw warning. */
-  mode?: number;
-  /** Directory relative bind_pw_file paths are resolved against (default: the .cf file's). */
-  baseDir?: string;
-}
 
 /** Interprets an already parsed `.cf` file (useful for tests and `check`). */
 export function mapConfigFromCf(parsed: ParsedCf, options: MapConfigOptions = {}): MapConfig {
@@ -228,24 +221,7 @@ export function mapConfigFromCf(parsed: ParsedCf, options: MapConfigOptions = {}
   const resultAttribute = splitList(cfGetStr(cf, 'result_attribute', 'maildrop'));
   const specialResultAttribute = splitList(cfGetStr(cf, 'special_result_attribute', ''));
 
-  // bind: yes/simple, no/none, sasl (case-insensitive); other → fatal.
-  const bindValue = cfGetStr(cf, 'bind', 'yes', 1, 0);
-  let bind: MapConfig['bind'];
-  switch (asciiLower(bindValue)) {
-    case 'yes':
-    case 'simple':
-      bind = 'simple';
-      break;
-    case 'no':
-    case 'none':
-      bind = 'none';
-      break;
-    case 'sasl':
-      bind = 'sasl';
-      break;
-    default:
-      throw new ConfigError(`unsupported parameter value '${bindValue}' (use yes, simple, no or none)`, whereOf(cf, 'bind'));
-  }
+  const bind = readBindMode(cf);
 
   const bindDn = cfGetStr(cf, 'bind_dn', '');
   const bindPw = readBindPw(cf, options, warnings);
@@ -285,28 +261,7 @@ export function mapConfigFromCf(parsed: ParsedCf, options: MapConfigOptions = {}
     warn('start_tls', 'start_tls requires protocol version 3; using 3');
     version = 3;
   }
-  const tls: TlsTarget = { requireCert: cfGetBool(cf, 'tls_require_cert', false) };
-  const caCertFile = cfGetOptStr(cf, 'tls_ca_cert_file');
-  if (caCertFile !== undefined) tls.caCertFile = caCertFile;
-  const caCertDir = cfGetOptStr(cf, 'tls_ca_cert_dir');
-  if (caCertDir !== undefined) tls.caCertDir = caCertDir;
-  const cert = cfGetOptStr(cf, 'tls_cert');
-  if (cert !== undefined) tls.cert = cert;
-  const key = cfGetOptStr(cf, 'tls_key');
-  if (key !== undefined) tls.key = key;
-  const cipherSuite = cfGetOptStr(cf, 'tls_cipher_suite');
-  if (cipherSuite !== undefined) tls.cipherSuite = cipherSuite;
-  if (cfGetOptStr(cf, 'tls_random_file') !== undefined) {
-    warn('tls_random_file', 'ignored (Node.js does not need a random seed file)');
-  }
-  const usesTls = startTls || serverHost.some((s) => s.scheme === 'ldaps');
-  if (!usesTls) {
-    const tlsKeys = ['tls_ca_cert_file', 'tls_ca_cert_dir', 'tls_cert', 'tls_key', 'tls_cipher_suite', 'tls_require_cert'];
-    const setKey = tlsKeys.find((k) => cfHas(cf, k));
-    if (setKey !== undefined) {
-      warn(setKey, 'TLS settings apply only with start_tls = yes or an ldaps:// server; ignored');
-    }
-  }
+  const tls = readTls(cf, startTls || serverHost.some((h) => h.scheme === 'ldaps'), warn);
 
   if (version === 2) {
     warn('version', 'ldap-socketmap always speaks LDAP version 3 (Postfix would use version 2; servers that refuse version 2 binds answer Postfix differently)');
@@ -350,76 +305,6 @@ export function mapConfigFromCf(parsed: ParsedCf, options: MapConfigOptions = {}
 }
 
 /**
- * sasl_mechs, sasl_realm, sasl_authz_id, sasl_minssf (read by Postfix only with bind = sasl).
- * A mechanism we cannot perform is refused here rather than failing every lookup later.
- */
-function readSasl(cf: CfSource): SaslTarget {
-  const mechs = splitList(cfGetStr(cf, 'sasl_mechs', '')).map((m) => m.toUpperCase());
-  if (mechs.length === 0) {
-    throw new ConfigError(
-      `bind = sasl needs sasl_mechs (ldap-socketmap does not ask the server which mechanisms it offers); set one of: ${SUPPORTED_SASL_MECHS.join(', ')}`,
-      whereOf(cf, cfHas(cf, 'sasl_mechs') ? 'sasl_mechs' : 'bind'),
-    );
-  }
-  const unsupported = mechs.filter((m) => !SUPPORTED_SASL_MECHS.includes(m));
-  if (unsupported.length > 0) {
-    throw new ConfigError(
-      `SASL mechanism ${unsupported.join(', ')} is not supported by ldap-socketmap (supported: ${SUPPORTED_SASL_MECHS.join(', ')}); ` +
-        'use sasl_mechs = EXTERNAL over ldapi:// (slapd maps the peer uid/gid with authz-regexp) or with a client certificate (tls_cert, tls_key), ' +
-        'sasl_mechs = PLAIN over TLS or ldapi://, or bind = simple with bind_dn and bind_pw_file',
-      whereOf(cf, 'sasl_mechs'),
-    );
-  }
-  const minSsf = cfGetInt(cf, 'sasl_minssf', 0, 0, 0);
-  if (minSsf > 0) {
-    throw new ConfigError(
-      'sasl_minssf above 0 is not supported by ldap-socketmap (EXTERNAL and PLAIN add no SASL security layer); protect the connection with ldaps://, start_tls = yes or ldapi:// and set sasl_minssf = 0',
-      whereOf(cf, 'sasl_minssf'),
-    );
-  }
-  return { mechs, realm: cfGetStr(cf, 'sasl_realm', ''), authzId: cfGetStr(cf, 'sasl_authz_id', ''), minSsf };
-}
-
-/** bind_pw, or our bind_pw_file extension. No message ever contains the password. */
-function readBindPw(cf: CfSource, options: MapConfigOptions, warnings: ConfigWarning[]): string {
-  const hasPw = cfHas(cf, 'bind_pw');
-  const hasPwFile = cfHas(cf, 'bind_pw_file');
-  if (hasPw && hasPwFile) {
-    throw new ConfigError('bind_pw and bind_pw_file are both set; use only one', whereOf(cf, 'bind_pw_file'));
-  }
-  if (hasPwFile) {
-    const where = whereOf(cf, 'bind_pw_file');
-    const name = cfGetStr(cf, 'bind_pw_file', '');
-    if (name === '') throw new ConfigError('value must not be empty', where);
-    const path = resolve(options.baseDir ?? dirname(cf.file), name);
-    let text: string;
-    try {
-      text = readFileSync(path, 'utf8');
-      const mode = statSync(path).mode;
-      if ((mode & 0o004) !== 0) {
-        warnings.push(warningAt(where, `${path} is readable by other users; restrict it (chmod o-r)`));
-      }
-    } catch (err) {
-      throw new ConfigError(`cannot read password file ${path}: ${errnoText(err)}`, where, { cause: err });
-    }
-    if (text.endsWith('\r\n')) text = text.slice(0, -2);
-    else if (text.endsWith('\n')) text = text.slice(0, -1);
-    if (text === '') warnings.push(warningAt(where, `password file ${path} is empty`));
-    return text;
-  }
-  const pw = cfGetStr(cf, 'bind_pw', '');
-  if (pw !== '' && options.mode !== undefined && (options.mode & 0o004) !== 0) {
-    warnings.push(
-      warningAt(
-        whereOf(cf, 'bind_pw'),
-        'this file contains a password and is readable by other users; restrict it (chmod o-r) or move the password to a file named by bind_pw_file',
-      ),
-    );
-  }
-  return pw;
-}
-
-/**
  * Validates a `%` template with the template module's own parser (fatal on an unknown code or a
  * trailing `%`, like db_common_parse), worded for a config file. Returns true if the template is
  * data dependent (uses any code other than `%%`).
@@ -434,32 +319,4 @@ export function checkTemplate(cf: CfSource, key: string, template: string, kind:
       : `invalid template: unknown expansion '%${err.code}' (valid: ${VALID_CODES})`;
     throw new ConfigError(message, whereOf(cf, key));
   }
-}
-
-/** The known name closest to `name` (edit distance ≤ 2), for "did you mean" hints. */
-export function closestName(name: string, known: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDist = 3;
-  for (const k of known) {
-    const d = editDistance(name.toLowerCase(), k);
-    if (d < bestDist) {
-      best = k;
-      bestDist = d;
-    }
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  const prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let diag = prev[0]!;
-    prev[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = prev[j]!;
-      prev[j] = Math.min(prev[j]! + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = tmp;
-    }
-  }
-  return prev[b.length]!;
 }

@@ -11,8 +11,9 @@ import type { CacheEvent, LookupStep, LookupTrace } from '../contracts/trace.js'
 import { encodeSocketmapReply, SOCKETMAP_MAX_REPLY } from '../protocol/socketmap.js';
 import { encodeTcpReply, TCP_MAX_REPLY } from '../protocol/tcp-table.js';
 import type { MapConfig } from '../config/map-config.js';
-import type { MapSettings } from '../config/daemon-config.js';
-import { answerInfo, LookupRecorder } from './recorder.js';
+import type { MapSettings } from '../config/settings.js';
+import { LookupRecorder } from './recorder.js';
+import { answerInfo } from './why.js';
 import type { ServerTap } from './server-tap.js';
 import { REPORT_VERSION, type CacheInfo, type ExplainReport, type MapSummary, type WireInfo } from './types.js';
 

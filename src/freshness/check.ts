@@ -1,4 +1,4 @@
-import type { MapSettings } from '../config/daemon-config.js';
+import type { MapSettings } from '../config/settings.js';
 import type { LdapPool } from '../ldap/pool.js';
 import { staticBase } from '../ldap/dn.js';
 import { describeContext, detectContexts } from './marker.js';

@@ -1,5 +1,5 @@
 import type { Entry } from 'ldapts';
-import type { InvalidatableCache } from '../cache/cache-map.js';
+import type { InvalidatableCache } from '../cache/options.js';
 import { escapeFilterValue } from '../ldap/escape.js';
 import { LdapFailure } from '../ldap/errors.js';
 import type { LdapPool } from '../ldap/pool.js';

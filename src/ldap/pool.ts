@@ -4,8 +4,8 @@ import { RateLimitedLog, registerSecret } from '../log.js';
 import { DnBatcher } from './batch.js';
 import { connectAny, withDeadline, type ConnectionSettings, type OpenConnection, type ServerTarget } from './connect.js';
 import { LDAP_REFERRAL, LdapFailure, toLdapFailure } from './errors.js';
-import { FilterError, LDAP_FILTER_ERROR, parseFilter } from './filter.js';
-import { withDeref } from './ldapts-fixes.js';
+import { Admission } from './admission.js';
+import { DEREF, parsedFilter } from './filter-cache.js';
 import { ReferralChaser, serverKey, type ChaseRequest, type SearchOutcome } from './referral.js';
 
 /** Observations for metrics; the pool itself knows nothing about Prometheus. */
@@ -48,42 +48,6 @@ export interface PoolOptions {
   queueTimeoutMs?: number;
 }
 
-const DEREF = ['never', 'search', 'find', 'always'] as const;
-
-/** Parsed filters by deref setting and filter string, oldest first; a filter object is only read when sent. */
-const filterCache = new Map<string, Filter>();
-const FILTER_CACHE_MAX = 512;
-
-/**
- * The filter string as ldapts Filter objects, from a small cache: every nested DN search sends
- * the same `(objectclass=*)`, and a busy key's top-level filter repeats too. The object also
- * carries the search's alias dereferencing (see ldapts-fixes.ts), so each setting has its own.
- * Throws LdapFailure for a filter libldap would refuse.
- */
-export function parsedFilter(text: string, deref: SearchRequest['deref'] = 0): Filter {
-  const key = deref === 0 ? text : `${deref}\u0000${text}`;
-  let filter = filterCache.get(key);
-  if (filter !== undefined) return filter;
-  try {
-    // Our own libldap-compatible parser: ldapts's would mis-encode \XX escapes above 0x7F.
-    filter = withDeref(parseFilter(text), DEREF[deref]);
-  } catch (err) {
-    // Postfix gets LDAP_FILTER_ERROR (-7) from libldap: a temporary error.
-    if (err instanceof FilterError) throw new LdapFailure('error', err.message, LDAP_FILTER_ERROR);
-    throw err;
-  }
-  if (filterCache.size >= FILTER_CACHE_MAX) filterCache.delete(filterCache.keys().next().value as string);
-  filterCache.set(key, filter);
-  return filter;
-}
-
-/** A search waiting for admission (maxInFlight reached). */
-interface Waiter {
-  grant(): void;
-  fail(f: LdapFailure): void;
-  timer: NodeJS.Timeout;
-}
-
 interface Slot {
   conn?: OpenConnection;
   connecting?: Promise<OpenConnection>;
@@ -104,8 +68,7 @@ interface Slot {
  */
 export class LdapPool {
   private readonly slots: Slot[];
-  private readonly waiters = new Set<Waiter>();
-  private inFlight = 0;
+  private readonly admission: Admission;
   private failures = 0;
   private retryAt = 0;
   private lastFailure?: LdapFailure;
@@ -122,6 +85,13 @@ export class LdapPool {
   ) {
     this.slots = Array.from({ length: Math.max(1, opts.size) }, () => ({ inFlight: 0, pending: new Set() }));
     this.serversLabel = settings.servers.map((s) => s.url).join(' ');
+    const label = this.serversLabel;
+    const o = opts.observer;
+    this.admission = new Admission(opts.maxInFlight, opts.queueTimeoutMs ?? settings.timeoutSec * 1000, {
+      inFlight: (d) => o?.inFlight?.(label, d),
+      queued: (d) => o?.queued?.(label, d),
+      queueTimeout: () => o?.queueTimeout?.(label),
+    });
     registerSecret(settings.bindPw);
     if (settings.chaseReferrals === true) this.chaser = new ReferralChaser(settings);
   }
@@ -131,7 +101,7 @@ export class LdapPool {
 
   /** Searches admitted right now, and waiting for admission (for metrics and tests). */
   get load(): { inFlight: number; queued: number; maxInFlight: number } {
-    return { inFlight: this.inFlight, queued: this.waiters.size, maxInFlight: this.opts.maxInFlight };
+    return { inFlight: this.admission.inFlight, queued: this.admission.queued, maxInFlight: this.opts.maxInFlight };
   }
 
   get timeoutMs(): number {
@@ -203,11 +173,11 @@ export class LdapPool {
       searchOne: (req) => this.searchQueued(req),
       settling: (key) => { this.sharing.delete(key); },
       searchRaw: async (req, filter) => {
-        await this.acquire();
+        await this.admission.acquire();
         try {
           return await this.searchOnce(req, filter, true);
         } finally {
-          this.release();
+          this.admission.release();
         }
       },
       report: (answered, fallback) => this.opts.observer?.batch?.(this.serversLabel, answered, fallback),
@@ -227,7 +197,7 @@ export class LdapPool {
   /** One search through the pool's admission, retried once on a lost connection. */
   private async searchAdmitted(req: SearchRequest): Promise<{ entries: Entry[]; references: string[]; server: string }> {
     const filter = parsedFilter(req.filter, req.deref);
-    await this.acquire();
+    await this.admission.acquire();
     try {
       try {
         return await this.searchOnce(req, filter);
@@ -237,7 +207,7 @@ export class LdapPool {
         throw err;
       }
     } finally {
-      this.release();
+      this.admission.release();
     }
   }
 
@@ -458,51 +428,10 @@ export class LdapPool {
     conn?.socket.destroy();
   }
 
-  private acquire(): Promise<void> {
-    if (this.closed) return Promise.reject(new LdapFailure('down', 'pool closed'));
-    if (this.inFlight < this.opts.maxInFlight && this.waiters.size === 0) {
-      this.admit();
-      return Promise.resolve();
-    }
-    const waitMs = this.opts.queueTimeoutMs ?? this.timeoutMs;
-    return new Promise((resolve, reject) => {
-      const w: Waiter = {
-        grant: () => { clearTimeout(w.timer); this.dequeue(w); this.admit(); resolve(); },
-        fail: (f) => { clearTimeout(w.timer); this.dequeue(w); reject(f); },
-        timer: setTimeout(() => {
-          this.opts.observer?.queueTimeout?.(this.serversLabel);
-          w.fail(new LdapFailure(
-            'timeout',
-            `no LDAP search slot free within ${waitMs} ms (ldap_max_in_flight = ${this.opts.maxInFlight} searches in flight, ${this.waiters.size} waiting)`,
-          ));
-        }, waitMs),
-      };
-      this.waiters.add(w);
-      this.opts.observer?.queued?.(this.serversLabel, +1);
-    });
-  }
-
-  private admit(): void {
-    this.inFlight++;
-    this.opts.observer?.inFlight?.(this.serversLabel, +1);
-  }
-
-  private dequeue(w: Waiter): void {
-    if (this.waiters.delete(w)) this.opts.observer?.queued?.(this.serversLabel, -1);
-  }
-
-  private release(): void {
-    this.inFlight--;
-    this.opts.observer?.inFlight?.(this.serversLabel, -1);
-    // The oldest waiter first (a Set iterates in insertion order).
-    const next = this.waiters.values().next();
-    if (!next.done) next.value.grant();
-  }
-
   async close(): Promise<void> {
     this.closed = true;
     await this.chaser?.close();
-    for (const w of [...this.waiters]) w.fail(new LdapFailure('down', 'pool closed'));
+    this.admission.close();
     await Promise.all(
       this.slots.map(async (slot) => {
         const conn = slot.conn ?? (await slot.connecting?.catch(() => undefined));

@@ -8,11 +8,9 @@ import { log, printable, RateLimitedLog } from '../log.js';
 import { foldKey } from '../fold/key-fold.js';
 import type { LookupContext, LookupMap } from '../contracts/map.js';
 import { found, NOTFOUND, temp, timeout, type LookupResult } from '../contracts/result.js';
-import type { AttrClass, LookupTrace, ValueAction } from '../contracts/trace.js';
+import type { LookupTrace, ValueAction } from '../contracts/trace.js';
 import { compileTemplates, type Templates } from '../template/templates.js';
-
-/** Attribute classes in the order dict_ldap lists them: terminal, leaf, result, special. */
-const enum Cls { Terminal, Leaf, Result, Special }
+import { AttributeClasses, CLASS_NAME, Cls, valuesOf } from './attributes.js';
 
 export interface LdapMapSettings {
   /** Fold non-ASCII keys with Unicode full case folding, as Postfix does with smtputf8_enable. */
@@ -22,8 +20,6 @@ export interface LdapMapSettings {
   /** Member DNs fetched in batches where the server allows it (src/ldap/batch.ts); same answers. */
   batchMemberFetch?: boolean;
 }
-
-const CLASS_NAME: Record<Cls, AttrClass> = { [Cls.Terminal]: 'terminal', [Cls.Leaf]: 'leaf', [Cls.Result]: 'result', [Cls.Special]: 'special' };
 
 /** A lookup's failure, carried up to the caller once; every later result is discarded. */
 class Abort extends Error {
@@ -72,10 +68,7 @@ export class LdapMap implements LookupMap {
   readonly templates: Templates;
   /** Requested attribute list, in dict_ldap's order: terminal, leaf, result, special. */
   readonly attributes: string[];
-  private readonly classOf = new Map<string, Cls | null>();
-  private readonly counts: Record<Cls, number>;
-  private readonly terminalNames: string[];
-  private readonly specialNames: string[];
+  private readonly classes: AttributeClasses;
   private readonly rlog = new RateLimitedLog(60_000);
   /** Options of the nested searches (batching or not). */
   private readonly nestedOpts: { batch?: boolean } | undefined;
@@ -95,45 +88,11 @@ export class LdapMap implements LookupMap {
       queryFilter: config.queryFilter,
       resultFormat: config.resultFormat,
     });
-    this.attributes = [
-      ...config.terminalResultAttribute,
-      ...config.leafResultAttribute,
-      ...config.resultAttribute,
-      ...config.specialResultAttribute,
-    ];
-    this.counts = {
-      [Cls.Terminal]: config.terminalResultAttribute.length,
-      [Cls.Leaf]: config.leafResultAttribute.length,
-      [Cls.Result]: config.resultAttribute.length,
-      [Cls.Special]: config.specialResultAttribute.length,
-    };
-    this.terminalNames = config.terminalResultAttribute.map((a) => a.toLowerCase());
-    this.specialNames = config.specialResultAttribute.map((a) => a.toLowerCase());
+    this.classes = new AttributeClasses(config);
+    this.attributes = this.classes.requested;
     this.nestedOpts = settings.batchMemberFetch === true ? { batch: true } : undefined;
     this.attrKey = this.attributes.join(',');
     this.dnIdTail = `\u0000${DN_FILTER}\u0000${this.attrKey}`;
-  }
-
-  /**
-   * The class of a returned attribute description: that of the first configured attribute it is
-   * a subtype of (`mail;lang-de` counts as `mail`), names compared case-insensitively.
-   */
-  private classify(returned: string): Cls | null {
-    let cls = this.classOf.get(returned);
-    if (cls !== undefined) return cls;
-    cls = null;
-    let i = 0;
-    for (const c of [Cls.Terminal, Cls.Leaf, Cls.Result, Cls.Special]) {
-      for (let n = 0; n < this.counts[c]; n++, i++) {
-        if (isSubtype(this.attributes[i]!, returned)) {
-          cls = c;
-          break;
-        }
-      }
-      if (cls !== null) break;
-    }
-    this.classOf.set(returned, cls);
-    return cls;
   }
 
   async lookup(rawKey: Buffer, how?: LookupContext): Promise<LookupResult> {
@@ -300,13 +259,12 @@ export class LdapMap implements LookupMap {
     const out: Out[] = [];
     let isTerminal = false;
     let isLeaf = true;
-    const nT = this.counts[Cls.Terminal];
-    const nL = this.counts[Cls.Leaf];
+    const classes = this.classes;
     for (const entry of entries) {
       let ownTerminal = false;
       let ownNonLeaf = false;
-      if (nT > 0 && hasAnyValue(entry, this.terminalNames)) isTerminal = ownTerminal = true;
-      if (nL > 0 && !isTerminal && hasAnyValue(entry, this.specialNames)) {
+      if (classes.makesTerminal(entry)) isTerminal = ownTerminal = true;
+      if (!isTerminal && classes.makesNonLeaf(entry)) {
         isLeaf = false;
         ownNonLeaf = true;
       }
@@ -314,7 +272,7 @@ export class LdapMap implements LookupMap {
       ctx.trace?.entry?.(id, dn, isTerminal ? (ownTerminal ? 'own' : 'carried') : 'no', isLeaf ? 'no' : ownNonLeaf ? 'own' : 'carried');
       for (const attr of Object.keys(entry)) {
         if (attr === 'dn') continue;
-        const cls = this.classify(attr);
+        const cls = classes.classify(attr);
         if (cls === null) continue;
         const values = valuesOf(entry[attr]);
         if (values.length === 0) continue;
@@ -355,7 +313,7 @@ export class LdapMap implements LookupMap {
         ctx.trace?.value?.(parent, fromDn, attr, 'special', raw, 'malformed-url');
         throw new Abort(temp(`malformed LDAP URL ${JSON.stringify(value)} in ${fromDn}: ${why}`));
       }
-      const attributes = url.attributes.length === 0 ? this.attributes : this.intersect(url.attributes);
+      const attributes = url.attributes.length === 0 ? this.attributes : this.classes.intersect(url.attributes);
       // A URL asking only for attributes this map does not use is skipped without a search.
       if (attributes.length === 0) {
         ctx.trace?.value?.(parent, fromDn, attr, 'special', raw, 'skipped-url');
@@ -421,51 +379,6 @@ export class LdapMap implements LookupMap {
     );
     return nested;
   }
-
-  /** URL attributes ∩ configured ones; of a pair differing only in options, the more specific. */
-  private intersect(urlAttrs: string[]): string[] {
-    // dict_ldap's url_attrs: for each URL attribute, every map attribute it relates to, the more
-    // specific of the two (duplicates are harmless: the server returns an attribute once).
-    const result: string[] = [];
-    for (const u of urlAttrs) {
-      for (const c of this.attributes) {
-        if (isSubtype(u, c)) result.push(c);
-        else if (isSubtype(c, u)) result.push(u);
-      }
-    }
-    return result;
-  }
-}
-
-/**
- * dict_ldap's attrdesc_subtype(a, b) > 0: `b` is `a` or `a` with more options after it, compared
- * case-insensitively as text (`mail;lang-en` does not cover `mail;lang-de;lang-en`).
- */
-export function isSubtype(a: string, b: string): boolean {
-  if (b.length < a.length) return false;
-  if (b.length > a.length && b.charCodeAt(a.length) !== 0x3b /* ; */) return false;
-  return b.slice(0, a.length).toLowerCase() === a.toLowerCase();
-}
-
-const NO_VALUES: Buffer[] = [];
-
-/** An attribute's values as Buffers (the entry's own array when it holds Buffers already; not to be changed). */
-function valuesOf(v: Entry[string] | undefined): Buffer[] {
-  if (v === undefined) return NO_VALUES;
-  if (Buffer.isBuffer(v)) return [v];
-  if (typeof v === 'string') return [Buffer.from(v, 'utf8')];
-  for (const x of v) if (!Buffer.isBuffer(x)) return v.map((y) => (Buffer.isBuffer(y) ? y : Buffer.from(y, 'utf8')));
-  return v as Buffer[];
-}
-
-/** ldap_get_values_len semantics: an exact (case-insensitive) attribute name with values. */
-function hasAnyValue(entry: Entry, lowerNames: string[]): boolean {
-  for (const attr of Object.keys(entry)) {
-    if (attr === 'dn') continue;
-    const v = entry[attr];
-    if (lowerNames.includes(attr.toLowerCase()) && v !== undefined && (!Array.isArray(v) || v.length > 0)) return true;
-  }
-  return false;
 }
 
 function joinValues(values: Buffer[]): Buffer {

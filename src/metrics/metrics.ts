@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import type { CacheHitKind, CacheObserver, CacheSource } from '../cache/cache-map.js';
+import type { CacheHitKind, CacheObserver, CacheSource } from '../cache/options.js';
 import type { ChangeKind, WatcherObserver, WatcherStatus } from '../freshness/watcher.js';
 import type { PoolObserver } from '../ldap/pool.js';
 import type { LookupResult } from '../contracts/result.js';

@@ -195,38 +195,3 @@ export async function startAdminHttp(listen: { host: string; port: number }, dep
       }),
   };
 }
-
-/**
- * Client side of POST /cache/flush, for `ldap-socketmap cache flush [MAP [KEY]]`.
- * Resolves with the number of entries flushed; rejects with the server's error text.
- */
-export function requestFlush(target: { host: string; port: number }, map?: string, key?: string, timeoutMs = 10_000): Promise<number> {
-  const params = new URLSearchParams();
-  if (map !== undefined) params.set('map', map);
-  if (key !== undefined) params.set('key', key);
-  const query = params.toString();
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: target.host, port: target.port, method: 'POST', path: `/cache/flush${query ? `?${query}` : ''}`, timeout: timeoutMs },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', reject);
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let body: { flushed?: unknown; error?: unknown } = {};
-          try {
-            body = JSON.parse(text) as typeof body;
-          } catch {
-            /* fall through with the raw text */
-          }
-          if (res.statusCode === 200 && typeof body.flushed === 'number') resolve(body.flushed);
-          else reject(new Error(`cache flush: HTTP ${res.statusCode}: ${typeof body.error === 'string' ? body.error : text.trim()}`));
-        });
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`cache flush: no answer from ${target.host}:${target.port} within ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end();
-  });
-}

@@ -1,7 +1,9 @@
 import { getHeapStatistics } from 'node:v8';
-import { cacheOptionsFrom, type CachedMap } from '../cache/cache-map.js';
+import { type CachedMap } from '../cache/cache-map.js';
+import { cacheOptionsFrom } from '../cache/options.js';
 import type { SocketmapForm } from '../protocol/socketmap-answers.js';
-import type { DaemonConfig, MapSettings } from '../config/daemon-config.js';
+import type { DaemonConfig } from '../config/daemon-config.js';
+import type { MapSettings } from '../config/settings.js';
 import { explainLookup } from '../explain/explain.js';
 import { ServerTap } from '../explain/server-tap.js';
 import type { ExplainReport } from '../explain/types.js';

@@ -1,5 +1,6 @@
 import type net from 'node:net';
-import { defaultDaemonLimits, type DaemonConfig, type DaemonLimits } from '../config/daemon-config.js';
+import { type DaemonConfig } from '../config/daemon-config.js';
+import { defaultDaemonLimits, type DaemonLimits } from '../config/limits.js';
 import { log, RateLimitedLog } from '../log.js';
 import { buildMaps, type BuildOptions, type BuiltMaps, type CacheLayer } from '../chain/build.js';
 import type { LookupMap, ServedMap } from '../contracts/map.js';

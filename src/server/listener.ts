@@ -1,6 +1,6 @@
 import { existsSync, lstatSync, unlinkSync, chmodSync, chownSync } from 'node:fs';
 import net from 'node:net';
-import type { Listen } from '../config/daemon-config.js';
+import type { Listen } from '../config/listen.js';
 import { log } from '../log.js';
 
 /** A configured listen address, or a listening socket inherited from systemd (it is systemd's: never unlinked by us). */

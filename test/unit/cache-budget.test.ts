@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { defaultMapSettings } from '../../src/config/daemon-config.js';
+import { defaultMapSettings } from '../../src/config/settings.js';
 import { cacheBudget, HEAP_RESERVE_BYTES } from '../../src/runtime/runtime.js';
 
 const MiB = 2 ** 20;

@@ -3,7 +3,8 @@
  * decisions a request would meet, report them to the trace, and change nothing while doing so.
  */
 import { describe, expect, it } from 'vitest';
-import { CachedMap, type CacheOptions } from '../../src/cache/cache-map.js';
+import { CachedMap } from '../../src/cache/cache-map.js';
+import { type CacheOptions } from '../../src/cache/options.js';
 import type { LookupMap } from '../../src/contracts/map.js';
 import { found, NOTFOUND, temp, type LookupResult } from '../../src/contracts/result.js';
 import type { CacheEvent } from '../../src/contracts/trace.js';

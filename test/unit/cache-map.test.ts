@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CachedMap, cacheOptionsFrom, ENTRY_OVERHEAD_BYTES, type CacheOptions, type CacheObserver } from '../../src/cache/cache-map.js';
+import { CachedMap } from '../../src/cache/cache-map.js';
+import { cacheOptionsFrom, ENTRY_OVERHEAD_BYTES, type CacheOptions, type CacheObserver } from '../../src/cache/options.js';
 import type { LookupMap } from '../../src/contracts/map.js';
 import { found, NOTFOUND, perm, temp, timeout, type LookupResult } from '../../src/contracts/result.js';
 import { encodeSocketmapReply, SOCKETMAP_MAX_REPLY } from '../../src/protocol/socketmap.js';

@@ -3,13 +3,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  type DaemonOverrides,
-  MAP_SETTING_DEFS,
-  defaultMapSettings,
-  loadDaemonConfig,
-  parseListen,
-} from '../../src/config/daemon-config.js';
+import { type DaemonOverrides, loadDaemonConfig } from '../../src/config/daemon-config.js';
+import { parseListen } from '../../src/config/listen.js';
+import { MAP_SETTING_DEFS, defaultMapSettings } from '../../src/config/settings.js';
 import { ConfigError } from '../../src/config/errors.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/config/', import.meta.url));

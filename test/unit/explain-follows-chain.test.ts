@@ -6,9 +6,9 @@
 import type { Entry } from 'ldapts';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CachedMap } from '../../src/cache/cache-map.js';
-import { Uncached } from '../../src/cache/cache-map.js';
+import { Uncached } from '../../src/cache/uncached.js';
 import { parseCf } from '../../src/config/cf-file.js';
-import { defaultMapSettings } from '../../src/config/daemon-config.js';
+import { defaultMapSettings } from '../../src/config/settings.js';
 import { mapConfigFromCf } from '../../src/config/map-config.js';
 import { explainLookup, type ExplainTarget } from '../../src/explain/explain.js';
 import { LdapFailure } from '../../src/ldap/errors.js';

@@ -7,13 +7,13 @@
 import type { Entry } from 'ldapts';
 import { describe, expect, it } from 'vitest';
 import { parseCf } from '../../src/config/cf-file.js';
-import { defaultMapSettings, type MapSettings } from '../../src/config/daemon-config.js';
+import { defaultMapSettings, type MapSettings } from '../../src/config/settings.js';
 import { mapConfigFromCf, type MapConfig } from '../../src/config/map-config.js';
 import { LdapFailure } from '../../src/ldap/errors.js';
 import type { LdapPool } from '../../src/ldap/pool.js';
 import type { SearchRequest } from '../../src/ldap/search-request.js';
 import { exitCodeFor, explainLookup, type ExplainTarget } from '../../src/explain/explain.js';
-import { Uncached } from '../../src/cache/cache-map.js';
+import { Uncached } from '../../src/cache/uncached.js';
 import { DeadlineMap } from '../../src/lookup/deadline.js';
 import { FallbackMap } from '../../src/lookup/fallback.js';
 import { q, renderReport } from '../../src/explain/render.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isSubtype } from '../../src/lookup/ldap-map.js';
+import { isSubtype } from '../../src/lookup/attributes.js';
 import { isLdapUrl, LdapUrlError, parseLdapUrl } from '../../src/ldap/url.js';
 import { FallbackMap, splitExtension } from '../../src/lookup/fallback.js';
 import type { LookupMap } from '../../src/contracts/map.js';

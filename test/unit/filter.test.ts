@@ -1,13 +1,7 @@
 import { BerWriter, FilterParser, SearchRequest } from 'ldapts';
 import { describe, expect, it } from 'vitest';
-import {
-  BytesEqualityFilter,
-  BytesExtensibleFilter,
-  BytesSubstringFilter,
-  FilterError,
-  LDAP_FILTER_ERROR,
-  parseFilter,
-} from '../../src/ldap/filter.js';
+import { BytesEqualityFilter, BytesExtensibleFilter, BytesSubstringFilter } from '../../src/ldap/filter-bytes.js';
+import { FilterError, LDAP_FILTER_ERROR, parseFilter } from '../../src/ldap/filter.js';
 
 /** The filter's BER as ldapts writes it into a SearchRequest (minimal lengths). */
 function ber(filter: string): string {

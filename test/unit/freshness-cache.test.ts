@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CachedMap, type CacheOptions } from '../../src/cache/cache-map.js';
+import { CachedMap } from '../../src/cache/cache-map.js';
+import { type CacheOptions } from '../../src/cache/options.js';
 import type { Dependencies } from '../../src/cache/dependencies.js';
 import type { LookupContext, LookupMap } from '../../src/contracts/map.js';
 import { found, NOTFOUND, temp, type LookupResult } from '../../src/contracts/result.js';

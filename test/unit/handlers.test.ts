@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { CachedMap, Uncached } from '../../src/cache/cache-map.js';
+import { CachedMap } from '../../src/cache/cache-map.js';
+import { Uncached } from '../../src/cache/uncached.js';
 import { DeadlineMap } from '../../src/lookup/deadline.js';
 import type { LookupMap } from '../../src/contracts/map.js';
 import { found, NOTFOUND, type LookupResult } from '../../src/contracts/result.js';

@@ -5,7 +5,8 @@ import { CachedMap } from '../../src/cache/cache-map.js';
 import type { LookupMap } from '../../src/contracts/map.js';
 import { found, NOTFOUND, temp, type LookupResult } from '../../src/contracts/result.js';
 import { LOOKUP_BUCKETS, Metrics, UNKNOWN_MAP } from '../../src/metrics/metrics.js';
-import { isLoopback, requestFlush, startAdminHttp, type Health } from '../../src/runtime/admin-http.js';
+import { requestFlush } from '../../src/cli/admin-client.js';
+import { isLoopback, startAdminHttp, type Health } from '../../src/runtime/admin-http.js';
 import { socketmapAnswers } from '../../src/protocol/socketmap-answers.js';
 
 /** Parses the text exposition into "name{sorted labels}" → value (HELP/TYPE lines checked for shape). */
