@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseListen, formatListen } from '../config/daemon-config.js';
+import { formatListen, parseListen } from '../config/listen.js';
 import { ConfigError } from '../config/errors.js';
 import { applyPlan } from '../migrate/apply.js';
 import { planMigration } from '../migrate/plan.js';

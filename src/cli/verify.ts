@@ -1,5 +1,5 @@
 import { ConfigError } from '../config/errors.js';
-import { parseListen } from '../config/daemon-config.js';
+import { parseListen } from '../config/listen.js';
 import { log, setLogLevel } from '../log.js';
 import { renderDifference, renderSummaryTable } from '../verify/report.js';
 import { runVerification } from '../verify/run.js';

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { encodeNetstring, NetstringDecoder } from '../protocol/netstring.js';
-import type { Listen } from '../config/daemon-config.js';
+import type { Listen } from '../config/listen.js';
 import { socketmapAnswer, type Answer } from './answer.js';
 
 /** The reply limit plus room: verify reports what the daemon sends, whatever its size. */

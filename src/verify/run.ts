@@ -3,7 +3,8 @@
  * and through the daemon, compared answer by answer.
  */
 import { readFileSync } from 'node:fs';
-import { loadDaemonConfig, type Listen, type MapDeclaration } from '../config/daemon-config.js';
+import { loadDaemonConfig, type MapDeclaration } from '../config/daemon-config.js';
+import type { Listen } from '../config/listen.js';
 import { ConfigError } from '../config/errors.js';
 import { loadMapConfig } from '../config/map-config.js';
 import { sameAnswer, type Answer } from './answer.js';
