@@ -5,19 +5,21 @@
  *   ldap_socketmap_client_connections_denied_total and logs it (rate-limited) with the address;
  *   clients from 127.0.0.1, Postfix's own socketmap client included, get their answers;
  * - a reload (SIGHUP) changes the list for new connections; open ones are kept;
+ * - sockets handed over by systemd (the real systemd-socket-activate) are filtered when inet,
+ *   not when unix;
  * - a dual-stack [::] listener matches IPv4-mapped peers (::ffff:127.0.0.1) against IPv4 rules;
  * - a listener on 0.0.0.0 without client_allow draws one startup warning naming the setting,
  *   and none once the setting is given; a bad network is a config error (exit 2).
  * Only loopback traffic: the 0.0.0.0 and [::] listeners are reached through 127.0.0.x and ::1.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, valueOf, writeFixtureCf } from '../support/postfix.js';
-import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
+import { directoryLdif, freePort, startSlapd, type Slapd } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
 import { frame, metricsText, metricValue, startDaemonWithMetrics, waitFor } from './hardening-support.js';
 
@@ -251,6 +253,43 @@ describe('listeners other hosts could reach', () => {
     expect(refused).toEqual({ bytes: Buffer.alloc(0), closedByServer: true });
     await d.waitForLog(/connection from ::ffff:127\.0\.0\.2 refused: not in client_allow/);
     expect(await denied(d, 'socketmap')).toBe(1);
+  });
+
+  it('systemd sockets: an inet one is filtered, a unix one is left to its file permissions', async () => {
+    const port = await freePort();
+    const path = join(dir, 'sd.sock');
+    const proc = spawn('systemd-socket-activate', [
+      '-l', `127.0.0.1:${port}`, '-l', path, '--fdname=socketmap:socketmap',
+      '-E', 'JOURNAL_STREAM=',
+      process.execPath, CLI, 'serve', '--map', `aliases=${aliasesCf}`, '--set', 'client_allow=127.0.0.1/32',
+    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    proc.stderr.on('data', (d: Buffer) => { log += d.toString(); });
+    proc.stdout.on('data', (d: Buffer) => { log += d.toString(); });
+    const exited = new Promise((r) => proc.once('exit', r));
+    try {
+      // The first connection starts the daemon (it waits in the backlog meanwhile): refused.
+      await waitFor('systemd-socket-activate listening', () => log, (l) => /Listening on .* as 4\./.test(l), 10_000, 50);
+      const first = await socketmapAsk(port, { localAddress: '127.0.0.2' });
+      expect(first, log).toEqual({ bytes: Buffer.alloc(0), closedByServer: true });
+      await waitFor('daemon ready', () => log, (l) => /ready: /.test(l), 10_000, 50);
+      // The inherited unix socket has no path Node can report: it shows as its fd.
+      expect(log).toMatch(new RegExp(`listening on socketmap inet:127\\.0\\.0\\.1:${port}, socketmap fd:4\\(socketmap\\)`));
+      expect((await socketmapAsk(port, { localAddress: '127.0.0.1' })).bytes.toString()).toBe(frame(`OK ${expected}`).toString());
+      const unix = await new Promise<string>((resolve, reject) => {
+        const c = net.connect({ path });
+        let got = '';
+        c.on('connect', () => c.write(frame(`aliases ${KEY}`)));
+        c.on('data', (d: Buffer) => { got += d.toString(); if (wholeFrame(Buffer.from(got))) { c.destroy(); resolve(got); } });
+        c.on('error', reject);
+      });
+      expect(unix).toBe(frame(`OK ${expected}`).toString());
+      await waitFor('refusal logged', () => log, (l) => /connection from 127\.0\.0\.2 refused: not in client_allow/.test(l), 5_000, 50);
+      expect(log).not.toMatch(/client_allow is not set/);
+    } finally {
+      proc.kill('SIGTERM');
+      await exited;
+    }
   });
 
   it('a bad network stops the daemon before it listens: exit 2 naming file, line and key (or the flag)', async () => {
