@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { CacheHitKind, CacheObserver, CacheSource } from '../cache/options.js';
 import type { ChangeKind, WatcherObserver, WatcherStatus } from '../freshness/watcher.js';
-import type { PoolObserver } from '../ldap/pool.js';
+import type { PoolObserver } from '../ldap/pool-observer.js';
 import type { LookupResult } from '../contracts/result.js';
 import type { ConnectionObserver } from '../server/daemon.js';
 import type { LookupObserver } from '../server/handlers.js';
