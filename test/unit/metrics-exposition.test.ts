@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import http from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { CachedMap } from '../../src/cache/cache-map.js';
-import { found, NOTFOUND, temp, type LookupMap, type LookupResult } from '../../src/lookup/result.js';
+import { found, NOTFOUND, perm, temp, type LookupMap, type LookupResult } from '../../src/lookup/result.js';
 import { LOOKUP_BUCKETS, Metrics, UNKNOWN_MAP } from '../../src/metrics/metrics.js';
 import { isLoopback, requestFlush, startAdminHttp, type Health } from '../../src/server/admin-http.js';
 
@@ -102,7 +102,7 @@ async function scripted(): Promise<{ metrics: Metrics; requests: number; clock: 
   await Promise.all(Array.from({ length: 20 }, () => ask(mailboxes, 'hot@x')));
   // a client asks for a map that does not exist: PERM, never a new label value
   requests++;
-  socketmap.answered?.('no-such-map-\u00e9', { kind: 'perm', reason: 'unknown map' });
+  socketmap.answered?.('no-such-map-\u00e9', perm('unknown map'));
 
   const server = 'ldap://ldap1.example.org:389';
   metrics.poolObserver.connection?.(server, 'fail');
