@@ -18,7 +18,7 @@ import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, valueOf, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
-import { waitFor } from '../support/wait.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const SALES = 'alice@example.org,robert@example.org,Bob.Builder@Example.ORG,bob@example.org,sales-archive@elsewhere.net';
 
@@ -62,7 +62,6 @@ let adminPort: number;
 /* helpers                                                                                      */
 /* ------------------------------------------------------------------------------------------ */
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 async function sleepUntil(t: number): Promise<void> {
   const d = t - Date.now();

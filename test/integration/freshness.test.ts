@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, valueOf, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const POLL_S = 1;
 /** "within poll interval + 1 s", measured from the moment ldapmodify returned. */
@@ -61,7 +62,6 @@ listName: fresh-new
 contact: uid=carol,ou=People,dc=example,dc=org
 `;
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 interface Setup {
   slapd: Slapd;
@@ -118,13 +118,8 @@ async function q(s: Setup, map: string, key: string): Promise<{ kind: string; va
 /** Polls until ok(answer), failing after `ms`; returns the answer and the time it took. */
 async function within(s: Setup, map: string, key: string, ok: (a: { kind: string; value: string }) => boolean, ms: number) {
   const start = Date.now();
-  let last = await q(s, map, key);
-  while (!ok(last)) {
-    if (Date.now() - start > ms) throw new Error(`${map} ${key}: still ${JSON.stringify(last)} after ${Date.now() - start} ms`);
-    await sleep(100);
-    last = await q(s, map, key);
-  }
-  return { answer: last, ms: Date.now() - start };
+  const answer = await waitFor(`${map} ${key}`, () => q(s, map, key), ok, ms, 100);
+  return { answer, ms: Date.now() - start };
 }
 
 async function scrape(s: Setup): Promise<Map<string, number>> {
@@ -245,11 +240,7 @@ describe('slapd with syncprov: contextCSN', () => {
       await sync.slapd.start();
     }
     sync.slapd.resetSearchCount();
-    const deadline = Date.now() + 15_000;
-    while ((await readyz(sync)).body.maps.aliases!.watcher!.state !== 'ok') {
-      if (Date.now() > deadline) throw new Error('watcher did not resume');
-      await sleep(200);
-    }
+    await waitFor('watcher resumed', () => readyz(sync), (r) => r.body.maps.aliases!.watcher!.state === 'ok', 15_000);
     await sleep(POLL_S * 1000 * 2 + 200);
     const after = await scrape(sync);
     expect(total(after, 'ldap_socketmap_cache_invalidations_total')).toBe(total(before, 'ldap_socketmap_cache_invalidations_total'));

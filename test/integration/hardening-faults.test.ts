@@ -13,7 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, type RunningDaemon } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, writeCf, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
-import { httpGet, metricsText, metricValue, SmClient, sleep, startDaemonWithMetrics, waitFor } from './hardening-support.js';
+import { httpGet, metricsText, metricValue, SmClient, startDaemonWithMetrics } from './hardening-support.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 let slapd: Slapd;
 let daemon: RunningDaemon;
@@ -246,7 +247,7 @@ describe('slapd killed (SIGKILL) and restarted', () => {
     expect(await c.ask('aliases', 'sales@example.org')).toBe(`OK ${SALES}`);
     const pid = daemon.proc.pid;
     process.kill(slapd.pid, 'SIGKILL');
-    await waitFor('slapd gone', () => slapd.running(), (r) => !r, 10_000);
+    await waitFor('slapd gone', () => slapd.running(), (r) => !r, 10_000, 100);
     expect(await c.ask('aliases', 'sales@example.org')).toMatch(/^TEMP /);
     await slapd.start();
     await waitFor('answers after restart', () => c.ask('aliases', 'eng@example.org'), (r) => r.startsWith('OK '), 20_000, 200);

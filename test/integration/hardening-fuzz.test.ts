@@ -19,7 +19,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningDaemon } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, valueOf, writeCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type SearchRecord, type Slapd } from '../support/slapd.js';
-import { frame, metricsText, metricValue, pool, rng, SmClient, sleep, startDaemonWithMetrics } from './hardening-support.js';
+import { frame, metricsText, metricValue, pool, rng, SmClient, startDaemonWithMetrics } from './hardening-support.js';
+import { sleep } from '../support/wait.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed1);
 

@@ -13,7 +13,8 @@ import { ConfigError } from '../../src/config/errors.js';
 import type { RunningDaemon } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
-import { frame, metricsText, metricValue, SmClient, sleep, startDaemonWithMetrics, waitFor } from './hardening-support.js';
+import { frame, metricsText, metricValue, SmClient, startDaemonWithMetrics } from './hardening-support.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 let slapd: Slapd;
 let daemon: RunningDaemon;
@@ -135,12 +136,12 @@ describe(`max_connections (${MAX_CONN} here)`, () => {
     expect(daemon.log.filter((l) => /max_connections\); refusing new ones/.test(l)).length).toBe(1);
     // Room again once some close.
     for (const c of held.slice(0, 5)) c.end();
-    await waitFor('room again', () => metric('ldap_socketmap_client_connections', { protocol: 'socketmap' }), (n) => n <= MAX_CONN - 5);
+    await waitFor('room again', () => metric('ldap_socketmap_client_connections', { protocol: 'socketmap' }), (n) => n <= MAX_CONN - 5, 20_000, 100);
     const again = new SmClient(daemon.ports[0]!);
     expect(await again.ask('aliases', 'sales@example.org')).toMatch(/^OK /);
     again.end();
     for (const c of held) c.end();
-    await waitFor('all closed', () => metric('ldap_socketmap_client_connections', { protocol: 'socketmap' }), (n) => n === 0);
+    await waitFor('all closed', () => metric('ldap_socketmap_client_connections', { protocol: 'socketmap' }), (n) => n === 0, 20_000, 100);
   }, 30_000);
 });
 

@@ -13,7 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningDaemon } from '../support/daemon.js';
 import { writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
-import { fdLimit, frame, metricsText, metricValue, rssKb, SmClient, sleep, startDaemonWithMetrics, waitFor } from './hardening-support.js';
+import { fdLimit, frame, metricsText, metricValue, rssKb, SmClient, startDaemonWithMetrics } from './hardening-support.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const CONNECTIONS = 5_000;
 const SLOWLORIS = 300;
@@ -94,7 +95,7 @@ describe(`${CONNECTIONS} concurrent connections`, () => {
       const t0 = Date.now();
       const clients = await openMany(CONNECTIONS);
       const openMs = Date.now() - t0;
-      await waitFor('all counted', async () => metricValue(await metricsText(daemon.metricsPort!), 'ldap_socketmap_client_connections'), (n) => n === CONNECTIONS, 20_000);
+      await waitFor('all counted', async () => metricValue(await metricsText(daemon.metricsPort!), 'ldap_socketmap_client_connections'), (n) => n === CONNECTIONS, 20_000, 100);
       const first = await useAll(clients);
       const second = await useAll(clients);
       for (const r of [first, second]) {
@@ -108,7 +109,7 @@ describe(`${CONNECTIONS} concurrent connections`, () => {
       extra.end();
       const peakRss = rssKb(pid);
       for (const c of clients) c.end();
-      await waitFor('all closed', async () => metricValue(await metricsText(daemon.metricsPort!), 'ldap_socketmap_client_connections'), (n) => n === 0, 20_000);
+      await waitFor('all closed', async () => metricValue(await metricsText(daemon.metricsPort!), 'ldap_socketmap_client_connections'), (n) => n === 0, 20_000, 100);
       await sleep(500);
       rounds.push({ open: clients.length, peakRss, afterRss: rssKb(pid), ok: first.ok + second.ok, p99: Math.max(first.p99, second.p99), max: Math.max(first.max, second.max), openMs });
     }
@@ -154,7 +155,7 @@ describe(`slowloris: ${SLOWLORIS} connections trickling a byte at a time`, () =>
       }
     })();
     const during = await measure(READ_TIMEOUT_S * 1000 + 1_500);
-    await waitFor('slowloris reaped', () => slow.filter((c) => !c.closed).length, (n) => n === 0, 10_000);
+    await waitFor('slowloris reaped', () => slow.filter((c) => !c.closed).length, (n) => n === 0, 10_000, 100);
     trickling = false;
     await trickle;
     const reapedAfter = Math.max(...slow.map((c) => c.closedAt)) - t0;

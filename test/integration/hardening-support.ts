@@ -14,10 +14,6 @@ export function frame(s: string | Buffer): Buffer {
   return Buffer.concat([Buffer.from(`${b.length}:`), b, Buffer.from(',')]);
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
 /** A raw socketmap client: sends bytes, returns complete reply payloads, notices close. */
 export class SmClient {
   private buf = Buffer.alloc(0);
@@ -139,17 +135,6 @@ export function rssKb(pid: number): number {
 export function fdLimit(pid: number): number {
   const m = /Max open files\s+(\d+)/.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'));
   return m ? Number(m[1]) : NaN;
-}
-
-export async function waitFor<T>(what: string, f: () => T | Promise<T>, ok: (v: T) => boolean, ms = 20_000, every = 100): Promise<T> {
-  const end = Date.now() + ms;
-  let last: T;
-  do {
-    last = await f();
-    if (ok(last)) return last;
-    await sleep(every);
-  } while (Date.now() < end);
-  throw new Error(`${what}: still ${JSON.stringify(last)}`);
 }
 
 /** Runs `f` over `items` with at most `n` at once. */

@@ -12,7 +12,7 @@ import { startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
-import { waitFor } from '../support/wait.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const PROMTOOL = '/usr/bin/promtool';
 const MAPS = ['aliases', 'mailboxes', 'sizelimit', 'brief'];
@@ -26,7 +26,6 @@ let adminPort: number;
 /* helpers                                                                                      */
 /* ------------------------------------------------------------------------------------------ */
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 
 interface Sample {

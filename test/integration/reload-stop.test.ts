@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
+import { sleep } from '../support/wait.js';
 
 let slapd: Slapd;
 let confDir: string;
@@ -106,9 +107,9 @@ describe('stop (SIGTERM)', () => {
     let reply: Promise<string>;
     try {
       reply = ask(sock, 'aliases sales@example.org');
-      await new Promise((r) => setTimeout(r, 300));
+      await sleep(300);
       d.proc.kill('SIGTERM');
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(500);
       // New connections are no longer accepted while draining.
       await expect(connect(d.ports[0]!).then((s) => { s.destroy(); return 'accepted'; })).rejects.toThrow();
     } finally {

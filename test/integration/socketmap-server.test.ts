@@ -14,6 +14,7 @@ import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { bigListLdif } from '../support/fixtures.js';
 import { classify, makePostfixConfigDir, postmapQuery, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
+import { sleep } from '../support/wait.js';
 
 let slapd: Slapd;
 let daemon: RunningDaemon;
@@ -156,7 +157,7 @@ describe('socketmap server', () => {
       await c.reply();
       c.end();
     }
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     expect(daemon.log.filter((l) => /^(warning|error):/.test(l)).length).toBe(before);
   });
 });

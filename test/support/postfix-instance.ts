@@ -36,6 +36,7 @@ import { join } from 'node:path';
 import { backdate } from './postfix.js';
 import { freePort, deadPort } from './slapd.js';
 import { makeTmpDir } from './tmp.js';
+import { sleep } from './wait.js';
 
 export const POSTFIX = '/usr/sbin/postfix';
 export const POSTQUEUE = '/usr/sbin/postqueue';
@@ -286,9 +287,6 @@ function run(cmd: string, args: string[], opts: { input?: string; timeoutMs?: nu
   });
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 function alive(pid: number): boolean {
   try {

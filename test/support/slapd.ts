@@ -16,6 +16,7 @@ import { join, resolve, dirname } from 'node:path';
 import { createServer, connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { makeTmpDir } from './tmp.js';
+import { sleep } from './wait.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const FIXTURES_DIR = resolve(here, '../fixtures/ldap');
@@ -247,9 +248,6 @@ function parseSearches(text: string): SearchRecord[] {
   return out;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 // ---------------------------------------------------------------------------------------
 

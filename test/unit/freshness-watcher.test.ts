@@ -14,6 +14,7 @@ import type { LdapPool, SearchRequest } from '../../src/ldap/pool.js';
 import { setLogLevel } from '../../src/log.js';
 import type { LookupTrace } from '../../src/lookup/ldap-map.js';
 import { found, NOTFOUND, type LookupMap, type LookupResult } from '../../src/lookup/result.js';
+import { sleep } from '../support/wait.js';
 
 const SUFFIX = 'dc=x';
 setLogLevel('error');
@@ -428,7 +429,7 @@ describe('ChangeWatcher costs: what is read, and what is kept', () => {
       const running = ask('eng');
       server.put('uid=bob,ou=People,dc=x', { mail: ['robert@x'] });
       await watcher.pollNow();
-      await new Promise((r) => setTimeout(r, 20));
+      await sleep(20);
       inner.gate = undefined;
       open();
       expect(await running).toBe('carol@x');
