@@ -11,7 +11,6 @@
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAP_SETTING_DEFS } from '../../src/config/daemon-config.js';
 import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
@@ -19,6 +18,7 @@ import { classify, makePostfixConfigDir, postmapQuery, valueOf, writeFixtureCf }
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
 import { sleep, waitFor } from '../support/wait.js';
+import { frame, SocketmapClient } from '../support/socketmap-client.js';
 
 const SALES = 'alice@example.org,robert@example.org,Bob.Builder@Example.ORG,bob@example.org,sales-archive@elsewhere.net';
 
@@ -84,69 +84,6 @@ async function pauseSlapd(): Promise<void> {
     }
   };
   await waitFor('slapd stopped', async () => stopped(), (x) => x, 5_000);
-}
-
-/** A raw socketmap client: netstring `NAME KEY` requests, pipelined, replies in order. */
-class SocketmapClient {
-  private buf: Buffer = Buffer.alloc(0);
-  private readonly waiting: { resolve: (reply: string) => void; reject: (err: Error) => void }[] = [];
-
-  private constructor(private readonly socket: net.Socket) {
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    const failAll = (err: Error) => {
-      for (const w of this.waiting.splice(0)) w.reject(err);
-    };
-    socket.on('error', failAll);
-    socket.on('close', () => failAll(new Error('socketmap connection closed')));
-  }
-
-  static connect(port: number): Promise<SocketmapClient> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect({ host: '127.0.0.1', port });
-      s.once('connect', () => {
-        s.off('error', reject);
-        resolve(new SocketmapClient(s));
-      });
-      s.once('error', reject);
-    });
-  }
-
-  static frame(map: string, key: string): Buffer {
-    const payload = Buffer.from(`${map} ${key}`, 'utf8');
-    return Buffer.concat([Buffer.from(`${payload.length}:`), payload, Buffer.from(',')]);
-  }
-
-  /** Sends one request (or many in one write) and resolves with each reply payload, e.g. "OK alice". */
-  requestMany(map: string, keys: string[]): Promise<string[]> {
-    const replies = keys.map(() => new Promise<string>((resolve, reject) => this.waiting.push({ resolve, reject })));
-    this.socket.write(Buffer.concat(keys.map((k) => SocketmapClient.frame(map, k))));
-    return Promise.all(replies);
-  }
-
-  async request(map: string, key: string): Promise<string> {
-    return (await this.requestMany(map, [key]))[0]!;
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-
-  private onData(chunk: Buffer): void {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
-    for (;;) {
-      const colon = this.buf.indexOf(0x3a);
-      if (colon < 0) return;
-      const len = Number(this.buf.toString('latin1', 0, colon));
-      if (!Number.isSafeInteger(len)) throw new Error(`bad netstring length in ${this.buf.toString('latin1', 0, colon + 1)}`);
-      if (this.buf.length < colon + 1 + len + 1) return;
-      if (this.buf[colon + 1 + len] !== 0x2c) throw new Error('netstring without trailing comma');
-      const payload = this.buf.toString('utf8', colon + 1, colon + 1 + len);
-      this.buf = this.buf.subarray(colon + 1 + len + 1);
-      const w = this.waiting.shift();
-      if (!w) throw new Error(`unexpected socketmap reply ${JSON.stringify(payload)}`);
-      w.resolve(payload);
-    }
-  }
 }
 
 /** Text exposition → "name{k=v,...}" (labels sorted) → value. */
@@ -246,7 +183,7 @@ describe('coalescing', () => {
   it('200 concurrent identical cold lookups on 200 connections: exactly one LDAP search', async () => {
     // Connected pool first, so the one search below is the only thing that reaches slapd.
     expect(await lookup('mailboxes', 'bob@example.org')).toEqual({ kind: 'found', value: 'bob' });
-    expect(SocketmapClient.frame('mailboxes', 'alice@example.org').toString()).toBe('27:mailboxes alice@example.org,');
+    expect(frame('mailboxes alice@example.org').toString()).toBe('27:mailboxes alice@example.org,');
     const clients = await Promise.all(Array.from({ length: 200 }, () => SocketmapClient.connect(daemon.ports[0]!)));
     try {
       const before = await scrape();
@@ -256,7 +193,7 @@ describe('coalescing', () => {
       await pauseSlapd();
       let replies: Promise<string[]>;
       try {
-        replies = Promise.all(clients.map((c) => c.request('mailboxes', 'alice@example.org')));
+        replies = Promise.all(clients.map((c) => c.ask('mailboxes', 'alice@example.org', Infinity)));
         // All 200 connections accepted by the daemon (their requests are already in its socket
         // buffers), then a moment for it to read them, under whatever load the machine has.
         // (If one were read only after the answer, it would be a cache hit: counted below.)
@@ -283,7 +220,7 @@ describe('coalescing', () => {
       expect(d('ldap_socketmap_cache_hits_total', { map: 'mailboxes' })).toBe(0);
       expect(d('ldap_socketmap_lookups_total', { map: 'mailboxes', result: 'found' })).toBe(200);
     } finally {
-      for (const c of clients) c.close();
+      for (const c of clients) c.end();
     }
   });
 
@@ -299,7 +236,7 @@ describe('coalescing', () => {
     try {
       slapd.resetSearchCount();
       // No pause this time: all requests written at once, answered while the expansion runs.
-      const replies = await Promise.all(clients.map((c) => c.request('aliases', 'eng')));
+      const replies = await Promise.all(clients.map((c) => c.ask('aliases', 'eng', Infinity)));
       expect(new Set(replies)).toEqual(new Set([`OK eng-announce@example.org,carol@example.org,carol@elsewhere.net,${SALES}`]));
       const m2 = await scrape();
       expect(ldapRequests(m2) - ldapRequests(m1)).toBe(perExpansion);
@@ -307,7 +244,7 @@ describe('coalescing', () => {
       expect(searchesFor('listName=eng')).toBe(1);
       expect(slapd.searchCount()).toBe(perExpansion);
     } finally {
-      for (const c of clients) c.close();
+      for (const c of clients) c.end();
     }
   });
 });
@@ -498,7 +435,7 @@ describe('memory bound', () => {
           while (keys.length < WINDOW && next < TOTAL) {
             keys.push(`flood-${next++}-${Math.random().toString(36).slice(2)}-${'x'.repeat(40)}@example.org`);
           }
-          const replies = await c.requestMany('flood', keys);
+          const replies = await c.askMany('flood', keys, Infinity);
           for (const r of replies) expect(r).toBe('NOTFOUND ');
           sent += keys.length;
         }
@@ -513,7 +450,7 @@ describe('memory bound', () => {
       await sampler;
       expect(sent).toBe(TOTAL);
     } finally {
-      for (const c of clients) c.close();
+      for (const c of clients) c.end();
     }
     const m = await scrape();
     const bytes = sum(m, 'ldap_socketmap_cache_bytes', { map: 'flood' });

@@ -38,10 +38,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ExplainReport } from '../../src/explain/types.js';
-import { CLI, socketmapFrame, startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { POSTMAP } from '../support/postfix.js';
 import { Rng, type Directory } from '../support/random-directory.js';
 import { seedSizesFromEnv, seedsFromEnv, setUpSeed } from '../support/random-seed.js';
+import { socketmapFrame } from '../support/socketmap-client.js';
 
 /** Seeds run by `npm test` (all pass); a mix of alias, mailbox, dynamic and echo maps, loops and limits. */
 const PINNED_SEEDS = [3, 12];

@@ -9,11 +9,12 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExplainReport, SearchNode, ValueNode } from '../../src/explain/types.js';
-import { CLI, socketmapFrame as rawSocketmapFrame, startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { bigListExpected, bigListLdif } from '../support/fixtures.js';
 import { classify, makePostfixConfigDir, postmapQuery, valueOf, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
+import { socketmapFrame as rawSocketmapFrame } from '../support/socketmap-client.js';
 
 const SALES = 'alice@example.org,robert@example.org,Bob.Builder@Example.ORG,bob@example.org,sales-archive@elsewhere.net';
 const ENG = `eng-announce@example.org,carol@example.org,carol@elsewhere.net,${SALES}`;

@@ -13,8 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, type RunningDaemon } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, writeCf, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
-import { httpGet, metricsText, metricValue, SmClient, startDaemonWithMetrics } from './hardening-support.js';
+import { httpGet, metricsText, metricValue, startDaemonWithMetrics } from './hardening-support.js';
 import { sleep, waitFor } from '../support/wait.js';
+import { SocketmapClient } from '../support/socketmap-client.js';
 
 let slapd: Slapd;
 let daemon: RunningDaemon;
@@ -100,7 +101,7 @@ afterAll(async () => {
 
 describe('first server_host dead', () => {
   it('fails over with no visible error, and the dead server is retried later with backoff', async () => {
-    const c = new SmClient(daemon.ports[0]!);
+    const c = new SocketmapClient(daemon.ports[0]!);
     expect(await c.ask('failover', 'sales@example.org')).toBe(`OK ${SALES}`);
     expect(deadAttempts).toBe(1);
     // Force a reconnect every 250 ms for ~6 s: every lookup still succeeds, and the dead
@@ -128,7 +129,7 @@ describe('first server_host dead', () => {
 describe('bind failure (wrong bind_pw)', () => {
   it('answers TEMP, logs one loud line, does not storm the directory with binds', async () => {
     slapd.resetSearchCount();
-    const c = new SmClient(daemon.ports[0]!);
+    const c = new SocketmapClient(daemon.ports[0]!);
     const t0 = Date.now();
     let lookups = 0;
     const answers = new Set<string>();
@@ -174,7 +175,7 @@ describe('bind failure (wrong bind_pw)', () => {
 
 describe('slapd hung (SIGSTOP)', () => {
   it('TIMEOUT at the request deadline, queue bounded by the waiting clients, stale answers where enabled; SIGCONT: normal service', async () => {
-    const warm = new SmClient(daemon.ports[0]!);
+    const warm = new SocketmapClient(daemon.ports[0]!);
     expect(await warm.ask('hung', 'sales@example.org')).toBe(`OK ${SALES}`);
     expect(await warm.ask('stale', 'sales@example.org')).toBe(`OK ${SALES}`);
     await sleep(1_200); // the stale map's answer (cache_ttl 1 s) has expired
@@ -204,7 +205,7 @@ describe('slapd hung (SIGSTOP)', () => {
           await sleep(200);
         }
       })();
-      const clients = Array.from({ length: CLIENTS }, () => new SmClient(daemon.ports[0]!));
+      const clients = Array.from({ length: CLIENTS }, () => new SocketmapClient(daemon.ports[0]!));
       const workers = clients.map(async (c, i) => {
         let n = 0;
         while (!stop) {
@@ -243,7 +244,7 @@ describe('slapd hung (SIGSTOP)', () => {
 
 describe('slapd killed (SIGKILL) and restarted', () => {
   it('TEMP while it is gone, answers again without restarting the daemon', async () => {
-    const c = new SmClient(daemon.ports[0]!);
+    const c = new SocketmapClient(daemon.ports[0]!);
     expect(await c.ask('aliases', 'sales@example.org')).toBe(`OK ${SALES}`);
     const pid = daemon.proc.pid;
     process.kill(slapd.pid, 'SIGKILL');

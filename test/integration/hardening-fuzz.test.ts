@@ -19,8 +19,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningDaemon } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, valueOf, writeCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type SearchRecord, type Slapd } from '../support/slapd.js';
-import { frame, metricsText, metricValue, pool, rng, SmClient, startDaemonWithMetrics } from './hardening-support.js';
+import { metricsText, metricValue, pool, rng, startDaemonWithMetrics } from './hardening-support.js';
 import { sleep } from '../support/wait.js';
+import { frame, SocketmapClient } from '../support/socketmap-client.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed1);
 
@@ -148,7 +149,7 @@ describe('arbitrary bytes against the live daemon', () => {
     let stop = false;
     const latencies: number[] = [];
     const canary = (async () => {
-      const c = new SmClient(daemon.ports[0]!);
+      const c = new SocketmapClient(daemon.ports[0]!);
       while (!stop) {
         const t0 = performance.now();
         expect(await c.ask('filt', 'alice@example.org', 5_000)).toBe('OK alice');
@@ -193,7 +194,7 @@ describe('arbitrary bytes against the live daemon', () => {
     expect(latencies.length).toBeGreaterThan(20);
     expect(p99).toBeLessThan(500);
     // Still serving normally afterwards.
-    const after = new SmClient(daemon.ports[0]!);
+    const after = new SocketmapClient(daemon.ports[0]!);
     expect(await after.ask('filt', 'alice@example.org')).toBe('OK alice');
     after.end();
     console.log(`fuzz: ${SESSIONS} hostile sessions, ${totalBytes} bytes, ${protocolErrors} protocol errors; neighbour p99 ${p99.toFixed(1)} ms over ${latencies.length} lookups (seed ${SEED})`);
@@ -204,7 +205,7 @@ describe('escaping: the daemon sends the filters and bases native Postfix sends'
   const searchesOf = (): SearchRecord[] => slapd.searches().map(({ base, scope, filter }) => ({ conn: 0, op: 0, base, scope, filter }));
 
   async function compare(map: 'filt' | 'dn', cf: string, keys: string[]): Promise<{ searched: number }> {
-    const c = new SmClient(daemon.ports[0]!);
+    const c = new SocketmapClient(daemon.ports[0]!);
     let searched = 0;
     const mismatches: string[] = [];
     for (const key of keys) {
@@ -248,7 +249,7 @@ describe('escaping: the daemon sends the filters and bases native Postfix sends'
   }, 60_000);
 
   it('NUL in a key (Postfix never sends one) reaches LDAP as nothing but an inert value', async () => {
-    const c = new SmClient(daemon.ports[0]!);
+    const c = new SocketmapClient(daemon.ports[0]!);
     for (const key of ['\0', 'a\0b', 'alice@example.org\0', '\0*', '*\0)(uid=*', 'x\0)(|(uid=*)(']) {
       slapd.resetSearchCount();
       const reply = await c.ask('filt', Buffer.from(key, 'utf8'));

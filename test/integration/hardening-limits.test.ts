@@ -13,8 +13,9 @@ import { ConfigError } from '../../src/config/errors.js';
 import type { RunningDaemon } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
-import { frame, metricsText, metricValue, SmClient, startDaemonWithMetrics } from './hardening-support.js';
+import { metricsText, metricValue, startDaemonWithMetrics } from './hardening-support.js';
 import { sleep, waitFor } from '../support/wait.js';
+import { frame, SocketmapClient } from '../support/socketmap-client.js';
 
 let slapd: Slapd;
 let daemon: RunningDaemon;
@@ -68,11 +69,11 @@ describe('limit settings', () => {
 describe('max_request_size (default 16384)', () => {
   it('a request of exactly the limit is answered; one byte more closes the connection before any payload is read', async () => {
     const before = await metric('ldap_socketmap_protocol_errors_total', { protocol: 'socketmap', reason: 'too_long' });
-    const ok = new SmClient(daemon.ports[0]!);
+    const ok = new SocketmapClient(daemon.ports[0]!);
     const key = 'k'.repeat(16384 - 'aliases '.length);
     expect(await ok.ask('aliases', key)).toBe('NOTFOUND ');
     ok.end();
-    const big = new SmClient(daemon.ports[0]!);
+    const big = new SocketmapClient(daemon.ports[0]!);
     big.send('16385:'); // only the length: the daemon refuses to wait for the payload
     expect(await big.waitClosed(3_000)).toBe(true);
     await daemon.waitForLog(/malformed request \(too_long\): .*16384 \(max_request_size = 16384\); closing connection/);
@@ -105,10 +106,10 @@ describe('max_request_size (default 16384)', () => {
 describe(`max_connections (${MAX_CONN} here)`, () => {
   it('connections beyond the limit get a TEMP answer and are closed; those open are undisturbed', async () => {
     expect(await metric('ldap_socketmap_client_connections_max')).toBe(MAX_CONN);
-    const held = Array.from({ length: MAX_CONN }, () => new SmClient(daemon.ports[0]!));
+    const held = Array.from({ length: MAX_CONN }, () => new SocketmapClient(daemon.ports[0]!));
     // Each held connection has been accepted and counted once it answered.
     for (const c of held) expect(await c.ask('aliases', 'sales@example.org')).toMatch(/^OK /);
-    const extra = Array.from({ length: 5 }, () => new SmClient(daemon.ports[0]!));
+    const extra = Array.from({ length: 5 }, () => new SocketmapClient(daemon.ports[0]!));
     for (const c of extra) {
       c.send(frame('aliases sales@example.org'));
       expect(await c.reply()).toBe('TEMP too many connections to ldap-socketmap (max_connections = 30)');
@@ -137,7 +138,7 @@ describe(`max_connections (${MAX_CONN} here)`, () => {
     // Room again once some close.
     for (const c of held.slice(0, 5)) c.end();
     await waitFor('room again', () => metric('ldap_socketmap_client_connections', { protocol: 'socketmap' }), (n) => n <= MAX_CONN - 5, 20_000, 100);
-    const again = new SmClient(daemon.ports[0]!);
+    const again = new SocketmapClient(daemon.ports[0]!);
     expect(await again.ask('aliases', 'sales@example.org')).toMatch(/^OK /);
     again.end();
     for (const c of held) c.end();
@@ -148,8 +149,8 @@ describe(`max_connections (${MAX_CONN} here)`, () => {
 describe('idle_timeout (2 s here)', () => {
   it('closes a connection silent for idle_timeout, not one that keeps asking', async () => {
     const before = await metric('ldap_socketmap_client_timeouts_total', { protocol: 'socketmap', kind: 'idle' });
-    const idle = new SmClient(daemon.ports[0]!);
-    const busy = new SmClient(daemon.ports[0]!);
+    const idle = new SocketmapClient(daemon.ports[0]!);
+    const busy = new SocketmapClient(daemon.ports[0]!);
     expect(await idle.ask('aliases', 'sales@example.org')).toMatch(/^OK /);
     const t0 = Date.now();
     for (let i = 0; i < 4; i++) {
@@ -168,7 +169,7 @@ describe('idle_timeout (2 s here)', () => {
 describe('request_read_timeout (2 s here): slowloris', () => {
   it('a request trickled byte by byte is cut off; a request split in two quick parts is fine', async () => {
     const before = await metric('ldap_socketmap_client_timeouts_total', { protocol: 'socketmap', kind: 'read' });
-    const slow = new SmClient(daemon.ports[0]!);
+    const slow = new SocketmapClient(daemon.ports[0]!);
     await slow.ready();
     const payload = frame('aliases sales@example.org');
     const t0 = Date.now();
@@ -186,7 +187,7 @@ describe('request_read_timeout (2 s here): slowloris', () => {
     await daemon.waitForLog(/request still incomplete after 2 s \(request_read_timeout\); closing connection/);
     expect(await metric('ldap_socketmap_client_timeouts_total', { protocol: 'socketmap', kind: 'read' })).toBe(before + 1);
 
-    const split = new SmClient(daemon.ports[0]!);
+    const split = new SocketmapClient(daemon.ports[0]!);
     split.send(payload.subarray(0, 10));
     await sleep(500);
     split.send(payload.subarray(10));

@@ -13,8 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningDaemon } from '../support/daemon.js';
 import { writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
-import { fdLimit, frame, metricsText, metricValue, rssKb, SmClient, startDaemonWithMetrics } from './hardening-support.js';
+import { fdLimit, metricsText, metricValue, rssKb, startDaemonWithMetrics } from './hardening-support.js';
 import { sleep, waitFor } from '../support/wait.js';
+import { frame, SocketmapClient } from '../support/socketmap-client.js';
 
 const CONNECTIONS = 5_000;
 const SLOWLORIS = 300;
@@ -40,17 +41,17 @@ function percentile(xs: number[], p: number): number {
 }
 
 /** Opens `n` connections, a batch at a time (the listen backlog is finite). */
-async function openMany(n: number): Promise<SmClient[]> {
-  const out: SmClient[] = [];
+async function openMany(n: number): Promise<SocketmapClient[]> {
+  const out: SocketmapClient[] = [];
   for (let i = 0; i < n; i += 250) {
-    const batch = Array.from({ length: Math.min(250, n - i) }, () => new SmClient(daemon.ports[0]!));
+    const batch = Array.from({ length: Math.min(250, n - i) }, () => new SocketmapClient(daemon.ports[0]!));
     await Promise.all(batch.map((c) => c.ready(20_000)));
     out.push(...batch);
   }
   return out;
 }
 
-async function useAll(clients: SmClient[]): Promise<{ ok: number; notfound: number; other: number; p99: number; max: number }> {
+async function useAll(clients: SocketmapClient[]): Promise<{ ok: number; notfound: number; other: number; p99: number; max: number }> {
   const lat: number[] = [];
   let ok = 0;
   let notfound = 0;
@@ -86,7 +87,7 @@ afterAll(async () => {
 describe(`${CONNECTIONS} concurrent connections`, () => {
   it('are all held and answered, three rounds; memory stays bounded, no growth per round', async () => {
     const pid = daemon.proc.pid!;
-    const warm = new SmClient(daemon.ports[0]!);
+    const warm = new SocketmapClient(daemon.ports[0]!);
     for (const k of KEYS) await warm.ask('aliases', k);
     warm.end();
     const rssStart = rssKb(pid);
@@ -104,7 +105,7 @@ describe(`${CONNECTIONS} concurrent connections`, () => {
       }
       // Still all open (no one dropped), and the daemon still answers a newcomer.
       expect(clients.filter((c) => c.closed)).toHaveLength(0);
-      const extra = new SmClient(daemon.ports[0]!);
+      const extra = new SocketmapClient(daemon.ports[0]!);
       expect(await extra.ask('aliases', 'sales@example.org')).toMatch(/^OK /);
       extra.end();
       const peakRss = rssKb(pid);
@@ -128,7 +129,7 @@ describe(`slowloris: ${SLOWLORIS} connections trickling a byte at a time`, () =>
   it('are reaped after request_read_timeout while other clients see no slowdown', async () => {
     const before = metricValue(await metricsText(daemon.metricsPort!), 'ldap_socketmap_client_timeouts_total', { kind: 'read' });
     const measure = async (ms: number): Promise<number[]> => {
-      const clients = Array.from({ length: 20 }, () => new SmClient(daemon.ports[0]!));
+      const clients = Array.from({ length: 20 }, () => new SocketmapClient(daemon.ports[0]!));
       const lat: number[] = [];
       const end = Date.now() + ms;
       await Promise.all(clients.map(async (c, i) => {

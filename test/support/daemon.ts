@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import net from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -90,27 +89,4 @@ export async function startDaemon(args: string[], opts: { env?: NodeJS.ProcessEn
       return code;
     },
   };
-}
-
-/** One raw socketmap request to 127.0.0.1:PORT; resolves with the whole reply frame. */
-export function socketmapFrame(port: number, map: string, key: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const payload = Buffer.from(`${map} ${key}`, 'utf8');
-    const s = net.connect({ host: '127.0.0.1', port }, () => {
-      s.write(Buffer.concat([Buffer.from(`${payload.length}:`), payload, Buffer.from(',')]));
-    });
-    let buf = Buffer.alloc(0);
-    s.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      const colon = buf.indexOf(0x3a);
-      if (colon < 0) return;
-      const end = colon + 1 + Number(buf.toString('latin1', 0, colon)) + 1;
-      if (buf.length >= end) {
-        s.destroy();
-        resolve(buf.subarray(0, end));
-      }
-    });
-    s.on('error', reject);
-    s.on('close', () => reject(new Error(`socketmap connection closed before a reply (${JSON.stringify(key)})`)));
-  });
 }

@@ -21,6 +21,7 @@ import { serveConnection, type ConnectionHooks } from '../../src/server/connecti
 import { socketmapProtocol, type MapRegistry } from '../../src/server/handlers.js';
 import { prng as rng } from '../support/prng.js';
 import { sleep } from '../support/wait.js';
+import { frame } from '../support/socketmap-client.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20240607);
 
@@ -47,7 +48,6 @@ const cached = new DeadlineMap(new CachedMap(map, { ttlSec: 3600, negativeTtlSec
 const slow: LookupMap = { name: 'slow', lookup: async (key) => { await sleep(400); return answerFor(Buffer.from(key)); } };
 const registry: MapRegistry = { get: (n) => (n === 'm' ? map : n === 'c' ? cached : n === 'slow' ? slow : undefined), names: () => ['m', 'c', 'slow'] };
 
-const frame = (b: Buffer): Buffer => Buffer.concat([Buffer.from(`${b.length}:`), b, Buffer.from(',')]);
 const MAX_REQUEST = 1024;
 
 let server: net.Server;
