@@ -8,7 +8,6 @@
  * DN with the same answers.
  */
 import { mkdirSync } from 'node:fs';
-import http from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type RunningDaemon } from '../support/daemon.js';
@@ -16,6 +15,7 @@ import { bigListExpected, bigListLdif, cfVars } from '../support/fixtures.js';
 import { classify, makePostfixConfigDir, postmapQuery, postmapQueryAll, writeFixtureCf, type PostmapResult } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
+import { metricsText, metricValue } from '../support/metrics.js';
 
 /** Maps with special result attributes: where member fetches happen. */
 const MAPS = ['aliases', 'aliases-urls', 'leaf', 'terminal', 'recursion-limit-3', 'expansion-limit-3', 'size-limit-2'];
@@ -116,22 +116,8 @@ async function srchLines(slapd: Slapd): Promise<string[]> {
   return slapd.logSince().split('\n').filter((l) => / op=\d+ SRCH base=/.test(l));
 }
 
-function metric(name: string, labels: Record<string, string>): Promise<number> {
-  return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port: daemon.metricsPort, path: '/metrics' }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => { body += d.toString('utf8'); });
-      res.on('end', () => {
-        let sum = 0;
-        for (const line of body.split('\n')) {
-          if (!line.startsWith(`${name}{`)) continue;
-          if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
-          sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-        }
-        resolve(sum);
-      });
-    }).on('error', reject);
-  });
+async function metric(name: string, labels: Record<string, string>): Promise<number> {
+  return metricValue(await metricsText(daemon.metricsPort!), name, labels);
 }
 
 describe('batch_member_fetch = yes answers exactly what the native table answers', () => {

@@ -19,6 +19,7 @@ import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
 import { sleep, waitFor } from '../support/wait.js';
 import { frame, SocketmapClient } from '../support/socketmap-client.js';
+import { metricValue, parseExposition, type Sample } from '../support/metrics.js';
 
 const SALES = 'alice@example.org,robert@example.org,Bob.Builder@Example.ORG,bob@example.org,sales-archive@elsewhere.net';
 
@@ -86,42 +87,14 @@ async function pauseSlapd(): Promise<void> {
   await waitFor('slapd stopped', async () => stopped(), (x) => x, 5_000);
 }
 
-/** Text exposition → "name{k=v,...}" (labels sorted) → value. */
-function parseExposition(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)(?: \d+)?$/.exec(line);
-    if (!m) throw new Error(`unparsable exposition line: ${line}`);
-    const labels: string[] = [];
-    for (const lm of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels.push(`${lm[1]}=${lm[2]}`);
-    labels.sort();
-    out.set(labels.length ? `${m[1]}{${labels.join(',')}}` : m[1]!, Number(m[3]));
-  }
-  return out;
-}
-
-/** Sum over every series of `name` whose labels include `labels`. */
-function sum(parsed: Map<string, number>, name: string, labels: Record<string, string> = {}): number {
-  let total = 0;
-  const want = Object.entries(labels).map(([k, v]) => `${k}=${v}`);
-  for (const [key, value] of parsed) {
-    const brace = key.indexOf('{');
-    if ((brace < 0 ? key : key.slice(0, brace)) !== name) continue;
-    const have = brace < 0 ? [] : key.slice(brace + 1, -1).split(',');
-    if (want.every((w) => have.includes(w))) total += value;
-  }
-  return total;
-}
-
-async function scrape(): Promise<Map<string, number>> {
+async function scrape(): Promise<Sample[]> {
   const res = await fetch(`http://127.0.0.1:${adminPort}/metrics`);
   expect(res.status).toBe(200);
   return parseExposition(await res.text());
 }
 
 /** LDAP searches the daemon made (all servers, all outcomes). */
-const ldapRequests = (m: Map<string, number>) => sum(m, 'ldap_socketmap_ldap_requests_total');
+const ldapRequests = (m: Sample[]) => metricValue(m, 'ldap_socketmap_ldap_requests_total');
 
 /** slapd's own count of searches whose filter mentions `needle`. */
 const searchesFor = (needle: string) => slapd.searches().filter((s) => s.filter.includes(needle)).length;
@@ -199,7 +172,7 @@ describe('coalescing', () => {
         // (If one were read only after the answer, it would be a cache hit: counted below.)
         await waitFor(
           'daemon accepting 200 connections',
-          async () => sum(await scrape(), 'ldap_socketmap_client_connections', { protocol: 'socketmap' }),
+          async () => metricValue(await scrape(), 'ldap_socketmap_client_connections', { protocol: 'socketmap' }),
           (n) => n >= 200,
           15_000,
         );
@@ -215,7 +188,7 @@ describe('coalescing', () => {
       expect(searchesFor('mail=alice@example.org')).toBe(1);
       expect(slapd.searchCount()).toBe(1);
       // All 200 were misses that waited on the one search; none was served from the cache.
-      const d = (name: string, labels: Record<string, string>) => sum(after, name, labels) - sum(before, name, labels);
+      const d = (name: string, labels: Record<string, string>) => metricValue(after, name, labels) - metricValue(before, name, labels);
       expect(d('ldap_socketmap_cache_misses_total', { map: 'mailboxes' })).toBe(200);
       expect(d('ldap_socketmap_cache_hits_total', { map: 'mailboxes' })).toBe(0);
       expect(d('ldap_socketmap_lookups_total', { map: 'mailboxes', result: 'found' })).toBe(200);
@@ -299,7 +272,7 @@ describe.concurrent('TTL with real directory changes', () => {
     expect(await lookup('ahead', 'cache-ahead')).toEqual({ kind: 'found', value: 'cache-ahead-a@example.org,cache-ahead-b@example.org' });
     expect(Date.now(), 'test premise: still inside the first TTL').toBeLessThan(tA + 8_000);
     const after = await scrape();
-    const d = (name: string, labels: Record<string, string>) => sum(after, name, labels) - sum(before, name, labels);
+    const d = (name: string, labels: Record<string, string>) => metricValue(after, name, labels) - metricValue(before, name, labels);
     expect(d('ldap_socketmap_cache_misses_total', { map: 'ahead' })).toBe(0);
     expect(d('ldap_socketmap_cache_hits_total', { map: 'ahead', kind: 'fresh' })).toBe(2);
     expect(searchesFor('listName=cache-ahead') - base).toBe(1);
@@ -399,15 +372,15 @@ describe('flush', () => {
     expect(await lookup('aliases', 'sales')).toEqual({ kind: 'found', value: SALES });
     expect(slapd.searchCount()).toBe(0);
     const cached = await scrape();
-    expect(sum(cached, 'ldap_socketmap_cache_entries', { map: 'mailboxes' })).toBeGreaterThan(0);
-    expect(sum(cached, 'ldap_socketmap_cache_entries', { map: 'aliases' })).toBeGreaterThan(0);
+    expect(metricValue(cached, 'ldap_socketmap_cache_entries', { map: 'mailboxes' })).toBeGreaterThan(0);
+    expect(metricValue(cached, 'ldap_socketmap_cache_entries', { map: 'aliases' })).toBeGreaterThan(0);
 
     process.kill(daemon.proc.pid!, 'SIGUSR1');
     const line = await daemon.waitForLog(/SIGUSR1: flushed \d+ cached answers/);
     expect(Number(/flushed (\d+)/.exec(line)![1])).toBeGreaterThanOrEqual(2);
     const flushed = await scrape();
-    expect(sum(flushed, 'ldap_socketmap_cache_entries')).toBe(0);
-    expect(sum(flushed, 'ldap_socketmap_cache_bytes')).toBe(0);
+    expect(metricValue(flushed, 'ldap_socketmap_cache_entries')).toBe(0);
+    expect(metricValue(flushed, 'ldap_socketmap_cache_bytes')).toBe(0);
 
     expect(await lookup('mailboxes', 'alice@example.org')).toEqual({ kind: 'found', value: 'alice' });
     expect(await lookup('aliases', 'sales')).toEqual({ kind: 'found', value: SALES });
@@ -442,7 +415,7 @@ describe('memory bound', () => {
       };
       const sampler = (async () => {
         while (sent < TOTAL) {
-          maxSeen = Math.max(maxSeen, sum(await scrape(), 'ldap_socketmap_cache_bytes', { map: 'flood' }));
+          maxSeen = Math.max(maxSeen, metricValue(await scrape(), 'ldap_socketmap_cache_bytes', { map: 'flood' }));
           await sleep(250);
         }
       })();
@@ -453,14 +426,14 @@ describe('memory bound', () => {
       for (const c of clients) c.end();
     }
     const m = await scrape();
-    const bytes = sum(m, 'ldap_socketmap_cache_bytes', { map: 'flood' });
-    const entries = sum(m, 'ldap_socketmap_cache_entries', { map: 'flood' });
+    const bytes = metricValue(m, 'ldap_socketmap_cache_bytes', { map: 'flood' });
+    const entries = metricValue(m, 'ldap_socketmap_cache_entries', { map: 'flood' });
     expect(Math.max(maxSeen, bytes)).toBeLessThanOrEqual(FLOOD_MAX_BYTES);
     // The bound is used, not dodged by caching nothing.
     expect(bytes).toBeGreaterThan(FLOOD_MAX_BYTES / 2);
     expect(entries).toBeGreaterThan(100);
     expect(entries).toBeLessThan(TOTAL / 10);
-    expect(sum(m, 'ldap_socketmap_lookups_total', { map: 'flood', result: 'notfound' })).toBe(TOTAL);
+    expect(metricValue(m, 'ldap_socketmap_lookups_total', { map: 'flood', result: 'notfound' })).toBe(TOTAL);
   }, 40_000);
 });
 
@@ -485,7 +458,7 @@ describe('stale-if-error (last: stops slapd)', () => {
     expect((await lookup('short', 'nope@example.org')).kind).toBe('notfound');
 
     const during = await scrape();
-    const d = (name: string, labels: Record<string, string>) => sum(during, name, labels) - sum(before, name, labels);
+    const d = (name: string, labels: Record<string, string>) => metricValue(during, name, labels) - metricValue(before, name, labels);
     expect(d('ldap_socketmap_cache_hits_total', { map: 'short', kind: 'stale' })).toBe(2);
     expect(d('ldap_socketmap_lookup_duration_seconds_count', { map: 'short', source: 'stale', result: 'found' })).toBe(1);
     expect(d('ldap_socketmap_lookup_duration_seconds_count', { map: 'short', source: 'stale', result: 'notfound' })).toBe(1);

@@ -20,6 +20,7 @@ import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, valueOf, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { sleep, waitFor } from '../support/wait.js';
+import { metricValue, scrapeMetrics } from '../support/metrics.js';
 
 const POLL_S = 1;
 /** "within poll interval + 1 s", measured from the moment ldapmodify returned. */
@@ -122,23 +123,6 @@ async function within(s: Setup, map: string, key: string, ok: (a: { kind: string
   return { answer, ms: Date.now() - start };
 }
 
-async function scrape(s: Setup): Promise<Map<string, number>> {
-  const text = await (await fetch(`http://127.0.0.1:${s.adminPort}/metrics`)).text();
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^(\S+?)(\{.*\})? (\S+)$/.exec(line);
-    if (m) out.set(`${m[1]}${m[2] ?? ''}`, Number(m[3]));
-  }
-  return out;
-}
-
-function total(m: Map<string, number>, name: string, label = ''): number {
-  let n = 0;
-  for (const [k, v] of m) if ((k === name || k.startsWith(`${name}{`)) && k.includes(label)) n += v;
-  return n;
-}
-
 async function readyz(s: Setup): Promise<{ status: number; body: { ok: boolean; maps: Record<string, { ok: boolean; watcher?: { state: string; markers: Record<string, string>; error?: string } }> } }> {
   const r = await fetch(`http://127.0.0.1:${s.adminPort}/readyz`);
   return { status: r.status, body: (await r.json()) as never };
@@ -184,9 +168,9 @@ describe('slapd with syncprov: contextCSN', () => {
     sync.slapd.resetSearchCount();
     expect(await q(sync, 'aliases', 'fresh-other@example.org')).toEqual(other);
     expect(searchesFor(sync, 'fresh-other')).toBe(0);
-    const m = await scrape(sync);
-    expect(total(m, 'ldap_socketmap_directory_changes_total', 'kind="modified"')).toBeGreaterThanOrEqual(1);
-    expect(total(m, 'ldap_socketmap_cache_invalidations_total', 'map="aliases"')).toBeGreaterThanOrEqual(1);
+    const m = await scrapeMetrics(sync.adminPort);
+    expect(metricValue(m, 'ldap_socketmap_directory_changes_total', { kind: 'modified' })).toBeGreaterThanOrEqual(1);
+    expect(metricValue(m, 'ldap_socketmap_cache_invalidations_total', { map: 'aliases' })).toBeGreaterThanOrEqual(1);
   });
 
   it('a deleted person disappears from lists and mailboxes within poll interval + 1 s', async () => {
@@ -198,8 +182,8 @@ describe('slapd with syncprov: contextCSN', () => {
     await within(sync, 'aliases', 'fresh-team@example.org', (a) => a.kind === 'found' && !a.value.includes('fresh-gone'), WITHIN_MS);
     await within(sync, 'mailboxes', 'fresh-gone@example.org', (a) => a.kind === 'notfound', WITHIN_MS - (Date.now() - t0));
     expect(await q(sync, 'aliases', 'fresh-team@example.org')).toEqual({ kind: 'found', value: 'alice@example.org,erin@example.org' });
-    const m = await scrape(sync);
-    expect(total(m, 'ldap_socketmap_directory_changes_total', 'kind="deleted"')).toBeGreaterThanOrEqual(1);
+    const m = await scrapeMetrics(sync.adminPort);
+    expect(metricValue(m, 'ldap_socketmap_directory_changes_total', { kind: 'deleted' })).toBeGreaterThanOrEqual(1);
   });
 
   it('a new list shows within poll interval + 1 s although "not found" was cached for an hour', async () => {
@@ -218,7 +202,7 @@ describe('slapd with syncprov: contextCSN', () => {
     const other = await q(sync, 'aliases', 'fresh-other@example.org');
     const mailbox = await q(sync, 'mailboxes', 'alice@example.org');
     expect(mailbox).toEqual({ kind: 'found', value: 'alice' });
-    const before = await scrape(sync);
+    const before = await scrapeMetrics(sync.adminPort);
 
     await sync.slapd.stop();
     try {
@@ -227,10 +211,10 @@ describe('slapd with syncprov: contextCSN', () => {
       expect(await q(sync, 'aliases', 'fresh-team@example.org')).toEqual(team);
       expect(await q(sync, 'aliases', 'fresh-other@example.org')).toEqual(other);
       expect(await q(sync, 'mailboxes', 'alice@example.org')).toEqual(mailbox);
-      const down = await scrape(sync);
-      expect(total(down, 'ldap_socketmap_change_poll_errors_total') - total(before, 'ldap_socketmap_change_poll_errors_total')).toBeGreaterThanOrEqual(2);
-      expect(total(down, 'ldap_socketmap_cache_invalidations_total')).toBe(total(before, 'ldap_socketmap_cache_invalidations_total'));
-      expect(total(down, 'ldap_socketmap_change_poll_age_seconds')).toBeGreaterThanOrEqual(2);
+      const down = await scrapeMetrics(sync.adminPort);
+      expect(metricValue(down, 'ldap_socketmap_change_poll_errors_total') - metricValue(before, 'ldap_socketmap_change_poll_errors_total')).toBeGreaterThanOrEqual(2);
+      expect(metricValue(down, 'ldap_socketmap_cache_invalidations_total')).toBe(metricValue(before, 'ldap_socketmap_cache_invalidations_total'));
+      expect(metricValue(down, 'ldap_socketmap_change_poll_age_seconds')).toBeGreaterThanOrEqual(2);
       const r = await readyz(sync);
       expect(r.body.maps.aliases!.watcher!.state).toBe('failing');
       expect(r.body.maps.aliases!.watcher!.error).toBeTruthy();
@@ -242,10 +226,10 @@ describe('slapd with syncprov: contextCSN', () => {
     sync.slapd.resetSearchCount();
     await waitFor('watcher resumed', () => readyz(sync), (r) => r.body.maps.aliases!.watcher!.state === 'ok', 15_000);
     await sleep(POLL_S * 1000 * 2 + 200);
-    const after = await scrape(sync);
-    expect(total(after, 'ldap_socketmap_cache_invalidations_total')).toBe(total(before, 'ldap_socketmap_cache_invalidations_total'));
-    expect(total(after, 'ldap_socketmap_directory_changes_total')).toBe(total(before, 'ldap_socketmap_directory_changes_total'));
-    expect(total(after, 'ldap_socketmap_change_poll_age_seconds')).toBeLessThan(POLL_S * 2 + 1);
+    const after = await scrapeMetrics(sync.adminPort);
+    expect(metricValue(after, 'ldap_socketmap_cache_invalidations_total')).toBe(metricValue(before, 'ldap_socketmap_cache_invalidations_total'));
+    expect(metricValue(after, 'ldap_socketmap_directory_changes_total')).toBe(metricValue(before, 'ldap_socketmap_directory_changes_total'));
+    expect(metricValue(after, 'ldap_socketmap_change_poll_age_seconds')).toBeLessThan(POLL_S * 2 + 1);
     // Everything still answered from the cache: not one lookup search reached slapd.
     expect(await q(sync, 'aliases', 'fresh-team@example.org')).toEqual(team);
     expect(await q(sync, 'aliases', 'fresh-other@example.org')).toEqual(other);

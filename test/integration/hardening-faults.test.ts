@@ -13,9 +13,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, type RunningDaemon } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, writeCf, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
-import { httpGet, metricsText, metricValue, startDaemonWithMetrics } from './hardening-support.js';
+import { startDaemonWithMetrics } from './hardening-support.js';
 import { sleep, waitFor } from '../support/wait.js';
 import { SocketmapClient } from '../support/socketmap-client.js';
+import { metricsText, metricValue } from '../support/metrics.js';
+import { httpRequest } from '../support/http.js';
 
 let slapd: Slapd;
 let daemon: RunningDaemon;
@@ -157,7 +159,7 @@ describe('bind failure (wrong bind_pw)', () => {
     await daemon.waitForLog(/badbind\.cf:\d+: bind_pw: .*readable by other users/);
     expect(daemon.log.join('\n')).not.toContain(MARKER);
     expect(await metricsText(daemon.metricsPort!)).not.toContain(MARKER);
-    const ready = await httpGet(daemon.metricsPort!, '/readyz');
+    const ready = await httpRequest(daemon.metricsPort!, '/readyz', 'GET', 10_000);
     expect(ready.status).toBe(503);
     expect(ready.body).not.toContain(MARKER);
     const check = spawnSync(process.execPath, [CLI, 'check', '--map', `badbind=${badBindCf}`], { encoding: 'utf8', timeout: 30_000 });

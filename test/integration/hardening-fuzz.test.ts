@@ -19,9 +19,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningDaemon } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, valueOf, writeCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type SearchRecord, type Slapd } from '../support/slapd.js';
-import { metricsText, metricValue, pool, rng, startDaemonWithMetrics } from './hardening-support.js';
+import { pool, rng, startDaemonWithMetrics } from './hardening-support.js';
 import { sleep } from '../support/wait.js';
 import { frame, SocketmapClient } from '../support/socketmap-client.js';
+import { metricsText, metricValue } from '../support/metrics.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed1);
 

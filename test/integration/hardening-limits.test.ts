@@ -13,9 +13,10 @@ import { ConfigError } from '../../src/config/errors.js';
 import type { RunningDaemon } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
-import { metricsText, metricValue, startDaemonWithMetrics } from './hardening-support.js';
+import { startDaemonWithMetrics } from './hardening-support.js';
 import { sleep, waitFor } from '../support/wait.js';
 import { frame, SocketmapClient } from '../support/socketmap-client.js';
+import { metricsText, metricValue } from '../support/metrics.js';
 
 let slapd: Slapd;
 let daemon: RunningDaemon;

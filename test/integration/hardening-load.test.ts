@@ -13,9 +13,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningDaemon } from '../support/daemon.js';
 import { writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
-import { fdLimit, metricsText, metricValue, rssKb, startDaemonWithMetrics } from './hardening-support.js';
+import { fdLimit, rssKb, startDaemonWithMetrics } from './hardening-support.js';
 import { sleep, waitFor } from '../support/wait.js';
 import { frame, SocketmapClient } from '../support/socketmap-client.js';
+import { metricsText, metricValue } from '../support/metrics.js';
 
 const CONNECTIONS = 5_000;
 const SLOWLORIS = 300;

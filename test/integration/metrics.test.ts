@@ -13,6 +13,7 @@ import { classify, makePostfixConfigDir, postmapQuery, writeFixtureCf } from '..
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
 import { sleep, waitFor } from '../support/wait.js';
+import { metricValue, parseExposition, type Sample } from '../support/metrics.js';
 
 const PROMTOOL = '/usr/bin/promtool';
 const MAPS = ['aliases', 'mailboxes', 'sizelimit', 'brief'];
@@ -27,36 +28,6 @@ let adminPort: number;
 /* ------------------------------------------------------------------------------------------ */
 
 
-
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-/** Text exposition → samples (HELP/TYPE lines skipped). */
-function parseExposition(text: string): Sample[] {
-  const out: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)(?: \d+)?$/.exec(line);
-    if (!m) throw new Error(`unparsable exposition line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const lm of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[lm[1]!] = lm[2]!;
-    out.push({ name: m[1]!, labels, value: Number(m[3]) });
-  }
-  return out;
-}
-
-/** Sum over every sample of `name` whose labels include `labels`. */
-function sum(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
-  let total = 0;
-  for (const s of samples) {
-    if (s.name !== name) continue;
-    if (Object.entries(labels).every(([k, v]) => s.labels[k] === v)) total += s.value;
-  }
-  return total;
-}
 
 async function scrapeText(): Promise<string> {
   const res = await fetch(`http://127.0.0.1:${adminPort}/metrics`);
@@ -177,7 +148,7 @@ describe('metrics after real traffic', () => {
   let before: Sample[];
   let after: Sample[];
   let text: string;
-  const d = (name: string, labels: Record<string, string> = {}) => sum(after, name, labels) - sum(before, name, labels);
+  const d = (name: string, labels: Record<string, string> = {}) => metricValue(after, name, labels) - metricValue(before, name, labels);
 
   beforeAll(async () => {
     before = await scrape();
@@ -242,18 +213,18 @@ describe('metrics after real traffic', () => {
     expect(d('ldap_socketmap_cache_misses_total')).toBe(TRAFFIC.length - fresh - negative);
     expect(d('ldap_socketmap_cache_hits_total') + d('ldap_socketmap_cache_misses_total')).toBe(TRAFFIC.length);
     // aliases holds sales, eng, nope; mailboxes alice, nobody; sizelimit nothing (errors).
-    expect(sum(after, 'ldap_socketmap_cache_entries', { map: 'aliases' })).toBe(3);
-    expect(sum(after, 'ldap_socketmap_cache_entries', { map: 'mailboxes' })).toBe(2);
-    expect(sum(after, 'ldap_socketmap_cache_entries', { map: 'sizelimit' })).toBe(0);
-    expect(sum(after, 'ldap_socketmap_cache_bytes', { map: 'aliases' })).toBeGreaterThan(0);
+    expect(metricValue(after, 'ldap_socketmap_cache_entries', { map: 'aliases' })).toBe(3);
+    expect(metricValue(after, 'ldap_socketmap_cache_entries', { map: 'mailboxes' })).toBe(2);
+    expect(metricValue(after, 'ldap_socketmap_cache_entries', { map: 'sizelimit' })).toBe(0);
+    expect(metricValue(after, 'ldap_socketmap_cache_bytes', { map: 'aliases' })).toBeGreaterThan(0);
     // LDAP: the searches were made and succeeded (size limit is counted per search as an error or success, not "down").
     expect(d('ldap_socketmap_ldap_requests_total', { server: slapd.url })).toBeGreaterThanOrEqual(TRAFFIC.filter((t) => t.source === 'ldap').length);
     expect(d('ldap_socketmap_ldap_requests_total', { result: 'down' })).toBe(0);
     expect(d('ldap_socketmap_ldap_request_duration_seconds_count')).toBe(d('ldap_socketmap_ldap_requests_total'));
-    expect(sum(after, 'ldap_socketmap_ldap_connections', { server: slapd.url, state: 'open' })).toBeGreaterThanOrEqual(1);
+    expect(metricValue(after, 'ldap_socketmap_ldap_connections', { server: slapd.url, state: 'open' })).toBeGreaterThanOrEqual(1);
     expect(d('ldap_socketmap_client_connections_total', { protocol: 'socketmap' })).toBeGreaterThanOrEqual(TRAFFIC.length);
     expect(d('ldap_socketmap_protocol_errors_total', { protocol: 'socketmap' })).toBe(1);
-    expect(sum(after, 'ldap_socketmap_build_info')).toBe(1);
+    expect(metricValue(after, 'ldap_socketmap_build_info')).toBe(1);
   });
 
   it('no key, answer or client-chosen name in any label value; label values are from bounded sets', () => {

@@ -14,12 +14,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { join, resolve } from 'node:path';
 import { REPO, CLI } from '../support/daemon.js';
 import { backdate, classify, makePostfixConfigDir, postmapQuery, valueOf } from '../support/postfix.js';
 import { startSlapd, directoryLdif, type Slapd } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
+import { httpRequest } from '../support/http.js';
 
 const UNITS = resolve(REPO, 'systemd');
 const SERVICE = join(UNITS, 'ldap-socketmap.service');
@@ -210,19 +210,6 @@ async function allowedSyscalls(unitText: string): Promise<Set<string>> {
   return allow;
 }
 
-function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((res, rej) => {
-    const req = request({ host: '127.0.0.1', port, path, method: 'GET' }, (r) => {
-      let body = '';
-      r.setEncoding('utf8');
-      r.on('data', (c: string) => (body += c));
-      r.on('end', () => res({ status: r.statusCode ?? 0, body }));
-    });
-    req.on('error', rej);
-    req.end();
-  });
-}
-
 describe('hardening vs. Node at run time', () => {
   let slapd: Slapd | undefined;
   let traced: ChildProcess | undefined;
@@ -329,8 +316,8 @@ describe('hardening vs. Node at run time', () => {
         postmapQuery(pc, `socketmap:inet:127.0.0.1:${port}:mailboxes`, 'nobody@example.org'),
         postmapQuery(pc, `socketmap:unix:${sock}:mailboxes`, 'alice+tag@example.org'),
       ]);
-      expect((await httpGet(metricsPort, '/metrics')).status).toBe(200);
-      await httpGet(metricsPort, '/healthz');
+      expect((await httpRequest(metricsPort, '/metrics')).status).toBe(200);
+      await httpRequest(metricsPort, '/healthz');
     };
     await workload();
     process.kill(daemonPid as number, 'SIGHUP');
