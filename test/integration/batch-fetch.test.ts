@@ -10,7 +10,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { startDaemonWithMetrics, type DaemonWithMetrics } from '../support/daemon.js';
 import { bigListExpected, bigListLdif, cfVars } from '../support/fixtures.js';
 import { classify, makePostfixConfigDir, postmapQuery, postmapQueryAll, writeFixtureCf, type PostmapResult } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
@@ -44,7 +44,7 @@ let confDir: string;
 let main: Server;
 let noEntryDn: Server;
 let limited: Server;
-let daemon: RunningDaemon;
+let daemon: DaemonWithMetrics;
 
 async function server(name: string, opts: Parameters<typeof startSlapd>[0]): Promise<Server> {
   const slapd = await startSlapd({ ldif: [directoryLdif(), bigListLdif('big1500', 1500), bigListLdif('big300', 300)], ...opts });
@@ -71,8 +71,8 @@ beforeAll(async () => {
   }
   maps.push('--map', `noentrydn=${noEntryDn.cf.get('aliases')}`, '--set', 'map.noentrydn.batch_member_fetch=yes');
   maps.push('--map', `limited=${limited.cf.get('aliases')}`, '--set', 'map.limited.batch_member_fetch=yes');
-  daemon = await startDaemon([
-    '--socketmap', 'inet:127.0.0.1:0', '--metrics', '127.0.0.1:0', '--log-level', 'info',
+  daemon = await startDaemonWithMetrics([
+    '--socketmap', 'inet:127.0.0.1:0', '--log-level', 'info',
     '--set', 'cache_ttl=0', '--set', 'cache_negative_ttl=0', '--set', 'change_poll_interval=0',
     ...maps,
   ]);
@@ -117,7 +117,7 @@ async function srchLines(slapd: Slapd): Promise<string[]> {
 }
 
 async function metric(name: string, labels: Record<string, string>): Promise<number> {
-  return metricValue(await metricsText(daemon.metricsPort!), name, labels);
+  return metricValue(await metricsText(daemon.metricsPort), name, labels);
 }
 
 describe('batch_member_fetch = yes answers exactly what the native table answers', () => {

@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAP_SETTING_DEFS } from '../../src/config/daemon-config.js';
-import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { CLI, startDaemonWithMetrics, type DaemonWithMetrics } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, valueOf, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
@@ -55,7 +55,7 @@ const FLOOD_MAX_BYTES = 200_000;
 const NO_WATCHER = 'changePollInterval' in MAP_SETTING_DEFS ? ['--set', 'change_poll_interval=0'] : [];
 
 let slapd: Slapd;
-let daemon: RunningDaemon;
+let daemon: DaemonWithMetrics;
 let confDir: string;
 let adminPort: number;
 
@@ -125,8 +125,8 @@ beforeAll(async () => {
   const vars = { LDAP_URL: slapd.url };
   const aliases = writeFixtureCf(dir, 'aliases', vars);
   const mailboxes = writeFixtureCf(dir, 'mailboxes', vars);
-  daemon = await startDaemon([
-    '--socketmap', 'inet:127.0.0.1:0', '--metrics', '127.0.0.1:0', ...NO_WATCHER,
+  daemon = await startDaemonWithMetrics([
+    '--socketmap', 'inet:127.0.0.1:0', ...NO_WATCHER,
     // Defaults (cache_ttl 300, cache_negative_ttl 60, stale_if_error 600).
     '--map', `aliases=${aliases}`, '--map', `mailboxes=${mailboxes}`,
     // Short-lived answers with a short stale window.
@@ -142,9 +142,7 @@ beforeAll(async () => {
     // Byte bound.
     '--map', `flood=${mailboxes}`, '--set', `map.flood.cache_max_bytes=${FLOOD_MAX_BYTES}`,
   ]);
-  // The "metrics on" line follows "ready:", so startDaemon may not have seen it yet.
-  const line = await daemon.waitForLog(/metrics on \S+:\d+/);
-  adminPort = Number(/:(\d+)\s*$/.exec(line)![1]);
+  adminPort = daemon.metricsPort;
 }, 60_000);
 
 afterAll(async () => {

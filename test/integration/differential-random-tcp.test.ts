@@ -39,6 +39,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ExplainReport } from '../../src/explain/types.js';
 import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { mapLimit } from '../support/map-limit.js';
 import { POSTMAP } from '../support/postfix.js';
 import { Rng, type Directory } from '../support/random-directory.js';
 import { seedSizesFromEnv, seedsFromEnv, setUpSeed } from '../support/random-seed.js';
@@ -131,13 +132,6 @@ function quotedLength(b: Buffer): number {
   let n = 0;
   for (const c of b) n += c === 0x25 || c <= 0x20 || c >= 0x7f ? 3 : 1;
   return n;
-}
-
-async function mapLimit<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  }));
 }
 
 // ---------------------------------------------------------------------------------------

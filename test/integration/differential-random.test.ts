@@ -32,6 +32,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { mapLimit } from '../support/map-limit.js';
 import { POSTMAP } from '../support/postfix.js';
 import { seedSizesFromEnv, seedsFromEnv, setUpSeed } from '../support/random-seed.js';
 
@@ -132,18 +133,6 @@ function outcome(r: Run): Outcome {
 function show(r: Run): string {
   const o = outcome(r);
   return o === 'found' ? `found ${JSON.stringify(r.stdout)}` : o === 'crash' ? `crash (${r.crashed})` : o === 'other' ? `other code=${r.code} ${JSON.stringify(r.stdout)} ${r.fatal ?? ''}` : o;
-}
-
-async function mapLimit<T, R>(items: T[], n: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const res: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      res[i] = await fn(items[i]!);
-    }
-  }));
-  return res;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExplainReport, SearchNode, ValueNode } from '../../src/explain/types.js';
-import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { CLI, startDaemonWithMetrics, type DaemonWithMetrics } from '../support/daemon.js';
 import { bigListExpected, bigListLdif } from '../support/fixtures.js';
 import { classify, makePostfixConfigDir, postmapQuery, valueOf, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
@@ -33,7 +33,7 @@ const MAPS: Record<string, string> = {
 };
 
 let slapd: Slapd;
-let daemon: RunningDaemon;
+let daemon: DaemonWithMetrics;
 let adminPort: number;
 let confDir: string;
 const files: Record<string, string> = {};
@@ -84,12 +84,11 @@ beforeAll(async () => {
   const dir = makeTmpDir('explain-');
   for (const [name, template] of Object.entries(MAPS)) files[name] = writeFixtureCf(dir, template, { LDAP_URL: slapd.url });
   confDir = await makePostfixConfigDir();
-  daemon = await startDaemon([
-    '--socketmap', 'inet:127.0.0.1:0', '--metrics', '127.0.0.1:0',
+  daemon = await startDaemonWithMetrics([
+    '--socketmap', 'inet:127.0.0.1:0',
     ...Object.entries(files).flatMap(([name, file]) => ['--map', `${name}=${file}`]),
   ]);
-  const line = await daemon.waitForLog(/metrics on \S+:\d+/);
-  adminPort = Number(/:(\d+)\s*$/.exec(line)![1]);
+  adminPort = daemon.metricsPort;
 }, 120_000);
 
 afterAll(async () => {

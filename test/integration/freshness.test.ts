@@ -16,7 +16,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { CLI, startDaemonWithMetrics, type DaemonWithMetrics } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, valueOf, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { sleep, waitFor } from '../support/wait.js';
@@ -66,7 +66,7 @@ contact: uid=carol,ou=People,dc=example,dc=org
 
 interface Setup {
   slapd: Slapd;
-  daemon: RunningDaemon;
+  daemon: DaemonWithMetrics;
   files: Record<string, string>;
   adminPort: number;
 }
@@ -80,17 +80,15 @@ async function setup(syncprov: boolean, extraArgs: (files: Record<string, string
   const dir = mkdtempSync(join(tmpdir(), 'lsm-fresh-'));
   const vars = { LDAP_URL: slapd.url };
   const files = { aliases: writeFixtureCf(dir, 'aliases', vars), mailboxes: writeFixtureCf(dir, 'mailboxes', vars) };
-  const daemon = await startDaemon([
-    '--socketmap', 'inet:127.0.0.1:0', '--metrics', '127.0.0.1:0',
+  const daemon = await startDaemonWithMetrics([
+    '--socketmap', 'inet:127.0.0.1:0',
     '--map', `aliases=${files.aliases}`, '--map', `mailboxes=${files.mailboxes}`,
     '--set', 'cache_ttl=1h', '--set', 'cache_negative_ttl=1h', '--set', 'stale_if_error=1h',
     '--set', `change_poll_interval=${POLL_S}`,
     ...extraArgs(files),
   ]);
-  // The "metrics on" line follows "ready:", so startDaemon may not have seen it yet.
-  const line = await daemon.waitForLog(/metrics on \S+:\d+/);
   await daemon.waitForLog(/change watcher .*: (contextCSN|\(modifyTimestamp)/);
-  return { slapd, daemon, files, adminPort: Number(/:(\d+)\s*$/.exec(line)![1]) };
+  return { slapd, daemon, files, adminPort: daemon.metricsPort };
 }
 
 beforeAll(async () => {

@@ -10,17 +10,16 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, type RunningDaemon } from '../support/daemon.js';
+import { CLI, type DaemonWithMetrics, startDaemonWithMetrics } from '../support/daemon.js';
+import { httpRequest } from '../support/http.js';
+import { metricsText, metricValue } from '../support/metrics.js';
 import { classify, makePostfixConfigDir, postmapQuery, writeCf, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
-import { startDaemonWithMetrics } from './hardening-support.js';
-import { sleep, waitFor } from '../support/wait.js';
 import { SocketmapClient } from '../support/socketmap-client.js';
-import { metricsText, metricValue } from '../support/metrics.js';
-import { httpRequest } from '../support/http.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 let slapd: Slapd;
-let daemon: RunningDaemon;
+let daemon: DaemonWithMetrics;
 let confDir: string;
 let dir: string;
 let badBindCf: string;
@@ -46,7 +45,7 @@ function cutProxied(): void {
 }
 
 async function metric(name: string, labels: Record<string, string> = {}): Promise<number> {
-  return metricValue(await metricsText(daemon.metricsPort!), name, labels);
+  return metricValue(await metricsText(daemon.metricsPort), name, labels);
 }
 
 const GROUPS_CF = 'search_base = ou=Groups,dc=example,dc=org\nquery_filter = (&(objectClass=*)(listName=%u))\nresult_attribute = mail\nspecial_result_attribute = contact\n';
@@ -158,8 +157,8 @@ describe('bind failure (wrong bind_pw)', () => {
   it('the password appears nowhere: log, /metrics, /readyz, check output; the readable-file warning is logged', async () => {
     await daemon.waitForLog(/badbind\.cf:\d+: bind_pw: .*readable by other users/);
     expect(daemon.log.join('\n')).not.toContain(MARKER);
-    expect(await metricsText(daemon.metricsPort!)).not.toContain(MARKER);
-    const ready = await httpRequest(daemon.metricsPort!, '/readyz', 'GET', 10_000);
+    expect(await metricsText(daemon.metricsPort)).not.toContain(MARKER);
+    const ready = await httpRequest(daemon.metricsPort, '/readyz', 'GET', 10_000);
     expect(ready.status).toBe(503);
     expect(ready.body).not.toContain(MARKER);
     const check = spawnSync(process.execPath, [CLI, 'check', '--map', `badbind=${badBindCf}`], { encoding: 'utf8', timeout: 30_000 });
@@ -201,7 +200,7 @@ describe('slapd hung (SIGSTOP)', () => {
       let peakInFlight = 0;
       const sampler = (async () => {
         while (!stop) {
-          const text = await metricsText(daemon.metricsPort!);
+          const text = await metricsText(daemon.metricsPort);
           peakQueued = Math.max(peakQueued, metricValue(text, 'ldap_socketmap_ldap_queued_requests', { servers: hungUrl }));
           peakInFlight = Math.max(peakInFlight, metricValue(text, 'ldap_socketmap_ldap_in_flight', { servers: hungUrl }));
           await sleep(200);
@@ -237,7 +236,7 @@ describe('slapd hung (SIGSTOP)', () => {
     await waitFor('service after SIGCONT', () => warm.ask('hung', 'eng@example.org', 15_000), (r) => r.startsWith('OK '), 20_000, 200);
     console.log(`hung slapd: first OK ${Date.now() - back} ms after SIGCONT`);
     await waitFor('queue drained', async () => {
-      const t = await metricsText(daemon.metricsPort!);
+      const t = await metricsText(daemon.metricsPort);
       return metricValue(t, 'ldap_socketmap_ldap_queued_requests') + metricValue(t, 'ldap_socketmap_ldap_in_flight');
     }, (n) => n === 0, 15_000, 200);
     warm.end();

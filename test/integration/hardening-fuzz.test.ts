@@ -16,18 +16,19 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningDaemon } from '../support/daemon.js';
-import { classify, makePostfixConfigDir, postmapQuery, valueOf, writeCf } from '../support/postfix.js';
-import { directoryLdif, startSlapd, type SearchRecord, type Slapd } from '../support/slapd.js';
-import { pool, rng, startDaemonWithMetrics } from './hardening-support.js';
-import { sleep } from '../support/wait.js';
-import { frame, SocketmapClient } from '../support/socketmap-client.js';
+import { type DaemonWithMetrics, startDaemonWithMetrics } from '../support/daemon.js';
+import { mapLimit } from '../support/map-limit.js';
 import { metricsText, metricValue } from '../support/metrics.js';
+import { classify, makePostfixConfigDir, postmapQuery, valueOf, writeCf } from '../support/postfix.js';
+import { prng as rng } from '../support/prng.js';
+import { directoryLdif, startSlapd, type SearchRecord, type Slapd } from '../support/slapd.js';
+import { frame, SocketmapClient } from '../support/socketmap-client.js';
+import { sleep } from '../support/wait.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed1);
 
 let slapd: Slapd;
-let daemon: RunningDaemon;
+let daemon: DaemonWithMetrics;
 let confDir: string;
 let filtCf: string;
 let dnCf: string;
@@ -144,7 +145,7 @@ describe('arbitrary bytes against the live daemon', () => {
     const sessions = Array.from({ length: SESSIONS }, (_, i) => (i % 3 === 2 ? { tcp: true, bytes: tcpSession(r) } : { tcp: false, bytes: socketmapSession(r) }));
     const chunkSeeds = sessions.map(() => int(r, 2 ** 31));
     const totalBytes = sessions.reduce((n, s) => n + s.bytes.length, 0);
-    const errorsBefore = metricValue(await metricsText(daemon.metricsPort!), 'ldap_socketmap_protocol_errors_total');
+    const errorsBefore = metricValue(await metricsText(daemon.metricsPort), 'ldap_socketmap_protocol_errors_total');
 
     // The well-behaved neighbour.
     let stop = false;
@@ -160,7 +161,7 @@ describe('arbitrary bytes against the live daemon', () => {
       c.end();
     })();
 
-    const outcomes = await pool(sessions, 50, (s, i) => new Promise<'closed' | 'hung'>((resolve) => {
+    const outcomes = await mapLimit(sessions, 50, (s, i) => new Promise<'closed' | 'hung'>((resolve) => {
       const cr = rng(chunkSeeds[i]!);
       const sock = net.connect(s.tcp ? daemon.tcpPorts[0]! : daemon.ports[0]!, '127.0.0.1');
       sock.on('error', () => undefined);
@@ -186,7 +187,7 @@ describe('arbitrary bytes against the live daemon', () => {
     expect(outcomes.filter((o) => o === 'hung')).toHaveLength(0);
     expect(daemon.proc.exitCode).toBe(null);
     expect(daemon.log.filter((l) => l.startsWith('error:'))).toEqual([]);
-    const text = await metricsText(daemon.metricsPort!);
+    const text = await metricsText(daemon.metricsPort);
     const protocolErrors = metricValue(text, 'ldap_socketmap_protocol_errors_total') - errorsBefore;
     expect(protocolErrors).toBeGreaterThan(SESSIONS / 4);
     expect(metricValue(text, 'ldap_socketmap_client_connections')).toBeLessThanOrEqual(1);

@@ -10,22 +10,21 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultDaemonLimits, loadDaemonConfig } from '../../src/config/daemon-config.js';
 import { ConfigError } from '../../src/config/errors.js';
-import type { RunningDaemon } from '../support/daemon.js';
+import { type DaemonWithMetrics, startDaemonWithMetrics } from '../support/daemon.js';
+import { metricsText, metricValue } from '../support/metrics.js';
 import { classify, makePostfixConfigDir, postmapQuery, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
-import { startDaemonWithMetrics } from './hardening-support.js';
-import { sleep, waitFor } from '../support/wait.js';
 import { frame, SocketmapClient } from '../support/socketmap-client.js';
-import { metricsText, metricValue } from '../support/metrics.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 let slapd: Slapd;
-let daemon: RunningDaemon;
+let daemon: DaemonWithMetrics;
 let confDir: string;
 let dir: string;
 const MAX_CONN = 30;
 
 async function metric(name: string, labels: Record<string, string> = {}): Promise<number> {
-  return metricValue(await metricsText(daemon.metricsPort!), name, labels);
+  return metricValue(await metricsText(daemon.metricsPort), name, labels);
 }
 
 beforeAll(async () => {

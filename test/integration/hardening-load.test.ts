@@ -10,13 +10,13 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningDaemon } from '../support/daemon.js';
-import { writeFixtureCf } from '../support/postfix.js';
-import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
-import { fdLimit, rssKb, startDaemonWithMetrics } from './hardening-support.js';
-import { sleep, waitFor } from '../support/wait.js';
-import { frame, SocketmapClient } from '../support/socketmap-client.js';
+import { type DaemonWithMetrics, startDaemonWithMetrics } from '../support/daemon.js';
 import { metricsText, metricValue } from '../support/metrics.js';
+import { writeFixtureCf } from '../support/postfix.js';
+import { fdLimit, rssKb } from '../support/proc.js';
+import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
+import { frame, SocketmapClient } from '../support/socketmap-client.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const CONNECTIONS = 5_000;
 const SLOWLORIS = 300;
@@ -24,7 +24,7 @@ const READ_TIMEOUT_S = 3;
 const KEYS = ['sales@example.org', 'eng@example.org', 'nobody@example.org', 'deep1@example.org', 'ghost@example.org', 'dupes@example.org'];
 
 let slapd: Slapd;
-let daemon: RunningDaemon;
+let daemon: DaemonWithMetrics;
 const mb = (kb: number): number => Math.round(kb / 102.4) / 10;
 
 /** Makes sure `pid` may hold `need` descriptors, raising its soft limit with prlimit(1) if needed. */
@@ -97,7 +97,7 @@ describe(`${CONNECTIONS} concurrent connections`, () => {
       const t0 = Date.now();
       const clients = await openMany(CONNECTIONS);
       const openMs = Date.now() - t0;
-      await waitFor('all counted', async () => metricValue(await metricsText(daemon.metricsPort!), 'ldap_socketmap_client_connections'), (n) => n === CONNECTIONS, 20_000, 100);
+      await waitFor('all counted', async () => metricValue(await metricsText(daemon.metricsPort), 'ldap_socketmap_client_connections'), (n) => n === CONNECTIONS, 20_000, 100);
       const first = await useAll(clients);
       const second = await useAll(clients);
       for (const r of [first, second]) {
@@ -111,7 +111,7 @@ describe(`${CONNECTIONS} concurrent connections`, () => {
       extra.end();
       const peakRss = rssKb(pid);
       for (const c of clients) c.end();
-      await waitFor('all closed', async () => metricValue(await metricsText(daemon.metricsPort!), 'ldap_socketmap_client_connections'), (n) => n === 0, 20_000, 100);
+      await waitFor('all closed', async () => metricValue(await metricsText(daemon.metricsPort), 'ldap_socketmap_client_connections'), (n) => n === 0, 20_000, 100);
       await sleep(500);
       rounds.push({ open: clients.length, peakRss, afterRss: rssKb(pid), ok: first.ok + second.ok, p99: Math.max(first.p99, second.p99), max: Math.max(first.max, second.max), openMs });
     }
@@ -128,7 +128,7 @@ describe(`${CONNECTIONS} concurrent connections`, () => {
 
 describe(`slowloris: ${SLOWLORIS} connections trickling a byte at a time`, () => {
   it('are reaped after request_read_timeout while other clients see no slowdown', async () => {
-    const before = metricValue(await metricsText(daemon.metricsPort!), 'ldap_socketmap_client_timeouts_total', { kind: 'read' });
+    const before = metricValue(await metricsText(daemon.metricsPort), 'ldap_socketmap_client_timeouts_total', { kind: 'read' });
     const measure = async (ms: number): Promise<number[]> => {
       const clients = Array.from({ length: 20 }, () => new SocketmapClient(daemon.ports[0]!));
       const lat: number[] = [];
@@ -166,7 +166,7 @@ describe(`slowloris: ${SLOWLORIS} connections trickling a byte at a time`, () =>
     expect(slow.every((c) => c.pending.length === 0)).toBe(true);
     expect(firstReaped).toBeGreaterThanOrEqual(READ_TIMEOUT_S * 1000 - 200);
     expect(reapedAfter).toBeLessThan(READ_TIMEOUT_S * 1000 + 2_000);
-    const text = await metricsText(daemon.metricsPort!);
+    const text = await metricsText(daemon.metricsPort);
     expect(metricValue(text, 'ldap_socketmap_client_timeouts_total', { kind: 'read' }) - before).toBe(SLOWLORIS);
     const b99 = percentile(baseline, 0.99);
     const d99 = percentile(during, 0.99);

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAP_SETTING_DEFS } from '../../src/config/daemon-config.js';
-import { startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { startDaemonWithMetrics, type DaemonWithMetrics } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
@@ -19,7 +19,7 @@ const PROMTOOL = '/usr/bin/promtool';
 const MAPS = ['aliases', 'mailboxes', 'sizelimit', 'brief'];
 
 let slapd: Slapd;
-let daemon: RunningDaemon;
+let daemon: DaemonWithMetrics;
 let confDir: string;
 let adminPort: number;
 
@@ -94,8 +94,8 @@ beforeAll(async () => {
   confDir = await makePostfixConfigDir();
   const dir = makeTmpDir('metrics-');
   const vars = { LDAP_URL: slapd.url };
-  daemon = await startDaemon([
-    '--socketmap', 'inet:127.0.0.1:0', '--metrics', '127.0.0.1:0',
+  daemon = await startDaemonWithMetrics([
+    '--socketmap', 'inet:127.0.0.1:0',
     '--map', `aliases=${writeFixtureCf(dir, 'aliases', vars)}`,
     '--map', `mailboxes=${writeFixtureCf(dir, 'mailboxes', vars)}`,
     // size_limit = 2: "triple" matches 3 entries, a temporary error every time.
@@ -104,9 +104,7 @@ beforeAll(async () => {
     '--map', `brief=${writeFixtureCf(dir, 'mailboxes', vars)}`,
     '--set', 'map.brief.cache_ttl=1', '--set', 'map.brief.cache_negative_ttl=1', '--set', 'map.brief.stale_if_error=0',
   ]);
-  // The "metrics on" line follows "ready:", so startDaemon may not have seen it yet.
-  const line = await daemon.waitForLog(/metrics on \S+:\d+/);
-  adminPort = Number(/:(\d+)\s*$/.exec(line)![1]);
+  adminPort = daemon.metricsPort;
   // Where the daemon has a change watcher (on by default), it expires every answer cached
   // before it has found its change marker, including lookups running at that moment. Counting
   // hits exactly needs that behind us.

@@ -90,3 +90,12 @@ export async function startDaemon(args: string[], opts: { env?: NodeJS.ProcessEn
     },
   };
 }
+
+export type DaemonWithMetrics = RunningDaemon & { metricsPort: number };
+
+/** startDaemon with its admin listener on `--metrics 127.0.0.1:0`; resolves once that listener is up. */
+export async function startDaemonWithMetrics(args: string[], opts: Parameters<typeof startDaemon>[1] = {}): Promise<DaemonWithMetrics> {
+  const d = await startDaemon([...args, '--metrics', '127.0.0.1:0'], opts);
+  if (d.metricsPort === undefined) throw new Error(`no "metrics on" line from the daemon:\n${d.log.join('\n')}`);
+  return Object.assign(d, { metricsPort: d.metricsPort });
+}
