@@ -12,15 +12,13 @@
  *   and waits for the TTL, the documented limit of that marker.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, startDaemonWithMetrics, type DaemonWithMetrics } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, valueOf, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { sleep, waitFor } from '../support/wait.js';
 import { metricValue, scrapeMetrics } from '../support/metrics.js';
+import { makeTmpDir } from '../support/tmp.js';
 
 const POLL_S = 1;
 /** "within poll interval + 1 s", measured from the moment ldapmodify returned. */
@@ -77,7 +75,7 @@ let plain: Setup;
 
 async function setup(syncprov: boolean, extraArgs: (files: Record<string, string>) => string[] = () => []): Promise<Setup> {
   const slapd = await startSlapd({ ldif: [directoryLdif(), EXTRA_LDIF], syncprov });
-  const dir = mkdtempSync(join(tmpdir(), 'lsm-fresh-'));
+  const dir = makeTmpDir('fresh-');
   const vars = { LDAP_URL: slapd.url };
   const files = { aliases: writeFixtureCf(dir, 'aliases', vars), mailboxes: writeFixtureCf(dir, 'mailboxes', vars) };
   const daemon = await startDaemonWithMetrics([

@@ -5,10 +5,8 @@
  * stale answers where enabled) and slapd SIGKILLed and restarted.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, statSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, type DaemonWithMetrics, startDaemonWithMetrics } from '../support/daemon.js';
 import { httpRequest } from '../support/http.js';
@@ -17,6 +15,7 @@ import { classify, makePostfixConfigDir, postmapQuery, writeCf, writeFixtureCf }
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { SocketmapClient } from '../support/socketmap-client.js';
 import { sleep, waitFor } from '../support/wait.js';
+import { makeTmpDir } from '../support/tmp.js';
 
 let slapd: Slapd;
 let daemon: DaemonWithMetrics;
@@ -53,7 +52,7 @@ const GROUPS_CF = 'search_base = ou=Groups,dc=example,dc=org\nquery_filter = (&(
 beforeAll(async () => {
   slapd = await startSlapd({ ldif: directoryLdif() });
   confDir = await makePostfixConfigDir();
-  dir = mkdtempSync(join(tmpdir(), 'lsm-faults-'));
+  dir = makeTmpDir('faults-');
 
   deadServer = net.createServer((s) => { deadAttempts++; s.destroy(); });
   const deadPort = await listenLocal(deadServer);

@@ -11,10 +11,7 @@
  *    the answers. Keys with NUL (which Postfix itself can never send) must not reach LDAP as
  *    anything but an inert value.
  */
-import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DaemonWithMetrics, startDaemonWithMetrics } from '../support/daemon.js';
 import { mapLimit } from '../support/map-limit.js';
@@ -24,6 +21,7 @@ import { prng as rng } from '../support/prng.js';
 import { directoryLdif, startSlapd, type SearchRecord, type Slapd } from '../support/slapd.js';
 import { frame, SocketmapClient } from '../support/socketmap-client.js';
 import { sleep } from '../support/wait.js';
+import { makeTmpDir } from '../support/tmp.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed1);
 
@@ -36,7 +34,7 @@ let dnCf: string;
 beforeAll(async () => {
   slapd = await startSlapd({ ldif: directoryLdif() });
   confDir = await makePostfixConfigDir();
-  const dir = mkdtempSync(join(tmpdir(), 'lsm-fuzz-'));
+  const dir = makeTmpDir('fuzz-');
   // Several substitutions in one filter: %s whole key, %u local part, %1 last domain label.
   filtCf = writeCf(dir, 'filt.cf', [
     `server_host = ${slapd.url}`,

@@ -3,9 +3,8 @@
  * max_connections, idle_timeout and request_read_timeout (the slowloris guard). Small limits
  * here so the file runs in seconds; the defaults are checked through the config loader.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultDaemonLimits, loadDaemonConfig } from '../../src/config/daemon-config.js';
@@ -16,6 +15,7 @@ import { classify, makePostfixConfigDir, postmapQuery, writeFixtureCf } from '..
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { frame, SocketmapClient } from '../support/socketmap-client.js';
 import { sleep, waitFor } from '../support/wait.js';
+import { makeTmpDir } from '../support/tmp.js';
 
 let slapd: Slapd;
 let daemon: DaemonWithMetrics;
@@ -30,7 +30,7 @@ async function metric(name: string, labels: Record<string, string> = {}): Promis
 beforeAll(async () => {
   slapd = await startSlapd({ ldif: directoryLdif() });
   confDir = await makePostfixConfigDir();
-  dir = mkdtempSync(join(tmpdir(), 'lsm-limits-'));
+  dir = makeTmpDir('limits-');
   const aliases = writeFixtureCf(dir, 'aliases', { LDAP_URL: slapd.url });
   const conf = join(dir, 'daemon.cf');
   // max_request_size stays at its default (16384): that default is what is tested.

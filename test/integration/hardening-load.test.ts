@@ -6,9 +6,6 @@
  * request_read_timeout while well-behaved clients see no slowdown.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DaemonWithMetrics, startDaemonWithMetrics } from '../support/daemon.js';
 import { metricsText, metricValue } from '../support/metrics.js';
@@ -17,6 +14,7 @@ import { fdLimit, rssKb } from '../support/proc.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { frame, SocketmapClient } from '../support/socketmap-client.js';
 import { sleep, waitFor } from '../support/wait.js';
+import { makeTmpDir } from '../support/tmp.js';
 
 const CONNECTIONS = 5_000;
 const SLOWLORIS = 300;
@@ -71,7 +69,7 @@ async function useAll(clients: SocketmapClient[]): Promise<{ ok: number; notfoun
 beforeAll(async () => {
   ensureFds(process.pid, CONNECTIONS + SLOWLORIS + 500);
   slapd = await startSlapd({ ldif: directoryLdif() });
-  const dir = mkdtempSync(join(tmpdir(), 'lsm-load-'));
+  const dir = makeTmpDir('load-');
   const aliases = writeFixtureCf(dir, 'aliases', { LDAP_URL: slapd.url });
   daemon = await startDaemonWithMetrics([
     '--socketmap', 'inet:127.0.0.1:0', '--map', `aliases=${aliases}`,

@@ -8,13 +8,13 @@
  * were local. Every key is asked through `postmap -q` over ldap: and over our socketmap.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { backdate, classify, makePostfixConfigDir, postmapQueryAll } from '../support/postfix.js';
 import { deadPort, startSlapd, type Slapd } from '../support/slapd.js';
+import { makeTmpDir } from '../support/tmp.js';
 
 const SUFFIX = 'dc=example,dc=org';
 const top = `dn: ${SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\no: Example\ndc: example\n\n`;
@@ -121,7 +121,7 @@ beforeAll(async () => {
   await home.add(referral(`ou=K4,${SUFFIX}`, 'ou', [`${R}/ou=K5,ou=Hops,${SUFFIX}`]));
   await remote.add(`dn: ou=K5,ou=Hops,${SUFFIX}\nobjectClass: organizationalUnit\nou: K5\n\n${person(`uid=x,ou=K5,ou=Hops,${SUFFIX}`, 'x', 'five-hops@remote.example')}`);
 
-  const dir = mkdtempSync(join(tmpdir(), 'lsm-referrals-'));
+  const dir = makeTmpDir('referrals-');
   const bases: [string, string, string][] = [
     ['groups', `ou=Groups,${SUFFIX}`, 'sub'],
     ['groups-one', `ou=Groups,${SUFFIX}`, 'one'],

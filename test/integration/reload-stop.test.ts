@@ -3,8 +3,7 @@
  * connections, SIGTERM lets an in-flight answer finish and exits 0, and Unix sockets are
  * created, protected from a second daemon, replaced when stale and removed on stop.
  */
-import { existsSync, mkdtempSync, writeFileSync, chmodSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon } from '../support/daemon.js';
@@ -12,6 +11,7 @@ import { classify, makePostfixConfigDir, postmapQuery } from '../support/postfix
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { sleep } from '../support/wait.js';
 import { SocketmapClient } from '../support/socketmap-client.js';
+import { makeTmpDir } from '../support/tmp.js';
 
 let slapd: Slapd;
 let confDir: string;
@@ -27,7 +27,7 @@ special_result_attribute = contact
 beforeAll(async () => {
   slapd = await startSlapd({ ldif: directoryLdif() });
   confDir = await makePostfixConfigDir();
-  dir = mkdtempSync(join(tmpdir(), 'lsm-reload-'));
+  dir = makeTmpDir('reload-');
   chmodSync(dir, 0o755);
 }, 60_000);
 

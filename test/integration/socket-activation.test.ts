@@ -5,14 +5,14 @@
  * Unix sockets it creates so that Postfix's user can connect.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, startDaemon } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, freePort, startSlapd, type Slapd } from '../support/slapd.js';
 import { sleep } from '../support/wait.js';
+import { makeTmpDir } from '../support/tmp.js';
 
 let slapd: Slapd;
 let confDir: string;
@@ -22,7 +22,7 @@ let aliases: string;
 beforeAll(async () => {
   slapd = await startSlapd({ ldif: directoryLdif() });
   confDir = await makePostfixConfigDir();
-  dir = mkdtempSync(join(tmpdir(), 'lsm-sd-'));
+  dir = makeTmpDir('sd-');
   chmodSync(dir, 0o755);
   aliases = writeFixtureCf(dir, 'aliases', { LDAP_URL: slapd.url });
 }, 60_000);

@@ -5,8 +5,7 @@
  * file exits 2 naming file, line and key.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
@@ -15,6 +14,7 @@ import { classify, makePostfixConfigDir, postmapQuery, writeFixtureCf } from '..
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { sleep } from '../support/wait.js';
 import { frame, SocketmapClient } from '../support/socketmap-client.js';
+import { makeTmpDir } from '../support/tmp.js';
 
 let slapd: Slapd;
 let daemon: RunningDaemon;
@@ -25,7 +25,7 @@ beforeAll(async () => {
   // 5000 members x ~26 bytes: well over the 100000-byte socketmap reply limit.
   slapd = await startSlapd({ ldif: [directoryLdif(), bigListLdif('huge', 5000)] });
   confDir = await makePostfixConfigDir();
-  dir = mkdtempSync(join(tmpdir(), 'lsm-wire-'));
+  dir = makeTmpDir('wire-');
   const aliases = writeFixtureCf(dir, 'aliases', { LDAP_URL: slapd.url });
   daemon = await startDaemon(['--socketmap', 'inet:127.0.0.1:0', '--map', `aliases=${aliases}`]);
 }, 120_000);

@@ -1,5 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
@@ -13,6 +12,7 @@ import {
   splitList,
 } from '../../src/config/cf-file.js';
 import { ConfigError, formatWarning } from '../../src/config/errors.js';
+import { makeTmpDir } from '../support/tmp.js';
 
 const F = '/etc/postfix/test.cf';
 
@@ -137,7 +137,7 @@ describe('parseCf: errors', () => {
 });
 
 describe('readCfFile', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cfg-cf-'));
+  const dir = makeTmpDir('cfg-cf-');
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   it('reads a file', () => {
     const p = join(dir, 'x.cf');

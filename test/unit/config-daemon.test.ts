@@ -1,5 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -11,9 +10,10 @@ import {
   parseListen,
 } from '../../src/config/daemon-config.js';
 import { ConfigError } from '../../src/config/errors.js';
+import { makeTmpDir } from '../support/tmp.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/config/', import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), 'cfg-daemon-'));
+const dir = makeTmpDir('cfg-daemon-');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 let n = 0;

@@ -1,15 +1,15 @@
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseCf } from '../../src/config/cf-file.js';
 import { ConfigError } from '../../src/config/errors.js';
 import { type MapConfig, loadMapConfig, mapConfigFromCf } from '../../src/config/map-config.js';
+import { makeTmpDir } from '../support/tmp.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/config/', import.meta.url));
 const F = '/etc/postfix/t.cf';
-const dir = mkdtempSync(join(tmpdir(), 'cfg-map-'));
+const dir = makeTmpDir('cfg-map-');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function cfg(text: string, options?: { mode?: number; baseDir?: string }): MapConfig {
