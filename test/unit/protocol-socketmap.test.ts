@@ -9,19 +9,10 @@ import {
   socketmapNameEnd,
 } from '../../src/protocol/socketmap.js';
 import { prng } from '../support/prng.js';
+import { thrownBy } from '../support/throws.js';
 
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
-
-function errorOf(fn: () => unknown): ProtocolError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ProtocolError);
-    return err as ProtocolError;
-  }
-  throw new Error('expected a ProtocolError, nothing was thrown');
-}
 
 /** The one payload inside a reply frame, read the way the Postfix client reads it. */
 function payloadOf(frame: Buffer): Buffer {
@@ -66,23 +57,23 @@ describe('parseSocketmapRequest', () => {
   });
 
   it('rejects a payload without a space', () => {
-    expect(errorOf(() => parseSocketmapRequest(b('aliases'))).reason).toBe('bad_request');
+    expect(thrownBy(ProtocolError, () => parseSocketmapRequest(b('aliases'))).reason).toBe('bad_request');
   });
 
   it('rejects an empty map name', () => {
-    expect(errorOf(() => parseSocketmapRequest(b(' user@example.com'))).reason).toBe('bad_request');
-    expect(errorOf(() => parseSocketmapRequest(b(' '))).reason).toBe('bad_request');
+    expect(thrownBy(ProtocolError, () => parseSocketmapRequest(b(' user@example.com'))).reason).toBe('bad_request');
+    expect(thrownBy(ProtocolError, () => parseSocketmapRequest(b(' '))).reason).toBe('bad_request');
   });
 
   it('socketmapNameEnd: where the name ends, with the same errors', () => {
     expect(socketmapNameEnd(b('aliases user@example.com'))).toBe(7);
     expect(socketmapNameEnd(b('m  a'))).toBe(1);
-    expect(errorOf(() => socketmapNameEnd(b('aliases'))).reason).toBe('bad_request');
-    expect(errorOf(() => socketmapNameEnd(b(' x'))).reason).toBe('bad_request');
+    expect(thrownBy(ProtocolError, () => socketmapNameEnd(b('aliases'))).reason).toBe('bad_request');
+    expect(thrownBy(ProtocolError, () => socketmapNameEnd(b(' x'))).reason).toBe('bad_request');
   });
 
   it('rejects an empty payload', () => {
-    expect(errorOf(() => parseSocketmapRequest(b(''))).reason).toBe('bad_request');
+    expect(thrownBy(ProtocolError, () => parseSocketmapRequest(b(''))).reason).toBe('bad_request');
   });
 
   it('decodes non-ASCII map names losslessly as latin1', () => {
