@@ -9,11 +9,10 @@
  * each test owns its keys and timing. LDAP traffic is counted twice: from the daemon's
  * ldap_socketmap_ldap_requests_total and from slapd's own stats log.
  */
-import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAP_SETTING_DEFS } from '../../src/config/daemon-config.js';
-import { CLI, startDaemonWithMetrics, type DaemonWithMetrics } from '../support/daemon.js';
+import { startDaemonWithMetrics, type DaemonWithMetrics, runCli } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, valueOf, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
@@ -102,18 +101,6 @@ const searchesFor = (needle: string) => slapd.searches().filter((s) => s.filter.
 async function lookup(map: string, key: string): Promise<{ kind: string; value: string }> {
   const r = await postmapQuery(confDir, daemon.table(map), key);
   return { kind: classify(r), value: classify(r) === 'found' ? valueOf(r) : r.stderr.trim() };
-}
-
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.once('error', reject);
-    p.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
 }
 
 /* ------------------------------------------------------------------------------------------ */

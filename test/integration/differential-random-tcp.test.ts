@@ -38,7 +38,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ExplainReport } from '../../src/explain/types.js';
-import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { startDaemon, type RunningDaemon, runCli } from '../support/daemon.js';
 import { mapLimit } from '../support/map-limit.js';
 import { POSTMAP } from '../support/postfix.js';
 import { Rng, type Directory } from '../support/random-directory.js';
@@ -152,18 +152,6 @@ function tcpLine(port: number, key: string): Promise<Buffer> {
     });
     s.on('error', reject);
     s.on('close', () => reject(new Error(`tcp_table connection closed before a reply (${JSON.stringify(key)})`)));
-  });
-}
-
-function explainCli(map: string, file: string, key: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CLI, 'explain', '--map', `${map}=${file}`, '--json', map, key], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => out.push(d));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.once('error', reject);
-    p.once('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr }));
   });
 }
 
@@ -295,7 +283,7 @@ async function runSeed(seed: number): Promise<{ mismatches: Mismatch[]; report: 
     const reasonDiffs: string[] = [];
     await mapLimit(sample, 2, async ([name, key]) => {
       const m = maps.get(name)!;
-      const [ex, frame, line] = await Promise.all([explainCli(name, m.file, key), socketmapFrame(daemon!.ports[0]!, name, key), tcpLine(tcpPort(name), key)]);
+      const [ex, frame, line] = await Promise.all([runCli(['explain', '--map', `${name}=${m.file}`, '--json', name, key]), socketmapFrame(daemon!.ports[0]!, name, key), tcpLine(tcpPort(name), key)]);
       const fail = (expected: string, actual: string, detail?: string) => note({ kind: 'explain', seed, map: name, key, expected, actual, detail });
       let r: ExplainReport;
       try {

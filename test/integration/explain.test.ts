@@ -6,10 +6,9 @@
  * its final answer must be byte for byte what the daemon answers over socketmap for the same
  * key (a raw socketmap request; postmap through the socketmap client for two of them).
  */
-import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExplainReport, SearchNode, ValueNode } from '../../src/explain/types.js';
-import { CLI, startDaemonWithMetrics, type DaemonWithMetrics } from '../support/daemon.js';
+import { startDaemonWithMetrics, type DaemonWithMetrics, runCli } from '../support/daemon.js';
 import { bigListExpected, bigListLdif } from '../support/fixtures.js';
 import { classify, makePostfixConfigDir, postmapQuery, valueOf, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
@@ -37,18 +36,6 @@ let daemon: DaemonWithMetrics;
 let adminPort: number;
 let confDir: string;
 const files: Record<string, string> = {};
-
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => out.push(d));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.once('error', reject);
-    p.once('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr }));
-  });
-}
 
 /** `explain --map NAME=FILE NAME KEY` as JSON and as text. */
 async function explain(map: string, key: string): Promise<{ report: ExplainReport; text: string; code: number | null }> {

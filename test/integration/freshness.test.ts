@@ -11,9 +11,8 @@
  * - no syncprov (modifyTimestamp): an added member shows within 1 + 1 s; a deletion is not seen
  *   and waits for the TTL, the documented limit of that marker.
  */
-import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, startDaemonWithMetrics, type DaemonWithMetrics } from '../support/daemon.js';
+import { startDaemonWithMetrics, type DaemonWithMetrics, runCli } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, valueOf, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { sleep, waitFor } from '../support/wait.js';
@@ -127,14 +126,6 @@ async function readyz(s: Setup): Promise<{ status: number; body: { ok: boolean; 
 /** LDAP searches slapd saw for one list since the last reset. */
 const searchesFor = (s: Setup, needle: string) => s.slapd.searches().filter((x) => x.filter.includes(needle)).length;
 
-function runCli(args: string[]): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: 20_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: `${stdout}${stderr}` });
-    });
-  });
-}
-
 /* with syncprov -------------------------------------------------------------------------------- */
 
 describe('slapd with syncprov: contextCSN', () => {
@@ -237,8 +228,8 @@ describe('slapd with syncprov: contextCSN', () => {
   }, 60_000);
 
   it('check reports the contextCSN marker and what it sees', async () => {
-    const r = await runCli(['check', '--map', `aliases=${sync.files.aliases}`]);
-    expect(r.out).toMatch(/change marker: contextCSN of "dc=example,dc=org" \(syncprov\): sees additions, modifications, deletions and renames/);
+    const r = await runCli(['check', '--map', `aliases=${sync.files.aliases}`], { timeoutMs: 20_000 });
+    expect(r.stdout + r.stderr).toMatch(/change marker: contextCSN of "dc=example,dc=org" \(syncprov\): sees additions, modifications, deletions and renames/);
     expect(r.code).toBe(0);
   });
 });
@@ -278,9 +269,9 @@ describe('slapd without syncprov: modifyTimestamp', () => {
   });
 
   it('check reports modifyTimestamp and that it does not see deletions', async () => {
-    const r = await runCli(['check', '--map', `aliases=${plain.files.aliases}`]);
-    expect(r.out).toMatch(/change marker: \(modifyTimestamp>=LAST\) under "dc=example,dc=org": sees additions and modifications, NOT deletions or renames/);
-    expect(r.out).toMatch(/modifyTimestamp does not see deletions or renames/);
+    const r = await runCli(['check', '--map', `aliases=${plain.files.aliases}`], { timeoutMs: 20_000 });
+    expect(r.stdout + r.stderr).toMatch(/change marker: \(modifyTimestamp>=LAST\) under "dc=example,dc=org": sees additions and modifications, NOT deletions or renames/);
+    expect(r.stdout + r.stderr).toMatch(/modifyTimestamp does not see deletions or renames/);
     expect(r.code).toBe(0);
   });
 });

@@ -24,6 +24,30 @@ export interface RunningDaemon {
 const running = new Set<ChildProcess>();
 process.on('exit', () => { for (const p of running) p.kill('SIGKILL'); });
 
+export interface CliRun {
+  /** Exit code; null when the process was killed (by `timeoutMs` or a signal). */
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the built CLI (`node dist/cli/main.js ARGS`) to its end. `input` goes to its stdin
+ * (else stdin is closed); `timeoutMs` kills it with SIGTERM when it hangs.
+ */
+export function runCli(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [CLI, ...args], { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], timeout: opts.timeoutMs });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    p.stdout!.on('data', (d: Buffer) => out.push(d));
+    p.stderr!.on('data', (d: Buffer) => err.push(d));
+    p.once('error', reject);
+    p.once('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
+    if (opts.input !== undefined) p.stdin!.end(opts.input);
+  });
+}
+
 /**
  * Starts the built CLI (`node dist/cli/main.js serve ...`) — the program users run — and waits
  * for its "ready:" line, from which the ports bound with port 0 are read.
