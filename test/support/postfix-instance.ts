@@ -37,6 +37,7 @@ import { backdate } from './postfix.js';
 import { freePort, deadPort } from './slapd.js';
 import { makeTmpDir } from './tmp.js';
 import { sleep } from './wait.js';
+import { ExitRegistry } from './exit-registry.js';
 
 export const POSTFIX = '/usr/sbin/postfix';
 export const POSTQUEUE = '/usr/sbin/postqueue';
@@ -306,28 +307,8 @@ function lookupId(file: '/etc/passwd' | '/etc/group', name: string): number | un
   return undefined;
 }
 
-interface Live {
-  dir: string;
-  pid(): number | undefined;
-}
-const live = new Set<Live>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const l of live) {
-      const pid = l.pid();
-      // The master is a session leader: its children share its process group.
-      if (pid !== undefined) {
-        try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ }
-      }
-      try { rmSync(l.dir, { recursive: true, force: true }); } catch { /* ignore */ }
-    }
-    live.clear();
-  });
-}
+/** The master is a session leader: its children share its process group. */
+const live = new ExitRegistry((pid) => process.kill(-pid, 'SIGKILL'));
 
 /** Stops the instance and removes its directory if this Node process dies without exit hooks. */
 function spawnWatchdog(masterPid: number, dir: string): void {
@@ -354,7 +335,6 @@ function requireTools(): void {
 /** Creates, configures and starts a private Postfix instance. */
 export async function startPostfix(opts: PostfixInstanceOptions = {}): Promise<PostfixInstance> {
   requireTools();
-  installExitHook();
 
   // Under the per-process scratch root (removed by its own watchdog once this process is gone).
   const dir = makeTmpDir('postfix-');
@@ -403,8 +383,7 @@ export async function startPostfix(opts: PostfixInstanceOptions = {}): Promise<P
   let smtpPort = 0;
   let masterCf = '';
   let masterPid: number | undefined;
-  const liveRec: Live = { dir, pid: () => masterPid };
-  live.add(liveRec);
+  const forget = live.add(dir, () => masterPid);
 
   const readMasterPid = (): number | undefined => {
     try {
@@ -471,7 +450,7 @@ export async function startPostfix(opts: PostfixInstanceOptions = {}): Promise<P
     spawnWatchdog(masterPid, dir);
   } catch (e) {
     await stopMaster();
-    live.delete(liveRec);
+    forget();
     rmSync(dir, { recursive: true, force: true });
     throw e;
   }
@@ -588,7 +567,7 @@ export async function startPostfix(opts: PostfixInstanceOptions = {}): Promise<P
     },
     async destroy() {
       await stopMaster();
-      live.delete(liveRec);
+      forget();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -17,6 +17,7 @@ import { createServer, connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { makeTmpDir } from './tmp.js';
 import { sleep } from './wait.js';
+import { ExitRegistry } from './exit-registry.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const FIXTURES_DIR = resolve(here, '../fixtures/ldap');
@@ -107,28 +108,11 @@ export interface Slapd {
 // ---------------------------------------------------------------------------------------
 // process cleanup registry
 
-interface Live {
-  pid(): number | undefined;
-  dir: string;
-}
-const live = new Set<Live>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const l of live) {
-      const pid = l.pid();
-      if (pid !== undefined) {
-        try { process.kill(pid, 'SIGCONT'); } catch { /* gone */ }
-        try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-      }
-      try { rmSync(l.dir, { recursive: true, force: true }); } catch { /* ignore */ }
-    }
-    live.clear();
-  });
-}
+/** SIGCONT first: a paused slapd (pause()) must not stay stopped. */
+const live = new ExitRegistry((pid) => {
+  try { process.kill(pid, 'SIGCONT'); } catch { /* gone */ }
+  process.kill(pid, 'SIGKILL');
+});
 
 /**
  * Detached watchdog: when this Node process dies (for whatever reason), kill slapd and
@@ -278,7 +262,6 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<Slapd> {
   requireBinary('/usr/sbin/slapd', 'slapd');
   requireBinary('/usr/sbin/slapadd', 'slapd');
   requireBinary('/usr/bin/ldapsearch', 'ldap-utils');
-  installExitHook();
 
   const suffix = opts.suffix ?? 'dc=example,dc=org';
   const rootDn = `cn=admin,${suffix}`;
@@ -335,8 +318,7 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<Slapd> {
   let exited = true;
   let exitPromise: Promise<void> = Promise.resolve();
   let logOffset = 0;
-  const liveRec: Live = { pid: () => (exited ? undefined : child?.pid), dir };
-  live.add(liveRec);
+  const forget = live.add(dir, () => (exited ? undefined : child?.pid));
 
   const readLogBuf = (): Buffer => {
     try { return readFileSync(logFile); } catch { return Buffer.alloc(0); }
@@ -411,7 +393,7 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<Slapd> {
   try {
     await startOn(undefined);
   } catch (e) {
-    live.delete(liveRec);
+    forget();
     rmSync(dir, { recursive: true, force: true });
     throw e;
   }
@@ -463,7 +445,7 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<Slapd> {
     async add(ldif: string) { await ldapTool('ldapadd', ldif); },
     async destroy() {
       await killChild();
-      live.delete(liveRec);
+      forget();
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -481,13 +463,5 @@ export function directoryLdif(): string {
 
 /** Stop and remove every instance started by this worker. */
 export async function stopAllSlapd(): Promise<void> {
-  for (const l of [...live]) {
-    const pid = l.pid();
-    if (pid !== undefined) {
-      try { process.kill(pid, 'SIGCONT'); } catch { /* gone */ }
-      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-    }
-    rmSync(l.dir, { recursive: true, force: true });
-    live.delete(l);
-  }
+  live.killAll();
 }
