@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type CommandRun, runCommand } from './run.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const REPO = resolve(here, '../..');
@@ -24,28 +25,9 @@ export interface RunningDaemon {
 const running = new Set<ChildProcess>();
 process.on('exit', () => { for (const p of running) p.kill('SIGKILL'); });
 
-export interface CliRun {
-  /** Exit code; null when the process was killed (by `timeoutMs` or a signal). */
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/**
- * Runs the built CLI (`node dist/cli/main.js ARGS`) to its end. `input` goes to its stdin
- * (else stdin is closed); `timeoutMs` kills it with SIGTERM when it hangs.
- */
-export function runCli(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<CliRun> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], timeout: opts.timeoutMs });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    p.stdout!.on('data', (d: Buffer) => out.push(d));
-    p.stderr!.on('data', (d: Buffer) => err.push(d));
-    p.once('error', reject);
-    p.once('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
-    if (opts.input !== undefined) p.stdin!.end(opts.input);
-  });
+/** Runs the built CLI (`node dist/cli/main.js ARGS`) to its end, like runCommand. */
+export function runCli(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<CommandRun> {
+  return runCommand(process.execPath, [CLI, ...args], opts);
 }
 
 /**

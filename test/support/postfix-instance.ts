@@ -30,7 +30,7 @@
  * kills the master's process group; and a detached shell watchdog that stops the instance
  * and removes its directory if this Node process dies without running exit hooks.
  */
-import { spawn, execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync, readFileSync, readdirSync, rmSync, chmodSync, chownSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { backdate } from './postfix.js';
@@ -38,6 +38,7 @@ import { freePort, deadPort } from './slapd.js';
 import { makeTmpDir } from './tmp.js';
 import { sleep } from './wait.js';
 import { ExitRegistry } from './exit-registry.js';
+import { type CommandRun, runCommand } from './run.js';
 
 export const POSTFIX = '/usr/sbin/postfix';
 export const POSTQUEUE = '/usr/sbin/postqueue';
@@ -143,11 +144,7 @@ export interface QueueEntry {
   recipients: QueueRecipient[];
 }
 
-export interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export type RunResult = CommandRun;
 
 export interface WaitOptions {
   timeoutMs?: number;
@@ -269,26 +266,6 @@ const DEFAULT_SMTPD = '127.0.0.1:{PORT} inet n - n - - smtpd';
 // ---------------------------------------------------------------------------------------
 // process helpers
 
-function run(cmd: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(cmd, args, { timeout: opts.timeoutMs ?? 30_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err && typeof (err as NodeJS.ErrnoException).code === 'string') {
-        reject(new Error(`${cmd}: ${err.message}`));
-        return;
-      }
-      if (err && (err as { killed?: boolean }).killed) {
-        reject(new Error(`${cmd} ${args.join(' ')}: killed after ${opts.timeoutMs ?? 30_000} ms\n${String(stdout)}${String(stderr)}`));
-        return;
-      }
-      const code = err ? (err as { code?: number }).code ?? 1 : 0;
-      resolve({ code: typeof code === 'number' ? code : 1, stdout: String(stdout), stderr: String(stderr) });
-    });
-    child.stdin?.on('error', () => {});
-    child.stdin?.end(opts.input ?? '');
-  });
-}
-
-
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -401,7 +378,7 @@ export async function startPostfix(opts: PostfixInstanceOptions = {}): Promise<P
     try { return statSync(maillogFile).size; } catch { return 0; }
   };
 
-  const pf = (args: string[]) => run(POSTFIX, ['-c', confDir, ...args]);
+  const pf = (args: string[]) => runCommand(POSTFIX, ['-c', confDir, ...args]);
 
   const stopMaster = async (): Promise<void> => {
     const pid = masterPid ?? readMasterPid();
@@ -527,7 +504,7 @@ export async function startPostfix(opts: PostfixInstanceOptions = {}): Promise<P
     },
 
     async queue() {
-      const r = await run(POSTQUEUE, ['-c', confDir, '-j']);
+      const r = await runCommand(POSTQUEUE, ['-c', confDir, '-j']);
       if (r.code !== 0) throw new Error(`postqueue -j failed (exit ${r.code}): ${r.stderr}`);
       return r.stdout
         .split('\n')
@@ -549,12 +526,12 @@ export async function startPostfix(opts: PostfixInstanceOptions = {}): Promise<P
       }
     },
     async flush() {
-      const r = await run(POSTQUEUE, ['-c', confDir, '-f']);
+      const r = await runCommand(POSTQUEUE, ['-c', confDir, '-f']);
       if (r.code !== 0) throw new Error(`postqueue -f failed (exit ${r.code}): ${r.stderr}`);
     },
 
-    sendmail: (from, to, message) => run(SENDMAIL, ['-C', confDir, '-f', from, '-i', '--', ...to], { input: message }),
-    postconf: (args) => run(POSTCONF, ['-c', confDir, ...args]),
+    sendmail: (from, to, message) => runCommand(SENDMAIL, ['-C', confDir, '-f', from, '-i', '--', ...to], { input: message }),
+    postconf: (args) => runCommand(POSTCONF, ['-c', confDir, ...args]),
 
     async reload(changes) {
       applyMain(changes);
@@ -654,7 +631,7 @@ export async function swaks(server: string, o: SwaksOptions): Promise<SwaksResul
     ...(o.headers ?? []).flatMap((h) => ['--add-header', h]),
     '--body', o.body ?? 'This is an ldap-socketmap end-to-end test message.',
   ];
-  const r = await run(SWAKS, args, { timeoutMs: (o.timeoutMs ?? 30_000) + 5000 });
+  const r = await runCommand(SWAKS, args, { timeoutMs: (o.timeoutMs ?? 30_000) + 5000 });
   const transcript = r.stdout + r.stderr;
-  return { code: r.code, transcript, ...parseSwaksTranscript(transcript) };
+  return { code: r.code ?? 1, transcript, ...parseSwaksTranscript(transcript) };
 }

@@ -10,7 +10,7 @@
  * that kills slapd (and removes its directory) if this Node process disappears without
  * running exit hooks (e.g. a vitest worker killed with SIGKILL).
  */
-import { spawn, spawnSync, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { writeFileSync, readFileSync, rmSync, openSync, closeSync, statSync, chmodSync, mkdirSync, existsSync, readdirSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
 import { createServer, connect } from 'node:net';
@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { makeTmpDir } from './tmp.js';
 import { sleep } from './wait.js';
 import { ExitRegistry } from './exit-registry.js';
+import { runCommand } from './run.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const FIXTURES_DIR = resolve(here, '../fixtures/ldap');
@@ -179,21 +180,6 @@ export function isRefused(port: number): Promise<boolean> {
 // ---------------------------------------------------------------------------------------
 // helpers
 
-function run(cmd: string, args: string[], input?: string, timeoutMs = 30_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((res, rej) => {
-    const child = execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err && typeof (err as NodeJS.ErrnoException).code === 'string') {
-        rej(new Error(`${cmd}: ${err.message}`));
-        return;
-      }
-      const code = err ? ((err as { code?: number }).code ?? 1) : 0;
-      res({ code: typeof code === 'number' ? code : 1, stdout: String(stdout), stderr: String(stderr) });
-    });
-    if (input !== undefined) child.stdin?.end(input);
-    else child.stdin?.end();
-  });
-}
-
 function requireBinary(path: string, pkg: string): void {
   if (!existsSync(path)) {
     throw new Error(`${path} not found: install the Debian package '${pkg}' (see .ci/run). Integration tests need a real slapd.`);
@@ -346,10 +332,10 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<Slapd> {
     const deadline = Date.now() + READY_TIMEOUT_MS;
     while (Date.now() < deadline) {
       if (exited) return false;
-      const r = await run('/usr/bin/ldapsearch', ['-x', '-H', `ldap://127.0.0.1:${p}/`, '-b', '', '-s', 'base', '-o', 'nettimeout=2', PROBE_FILTER, '1.1'], undefined, 5000).catch(() => undefined);
+      const r = await runCommand('/usr/bin/ldapsearch', ['-x', '-H', `ldap://127.0.0.1:${p}/`, '-b', '', '-s', 'base', '-o', 'nettimeout=2', PROBE_FILTER, '1.1'], { timeoutMs: 5000 }).catch(() => undefined);
       if (r && r.code === 0) {
         if (!ldapiUrl) return true;
-        const r2 = await run('/usr/bin/ldapsearch', ['-x', '-H', ldapiUrl, '-b', '', '-s', 'base', PROBE_FILTER, '1.1'], undefined, 5000).catch(() => undefined);
+        const r2 = await runCommand('/usr/bin/ldapsearch', ['-x', '-H', ldapiUrl, '-b', '', '-s', 'base', PROBE_FILTER, '1.1'], { timeoutMs: 5000 }).catch(() => undefined);
         if (r2 && r2.code === 0) return true;
       }
       await sleep(50);
@@ -399,7 +385,7 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<Slapd> {
   }
 
   const ldapTool = async (tool: 'ldapmodify' | 'ldapadd', ldif: string): Promise<void> => {
-    const r = await run(`/usr/bin/${tool}`, ['-x', '-H', `ldap://127.0.0.1:${port}/`, '-D', rootDn, '-w', rootPw], ldif);
+    const r = await runCommand(`/usr/bin/${tool}`, ['-x', '-H', `ldap://127.0.0.1:${port}/`, '-D', rootDn, '-w', rootPw], { input: ldif });
     if (r.code !== 0) throw new Error(`${tool} failed (exit ${r.code}): ${r.stderr}${r.stdout}`);
   };
 
