@@ -17,7 +17,7 @@ import { type DaemonWithMetrics, startDaemonWithMetrics } from '../support/daemo
 import { mapLimit } from '../support/map-limit.js';
 import { metricsText, metricValue } from '../support/metrics.js';
 import { classify, makePostfixConfigDir, postmapQuery, valueOf, writeCf } from '../support/postfix.js';
-import { prng as rng } from '../support/prng.js';
+import { prng as rng, int, pick, type Rand, randomBytes } from '../support/prng.js';
 import { directoryLdif, startSlapd, type SearchRecord, type Slapd } from '../support/slapd.js';
 import { frame, SocketmapClient } from '../support/socketmap-client.js';
 import { sleep } from '../support/wait.js';
@@ -65,16 +65,6 @@ afterAll(async () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-
-type Rand = () => number;
-const int = (r: Rand, n: number): number => Math.floor(r() * n);
-const pick = <T>(r: Rand, xs: readonly T[]): T => xs[int(r, xs.length)]!;
-
-function randomBytes(r: Rand, n: number): Buffer {
-  const b = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) b[i] = int(r, 256);
-  return b;
-}
 
 const MAPS = ['filt', 'dn', 'nosuchmap', '', 'FILT'];
 

@@ -19,13 +19,12 @@ import { found, NOTFOUND, temp, type LookupMap, type LookupResult } from '../../
 import { encodeSocketmapReply } from '../../src/protocol/socketmap.js';
 import { serveConnection, type ConnectionHooks } from '../../src/server/connection.js';
 import { socketmapProtocol, type MapRegistry } from '../../src/server/handlers.js';
-import { prng as rng } from '../support/prng.js';
+import { prng as rng, int } from '../support/prng.js';
 import { sleep } from '../support/wait.js';
 import { frame } from '../support/socketmap-client.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20240607);
 
-const int = (r: () => number, n: number): number => Math.floor(r() * n);
 
 /** A map whose answer is a pure function of the key, sometimes after a delay. */
 function answerFor(key: Buffer): LookupResult {

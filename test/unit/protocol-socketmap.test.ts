@@ -8,7 +8,7 @@ import {
   parseSocketmapRequest,
   socketmapNameEnd,
 } from '../../src/protocol/socketmap.js';
-import { prng } from '../support/prng.js';
+import { prng, randomBytes } from '../support/prng.js';
 import { thrownBy } from '../support/throws.js';
 
 
@@ -213,11 +213,10 @@ describe('encodeSocketmapReply: what Postfix makes of it', () => {
   }
 
   function randomResult(rand: () => number): LookupResult {
-    const randomBytes = (n: number): Buffer => Buffer.from(Array.from({ length: n }, () => Math.floor(rand() * 256)));
     const randomText = (n: number): string =>
       String.fromCharCode(...Array.from({ length: n }, () => Math.floor(rand() * 0x3000)));
     const pick = Math.floor(rand() * 5);
-    if (pick === 0) return found(randomBytes(Math.floor(rand() * 120)));
+    if (pick === 0) return found(randomBytes(rand, Math.floor(rand() * 120)));
     if (pick === 1) return NOTFOUND;
     if (pick === 2) return temp(randomText(Math.floor(rand() * 200)));
     if (pick === 3) return timeout(randomText(Math.floor(rand() * 200)));

@@ -8,15 +8,13 @@ import {
   hexQuote,
   hexUnquote,
 } from '../../src/protocol/tcp-table.js';
-import { prng } from '../support/prng.js';
+import { prng, randomBytes } from '../support/prng.js';
 import { thrownBy } from '../support/throws.js';
 import { splitAt } from '../support/chunks.js';
 
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 const keys = (requests: Array<{ key: Buffer }>): string[] => requests.map((r) => r.key.toString('latin1'));
-const randomBytes = (rand: () => number, n: number): Buffer =>
-  Buffer.from(Array.from({ length: n }, () => Math.floor(rand() * 256)));
 
 function decodeAll(chunks: Buffer[], maxLine = 1000): Buffer[] {
   const d = new TcpTableDecoder(maxLine);
