@@ -15,7 +15,6 @@ import { bigListExpected, bigListLdif, cfVars } from '../support/fixtures.js';
 import { classify, makePostfixConfigDir, postmapQuery, postmapQueryAll, writeFixtureCf, type PostmapResult } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
-import { metricsText, metricValue } from '../support/metrics.js';
 
 /** Maps with special result attributes: where member fetches happen. */
 const MAPS = ['aliases', 'aliases-urls', 'leaf', 'terminal', 'recursion-limit-3', 'expansion-limit-3', 'size-limit-2'];
@@ -116,10 +115,6 @@ async function srchLines(slapd: Slapd): Promise<string[]> {
   return slapd.logSince().split('\n').filter((l) => / op=\d+ SRCH base=/.test(l));
 }
 
-async function metric(name: string, labels: Record<string, string>): Promise<number> {
-  return metricValue(await metricsText(daemon.metricsPort), name, labels);
-}
-
 describe('batch_member_fetch = yes answers exactly what the native table answers', () => {
   for (const m of MAPS) {
     it(`map ${m}`, async () => {
@@ -139,13 +134,13 @@ describe('batch_member_fetch = yes answers exactly what the native table answers
 
 describe('what a batch answers and what it leaves to base searches', () => {
   async function delta(key: string): Promise<{ answered: number; fallback: number; log: string[]; value: string }> {
-    const a0 = await metric('ldap_socketmap_ldap_batched_dns_total', { result: 'answered' });
-    const f0 = await metric('ldap_socketmap_ldap_batched_dns_total', { result: 'fallback' });
+    const a0 = await daemon.metric('ldap_socketmap_ldap_batched_dns_total', { result: 'answered' });
+    const f0 = await daemon.metric('ldap_socketmap_ldap_batched_dns_total', { result: 'fallback' });
     main.slapd.resetSearchCount();
     const r = await postmapQuery(confDir, daemon.table('batch-aliases'), key);
     return {
-      answered: (await metric('ldap_socketmap_ldap_batched_dns_total', { result: 'answered' })) - a0,
-      fallback: (await metric('ldap_socketmap_ldap_batched_dns_total', { result: 'fallback' })) - f0,
+      answered: (await daemon.metric('ldap_socketmap_ldap_batched_dns_total', { result: 'answered' })) - a0,
+      fallback: (await daemon.metric('ldap_socketmap_ldap_batched_dns_total', { result: 'fallback' })) - f0,
       log: await srchLines(main.slapd),
       value: r.stdout,
     };
@@ -187,7 +182,7 @@ describe('what a batch answers and what it leaves to base searches', () => {
 describe('fewer searches', () => {
   it('big1500: one base search per member without batching, about one search per 100 members with it', async () => {
     const key = 'big1500@example.org';
-    const answered0 = await metric('ldap_socketmap_ldap_batched_dns_total', { result: 'answered' });
+    const answered0 = await daemon.metric('ldap_socketmap_ldap_batched_dns_total', { result: 'answered' });
     main.slapd.resetSearchCount();
     const b = await postmapQuery(confDir, daemon.table('batch-aliases'), key);
     await main.slapd.logSettled();
@@ -203,7 +198,7 @@ describe('fewer searches', () => {
     // 1 for the list, 15 batches of 100 (plus at most the probe's 2, if this ran first).
     expect(batchedResults.filter((l) => / nentries=100 /.test(l))).toHaveLength(15);
     expect(batchedResults.length).toBeLessThanOrEqual(18);
-    expect(await metric('ldap_socketmap_ldap_batched_dns_total', { result: 'answered' })).toBe(answered0 + 1500);
+    expect(await daemon.metric('ldap_socketmap_ldap_batched_dns_total', { result: 'answered' })).toBe(answered0 + 1500);
   }, 60_000);
 });
 
@@ -222,6 +217,6 @@ describe('falls back to one base search per DN', () => {
   it('when the server refuses a batch (size limit below the batch size): same answers, then batching pauses', async () => {
     await compare(limited.cf.get('aliases')!, undefined, 'limited', ['big300@example.org', 'sales@example.org', 'eng@example.org', 'ghost@example.org', 'odd-dn@example.org', 'big1500@example.org']);
     await daemon.waitForLog(/batched member fetch failed 3 times in a row/);
-    expect(await metric('ldap_socketmap_ldap_batched_dns_total', { result: 'fallback' })).toBeGreaterThanOrEqual(300);
+    expect(await daemon.metric('ldap_socketmap_ldap_batched_dns_total', { result: 'fallback' })).toBeGreaterThanOrEqual(300);
   }, 120_000);
 });

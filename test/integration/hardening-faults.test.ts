@@ -43,10 +43,6 @@ function cutProxied(): void {
   proxied.clear();
 }
 
-async function metric(name: string, labels: Record<string, string> = {}): Promise<number> {
-  return metricValue(await metricsText(daemon.metricsPort), name, labels);
-}
-
 const GROUPS_CF = 'search_base = ou=Groups,dc=example,dc=org\nquery_filter = (&(objectClass=*)(listName=%u))\nresult_attribute = mail\nspecial_result_attribute = contact\n';
 
 beforeAll(async () => {
@@ -226,7 +222,7 @@ describe('slapd hung (SIGSTOP)', () => {
       // (A client answered TIMEOUT may queue its next search a few ms before its previous one
       // leaves the queue: allow that overlap.)
       expect(peakQueued).toBeLessThanOrEqual(CLIENTS + 4);
-      expect(await metric('ldap_socketmap_ldap_queue_timeouts_total', { servers: hungUrl })).toBeGreaterThan(0);
+      expect(await daemon.metric('ldap_socketmap_ldap_queue_timeouts_total', { servers: hungUrl })).toBeGreaterThan(0);
       console.log(`hung slapd: ${JSON.stringify(Object.fromEntries(kinds))} answers from ${CLIENTS} clients in 6 s; peak queued ${peakQueued}, peak in flight ${peakInFlight}`);
     } finally {
       slapd.resume();

@@ -133,7 +133,7 @@ describe('arbitrary bytes against the live daemon', () => {
     const sessions = Array.from({ length: SESSIONS }, (_, i) => (i % 3 === 2 ? { tcp: true, bytes: tcpSession(r) } : { tcp: false, bytes: socketmapSession(r) }));
     const chunkSeeds = sessions.map(() => int(r, 2 ** 31));
     const totalBytes = sessions.reduce((n, s) => n + s.bytes.length, 0);
-    const errorsBefore = metricValue(await metricsText(daemon.metricsPort), 'ldap_socketmap_protocol_errors_total');
+    const errorsBefore = await daemon.metric('ldap_socketmap_protocol_errors_total');
 
     // The well-behaved neighbour.
     let stop = false;

@@ -10,7 +10,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultDaemonLimits, loadDaemonConfig } from '../../src/config/daemon-config.js';
 import { ConfigError } from '../../src/config/errors.js';
 import { type DaemonWithMetrics, startDaemonWithMetrics } from '../support/daemon.js';
-import { metricsText, metricValue } from '../support/metrics.js';
 import { classify, makePostfixConfigDir, postmapQuery, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { frame, SocketmapClient } from '../support/socketmap-client.js';
@@ -22,10 +21,6 @@ let daemon: DaemonWithMetrics;
 let confDir: string;
 let dir: string;
 const MAX_CONN = 30;
-
-async function metric(name: string, labels: Record<string, string> = {}): Promise<number> {
-  return metricValue(await metricsText(daemon.metricsPort), name, labels);
-}
 
 beforeAll(async () => {
   slapd = await startSlapd({ ldif: directoryLdif() });
@@ -68,7 +63,7 @@ describe('limit settings', () => {
 
 describe('max_request_size (default 16384)', () => {
   it('a request of exactly the limit is answered; one byte more closes the connection before any payload is read', async () => {
-    const before = await metric('ldap_socketmap_protocol_errors_total', { protocol: 'socketmap', reason: 'too_long' });
+    const before = await daemon.metric('ldap_socketmap_protocol_errors_total', { protocol: 'socketmap', reason: 'too_long' });
     const ok = new SocketmapClient(daemon.ports[0]!);
     const key = 'k'.repeat(16384 - 'aliases '.length);
     expect(await ok.ask('aliases', key)).toBe('NOTFOUND ');
@@ -77,7 +72,7 @@ describe('max_request_size (default 16384)', () => {
     big.send('16385:'); // only the length: the daemon refuses to wait for the payload
     expect(await big.waitClosed(3_000)).toBe(true);
     await daemon.waitForLog(/malformed request \(too_long\): .*16384 \(max_request_size = 16384\); closing connection/);
-    expect(await metric('ldap_socketmap_protocol_errors_total', { protocol: 'socketmap', reason: 'too_long' })).toBe(before + 1);
+    expect(await daemon.metric('ldap_socketmap_protocol_errors_total', { protocol: 'socketmap', reason: 'too_long' })).toBe(before + 1);
   });
 
   it('tcp_table: a key of 6000 non-ASCII bytes (18000 on the %XX-encoded line) is answered; a line over three times the limit closes that connection', async () => {
@@ -99,13 +94,13 @@ describe('max_request_size (default 16384)', () => {
       s.write('get ' + 'x'.repeat(3 * 16384 + 2));
     });
     expect(closed).toBe(true);
-    expect(await metric('ldap_socketmap_protocol_errors_total', { protocol: 'tcp_table', reason: 'line_too_long' })).toBe(1);
+    expect(await daemon.metric('ldap_socketmap_protocol_errors_total', { protocol: 'tcp_table', reason: 'line_too_long' })).toBe(1);
   });
 });
 
 describe(`max_connections (${MAX_CONN} here)`, () => {
   it('connections beyond the limit get a TEMP answer and are closed; those open are undisturbed', async () => {
-    expect(await metric('ldap_socketmap_client_connections_max')).toBe(MAX_CONN);
+    expect(await daemon.metric('ldap_socketmap_client_connections_max')).toBe(MAX_CONN);
     const held = Array.from({ length: MAX_CONN }, () => new SocketmapClient(daemon.ports[0]!));
     // Each held connection has been accepted and counted once it answered.
     for (const c of held) expect(await c.ask('aliases', 'sales@example.org')).toMatch(/^OK /);
@@ -132,23 +127,23 @@ describe(`max_connections (${MAX_CONN} here)`, () => {
     // The held ones are untouched.
     for (const c of held) expect(await c.ask('aliases', 'eng@example.org')).toMatch(/^OK /);
     expect(held.every((c) => !c.closed)).toBe(true);
-    expect(await metric('ldap_socketmap_client_connections_rejected_total', { protocol: 'socketmap' })).toBe(6);
-    expect(await metric('ldap_socketmap_client_connections_rejected_total', { protocol: 'tcp_table' })).toBe(1);
+    expect(await daemon.metric('ldap_socketmap_client_connections_rejected_total', { protocol: 'socketmap' })).toBe(6);
+    expect(await daemon.metric('ldap_socketmap_client_connections_rejected_total', { protocol: 'tcp_table' })).toBe(1);
     expect(daemon.log.filter((l) => /max_connections\); refusing new ones/.test(l)).length).toBe(1);
     // Room again once some close.
     for (const c of held.slice(0, 5)) c.end();
-    await waitFor('room again', () => metric('ldap_socketmap_client_connections', { protocol: 'socketmap' }), (n) => n <= MAX_CONN - 5, 20_000, 100);
+    await waitFor('room again', () => daemon.metric('ldap_socketmap_client_connections', { protocol: 'socketmap' }), (n) => n <= MAX_CONN - 5, 20_000, 100);
     const again = new SocketmapClient(daemon.ports[0]!);
     expect(await again.ask('aliases', 'sales@example.org')).toMatch(/^OK /);
     again.end();
     for (const c of held) c.end();
-    await waitFor('all closed', () => metric('ldap_socketmap_client_connections', { protocol: 'socketmap' }), (n) => n === 0, 20_000, 100);
+    await waitFor('all closed', () => daemon.metric('ldap_socketmap_client_connections', { protocol: 'socketmap' }), (n) => n === 0, 20_000, 100);
   }, 30_000);
 });
 
 describe('idle_timeout (2 s here)', () => {
   it('closes a connection silent for idle_timeout, not one that keeps asking', async () => {
-    const before = await metric('ldap_socketmap_client_timeouts_total', { protocol: 'socketmap', kind: 'idle' });
+    const before = await daemon.metric('ldap_socketmap_client_timeouts_total', { protocol: 'socketmap', kind: 'idle' });
     const idle = new SocketmapClient(daemon.ports[0]!);
     const busy = new SocketmapClient(daemon.ports[0]!);
     expect(await idle.ask('aliases', 'sales@example.org')).toMatch(/^OK /);
@@ -162,13 +157,13 @@ describe('idle_timeout (2 s here)', () => {
     expect(idle.closedAt - t0).toBeLessThan(3_500);
     expect(busy.closed).toBe(false);
     busy.end();
-    expect(await metric('ldap_socketmap_client_timeouts_total', { protocol: 'socketmap', kind: 'idle' })).toBe(before + 1);
+    expect(await daemon.metric('ldap_socketmap_client_timeouts_total', { protocol: 'socketmap', kind: 'idle' })).toBe(before + 1);
   });
 });
 
 describe('request_read_timeout (2 s here): slowloris', () => {
   it('a request trickled byte by byte is cut off; a request split in two quick parts is fine', async () => {
-    const before = await metric('ldap_socketmap_client_timeouts_total', { protocol: 'socketmap', kind: 'read' });
+    const before = await daemon.metric('ldap_socketmap_client_timeouts_total', { protocol: 'socketmap', kind: 'read' });
     const slow = new SocketmapClient(daemon.ports[0]!);
     await slow.ready();
     const payload = frame('aliases sales@example.org');
@@ -185,7 +180,7 @@ describe('request_read_timeout (2 s here): slowloris', () => {
     expect(slow.closedAt - t0).toBeGreaterThan(1_500);
     expect(slow.closedAt - t0).toBeLessThan(3_500);
     await daemon.waitForLog(/request still incomplete after 2 s \(request_read_timeout\); closing connection/);
-    expect(await metric('ldap_socketmap_client_timeouts_total', { protocol: 'socketmap', kind: 'read' })).toBe(before + 1);
+    expect(await daemon.metric('ldap_socketmap_client_timeouts_total', { protocol: 'socketmap', kind: 'read' })).toBe(before + 1);
 
     const split = new SocketmapClient(daemon.ports[0]!);
     split.send(payload.subarray(0, 10));

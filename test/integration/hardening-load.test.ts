@@ -95,7 +95,7 @@ describe(`${CONNECTIONS} concurrent connections`, () => {
       const t0 = Date.now();
       const clients = await openMany(CONNECTIONS);
       const openMs = Date.now() - t0;
-      await waitFor('all counted', async () => metricValue(await metricsText(daemon.metricsPort), 'ldap_socketmap_client_connections'), (n) => n === CONNECTIONS, 20_000, 100);
+      await waitFor('all counted', () => daemon.metric('ldap_socketmap_client_connections'), (n) => n === CONNECTIONS, 20_000, 100);
       const first = await useAll(clients);
       const second = await useAll(clients);
       for (const r of [first, second]) {
@@ -109,7 +109,7 @@ describe(`${CONNECTIONS} concurrent connections`, () => {
       extra.end();
       const peakRss = rssKb(pid);
       for (const c of clients) c.end();
-      await waitFor('all closed', async () => metricValue(await metricsText(daemon.metricsPort), 'ldap_socketmap_client_connections'), (n) => n === 0, 20_000, 100);
+      await waitFor('all closed', () => daemon.metric('ldap_socketmap_client_connections'), (n) => n === 0, 20_000, 100);
       await sleep(500);
       rounds.push({ open: clients.length, peakRss, afterRss: rssKb(pid), ok: first.ok + second.ok, p99: Math.max(first.p99, second.p99), max: Math.max(first.max, second.max), openMs });
     }
@@ -126,7 +126,7 @@ describe(`${CONNECTIONS} concurrent connections`, () => {
 
 describe(`slowloris: ${SLOWLORIS} connections trickling a byte at a time`, () => {
   it('are reaped after request_read_timeout while other clients see no slowdown', async () => {
-    const before = metricValue(await metricsText(daemon.metricsPort), 'ldap_socketmap_client_timeouts_total', { kind: 'read' });
+    const before = await daemon.metric('ldap_socketmap_client_timeouts_total', { kind: 'read' });
     const measure = async (ms: number): Promise<number[]> => {
       const clients = Array.from({ length: 20 }, () => new SocketmapClient(daemon.ports[0]!));
       const lat: number[] = [];

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type CommandRun, runCommand } from './run.js';
+import { metricsText, metricValue } from './metrics.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const REPO = resolve(here, '../..');
@@ -97,11 +98,19 @@ export async function startDaemon(args: string[], opts: { env?: NodeJS.ProcessEn
   };
 }
 
-export type DaemonWithMetrics = RunningDaemon & { metricsPort: number };
+export type DaemonWithMetrics = RunningDaemon & {
+  metricsPort: number;
+  /** Scrapes /metrics now: the sum of `name` over the series whose labels include `labels`. */
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+};
 
 /** startDaemon with its admin listener on `--metrics 127.0.0.1:0`; resolves once that listener is up. */
 export async function startDaemonWithMetrics(args: string[], opts: Parameters<typeof startDaemon>[1] = {}): Promise<DaemonWithMetrics> {
   const d = await startDaemon([...args, '--metrics', '127.0.0.1:0'], opts);
   if (d.metricsPort === undefined) throw new Error(`no "metrics on" line from the daemon:\n${d.log.join('\n')}`);
-  return Object.assign(d, { metricsPort: d.metricsPort });
+  const port = d.metricsPort;
+  return Object.assign(d, {
+    metricsPort: port,
+    metric: async (name: string, labels: Record<string, string> = {}) => metricValue(await metricsText(port), name, labels),
+  });
 }
