@@ -31,16 +31,15 @@
  * Keys for which the native postmap itself crashes (a Postfix 3.7 / libldap 2.5 bug) are listed,
  * not compared.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ExplainReport } from '../../src/explain/types.js';
 import { startDaemon, type RunningDaemon, runCli } from '../support/daemon.js';
 import { mapLimit } from '../support/map-limit.js';
 import { Rng, type Directory } from '../support/random-directory.js';
-import { seedSizesFromEnv, seedsFromEnv, setUpSeed } from '../support/random-seed.js';
+import { seedSizesFromEnv, seedsFromEnv, setUpSeed, reproDir } from '../support/random-seed.js';
 import { socketmapFrame } from '../support/socketmap-client.js';
 import { postmapOutcome, type PostmapOutcome, postmapRun, type PostmapRun, showPostmapRun } from '../support/postmap-run.js';
 
@@ -142,12 +141,6 @@ interface MapInfo {
   keys: string[];
   extra: string[];
   wide: boolean;
-}
-
-function reproDir(seed: number): string {
-  const d = join(tmpdir(), 'ldap-socketmap-diff-random-tcp', `seed-${seed}`);
-  mkdirSync(d, { recursive: true });
-  return d;
 }
 
 async function runSeed(seed: number): Promise<{ mismatches: Mismatch[]; report: string[] }> {
@@ -258,7 +251,7 @@ async function runSeed(seed: number): Promise<{ mismatches: Mismatch[]; report: 
     for (const d of reasonDiffs) report.push(`  temporary error, reason differs (timing): ${d}`);
 
     if (mismatches.length > 0) {
-      const d = reproDir(seed);
+      const d = reproDir('diff-random-tcp', seed);
       writeFileSync(join(d, 'directory.ldif'), dir.ldif);
       if (wideDir) writeFileSync(join(d, 'wide-directory.ldif'), wideDir.ldif);
       for (const [name, list] of perMap) {

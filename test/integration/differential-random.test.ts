@@ -26,13 +26,12 @@
  * Keys for which the native postmap itself crashes (a Postfix 3.7 / libldap 2.5 bug seen after a
  * URL with a bad filter) are listed in the report, not compared.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { mapLimit } from '../support/map-limit.js';
-import { seedSizesFromEnv, seedsFromEnv, setUpSeed } from '../support/random-seed.js';
+import { seedSizesFromEnv, seedsFromEnv, setUpSeed, reproDir } from '../support/random-seed.js';
 import { postmapOutcome, type PostmapOutcome, postmapRun, type PostmapRun, QUERY_ERROR_RE, showPostmapRun } from '../support/postmap-run.js';
 
 /**
@@ -175,12 +174,6 @@ async function compareMap(ctx: MapCtx, keys: string[]): Promise<Mismatch[]> {
 
 // ---------------------------------------------------------------------------------------
 
-function reproDir(seed: number): string {
-  const d = join(tmpdir(), 'ldap-socketmap-diff-random', `seed-${seed}`);
-  mkdirSync(d, { recursive: true });
-  return d;
-}
-
 function describeMismatch(m: Mismatch, cfText: string): string {
   return [
     `MISMATCH seed ${m.seed} map ${m.map} key ${JSON.stringify(m.key)}`,
@@ -198,7 +191,7 @@ async function runSeed(seed: number): Promise<{ mismatches: Mismatch[]; report: 
   try {
     if (process.env.DIFF_DUMP) {
       // Everything the seed generated, for reading (hunting aid).
-      const d = reproDir(seed);
+      const d = reproDir('diff-random', seed);
       writeFileSync(join(d, 'directory.ldif'), dir.ldif);
       if (wideDir) writeFileSync(join(d, 'wide-directory.ldif'), wideDir.ldif);
       for (const [name, m] of maps) writeFileSync(join(d, `${name}.cf`), m.text);
@@ -220,7 +213,7 @@ async function runSeed(seed: number): Promise<{ mismatches: Mismatch[]; report: 
       report.push(`seed ${seed} ${name} [${m.summary}] found=${ctx.stats.found} temp=${ctx.stats.temp} perkey-notfound=${ctx.stats.notfound} mismatches=${found.length} ${Date.now() - t0}ms${ctx.crashes.length ? ` native-crashes=${JSON.stringify(ctx.crashes)}` : ''}`);
       mismatches.push(...found);
       if (found.length > 0) {
-        const d = reproDir(seed);
+        const d = reproDir('diff-random', seed);
         writeFileSync(join(d, m.wide ? 'wide-directory.ldif' : 'directory.ldif'), m.wide ? wideDir!.ldif : dir.ldif);
         writeFileSync(join(d, `${name}.cf`), m.text);
         writeFileSync(join(d, `${name}-keys.txt`), keys.join('\n') + '\n');
