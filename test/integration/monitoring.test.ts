@@ -12,7 +12,8 @@ import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { REPO, socketmapFrame, startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { REPO, startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { socketmapFrame } from '../support/socketmap-client.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
 
