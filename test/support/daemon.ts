@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type CommandRun, runCommand } from './run.js';
+import { type CommandRun, runCommand, type RunOptions } from './run.js';
 import { metricsText, metricValue } from './metrics.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -27,7 +27,7 @@ const running = new Set<ChildProcess>();
 process.on('exit', () => { for (const p of running) p.kill('SIGKILL'); });
 
 /** Runs the built CLI (`node dist/cli/main.js ARGS`) to its end, like runCommand. */
-export function runCli(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<CommandRun> {
+export function runCli(args: string[], opts: RunOptions = {}): Promise<CommandRun> {
   return runCommand(process.execPath, [CLI, ...args], opts);
 }
 
