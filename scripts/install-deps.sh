@@ -39,6 +39,8 @@ command -v lintian >/dev/null 2>&1 || missing+=(lintian)
 command -v mandoc >/dev/null 2>&1 || missing+=(mandoc)
 command -v adduser >/dev/null 2>&1 || [ -x /usr/sbin/adduser ] || missing+=(adduser)
 command -v deb-systemd-helper >/dev/null 2>&1 || missing+=(init-system-helpers)
+# 389 Directory Server for the directory suite (npm run test:directories); never started as a service.
+[ -x /usr/sbin/dscreate ] && [ -x /usr/sbin/ns-slapd ] || missing+=(389-ds-base)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   say "missing: ${missing[*]}; installing them"
@@ -59,7 +61,7 @@ else
 fi
 
 # Fail loudly (not skip) if anything the integration tests need is still absent.
-for f in /usr/sbin/slapd /usr/sbin/slapadd /usr/bin/ldapsearch /usr/bin/ldapmodify /usr/sbin/adduser \
+for f in /usr/sbin/dscreate /usr/sbin/ns-slapd /usr/sbin/slapd /usr/sbin/slapadd /usr/bin/ldapsearch /usr/bin/ldapmodify /usr/sbin/adduser \
          /usr/sbin/postmap /usr/sbin/postfix /usr/lib/postfix/postfix-ldap.so /usr/sbin/saslpasswd2; do
   if [ ! -e "$f" ]; then
     echo "FATAL: $f is missing after installation" >&2

@@ -89,6 +89,8 @@ export class CachedMap<E> implements ServedMap<E>, InvalidatableCache {
   /** Bumped by every invalidate(); a fetch compares it with the value it started under. */
   private epoch = 0;
   private readonly invalidations: { epoch: number; match: InvalidationMatcher }[] = [];
+  /** While the change watcher is blind: how long (ms) an answer stays fresh at most (blind_cache_ttl). */
+  private freshCapMs: number | undefined;
   /** Passed to every lru.get(): otherwise lru-cache allocates an empty options object per call. */
   private readonly getOptions: LRUCache.GetOptions<string, Entry<E>, unknown> = {};
 
@@ -346,7 +348,7 @@ export class CachedMap<E> implements ServedMap<E>, InvalidatableCache {
     const outdated = startEpoch !== this.epoch && this.invalidatedSince(startEpoch, tracked?.deps, !isFound);
     // Accounted: the key, the form stored (not the shared NOTFOUND one), overhead, dependencies.
     const size = k.length + (isFound ? this.codec.size(encoded) : 0) + ENTRY_OVERHEAD_BYTES + (tracked?.bytes ?? 0);
-    const entry = new Entry(isFound ? 'found' : 'notfound', encoded, this.codec, now, outdated ? now : now + ttl, now + ttl + this.staleMs, tracked?.deps);
+    const entry = new Entry(isFound ? 'found' : 'notfound', encoded, this.codec, now, outdated ? now : now + (this.freshCapMs === undefined ? ttl : Math.min(ttl, this.freshCapMs)), now + ttl + this.staleMs, tracked?.deps);
     this.lru.set(k, entry, { size });
   }
 
@@ -369,6 +371,25 @@ export class CachedMap<E> implements ServedMap<E>, InvalidatableCache {
         e.expiresAt = now;
         n++;
       }
+    }
+    return n;
+  }
+
+  /**
+   * Caps how long answers stay fresh (undefined lifts the cap for answers stored from now on):
+   * while the change watcher cannot poll, changes go unseen, so answers fall back to a short TTL.
+   * Held answers older than the cap expire now (stale-if-error may still serve them). Returns
+   * how many expired now.
+   */
+  capFreshness(ms: number | undefined): number {
+    this.freshCapMs = ms;
+    if (ms === undefined || !this.lru) return 0;
+    const now = this.now();
+    let n = 0;
+    for (const e of this.lru.values()) {
+      if (now >= e.expiresAt || e.expiresAt <= e.storedAt + ms) continue;
+      e.expiresAt = Math.max(e.storedAt + ms, now);
+      if (e.expiresAt === now) n++;
     }
     return n;
   }

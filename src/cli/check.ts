@@ -1,6 +1,6 @@
 import { defaultDaemonLimits } from '../config/limits.js';
 import { ConfigError, formatWarning } from '../config/errors.js';
-import { changeMarkerLines } from '../freshness/check.js';
+import { changeMarkerReport } from '../freshness/check.js';
 import { redactSecrets, setLogLevel } from '../log.js';
 import { buildMaps } from '../chain/build.js';
 import { describeListen } from '../server/listener.js';
@@ -47,7 +47,11 @@ export async function runCheck(a: CommonArgs & { strict?: boolean }): Promise<nu
         await m.ldap.pool.ensureConnected();
         out.push(`  LDAP: connected${m.config.bind !== 'none' ? ' and bound' : ''}`);
         const settings = cfg.maps.find((e) => e.name === m.name)?.settings;
-        if (settings) out.push(...(await changeMarkerLines(m.ldap.pool, m.config.searchBase, settings)));
+        if (settings) {
+          const report = await changeMarkerReport(m.ldap.pool, m.config.searchBase, settings);
+          out.push(...report.lines);
+          if (!report.ok) bad++;
+        }
       } catch (err) {
         bad++;
         out.push(`  LDAP: FAILED: ${err instanceof Error ? err.message : String(err)}`);

@@ -33,6 +33,8 @@ export interface MapSettings {
   requestTimeout: number;
   /** Seconds between polls of the directory's change marker (0 = no change watcher for this map). */
   changePollInterval: number;
+  /** Seconds a cached answer stays fresh at most while the map's change watcher cannot poll (0 = normal TTLs). */
+  blindCacheTtl: number;
   /** LDAP searches in flight at once on the map's connection pool (0 = 32 per connection). */
   ldapMaxInFlight: number;
   /** Fetch member DNs in batches of entryDN searches (OpenLDAP, detected; exact per-DN fallback). */
@@ -142,6 +144,13 @@ export const MAP_SETTING_DEFS: { readonly [K in keyof MapSettings]: DefFor<MapSe
     min: 0,
     max: 86400,
     doc: 'seconds between polls of the directory change marker (contextCSN or modifyTimestamp); cached answers a change touched are expired (0 = off)',
+  },
+  blindCacheTtl: {
+    name: 'blind_cache_ttl',
+    kind: 'seconds',
+    default: 30,
+    min: 0,
+    doc: 'while the change watcher cannot poll because the server refuses the poll, cached answers stay fresh at most this long (0 = keep cache_ttl / cache_negative_ttl)',
   },
   ldapMaxInFlight: {
     name: 'ldap_max_in_flight',

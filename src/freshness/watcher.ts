@@ -8,6 +8,9 @@ import type { Dependencies } from '../cache/dependencies.js';
 import { isUnder, normalizeDn, rdnsOf, staticBase, withinRdns } from '../ldap/dn.js';
 import { ChangedEntry, FilterCache, mayMatch } from './match.js';
 import { describeContext, detectContexts, readContextCsn, stringValues, type MarkerKind, type WatchedContext } from './marker.js';
+import { describeCode } from '../ldap/result-codes.js';
+import { pollFailureAdvice } from './advice.js';
+import { pollUsn } from './markers/usn.js';
 
 /**
  * The change watcher of one LDAP connection pool (one server_host list): it polls a cheap change
@@ -88,6 +91,11 @@ export interface WatcherOptions {
   maxChanged?: number;
   /** A watcher failing (or not started) this long is reported as failing long. Default max(60 s, 10 intervals). */
   failingLongMs?: number;
+  /**
+   * While polls fail the watcher is blind: the maps' answers stay fresh at most this long
+   * (blind_cache_ttl), until a poll succeeds again. Undefined or 0: TTLs unchanged.
+   */
+  blindTtlMs?: number;
 }
 
 export interface WatcherStatus {
@@ -100,6 +108,10 @@ export interface WatcherStatus {
   lastError?: string;
   /** Not polled successfully for longer than failingLongMs. */
   failingLong: boolean;
+  /** The server refused the poll (a result code, not an outage): it will not fix itself. */
+  refused?: string;
+  /** What to do about the failure, when the server refused. */
+  advice?: string;
 }
 
 interface ContextState extends WatchedContext {
@@ -157,6 +169,9 @@ export class ChangeWatcher {
   private lastSuccess?: number;
   private failingSince?: number;
   private lastError?: string;
+  private lastRefusal?: { code: string; advice?: string };
+  /** The context whose poll is running (for advice when it fails). */
+  private polling?: ContextState;
   private readonly rlog = new RateLimitedLog(60_000);
   private readonly maxVerify: number;
   private readonly maxChanged: number;
@@ -216,6 +231,10 @@ export class ChangeWatcher {
     };
     if (this.failingSince !== undefined) s.failingForSec = Math.max(0, now - this.failingSince) / 1000;
     if (this.lastError !== undefined) s.lastError = this.lastError;
+    if (this.lastRefusal) {
+      s.refused = this.lastRefusal.code;
+      if (this.lastRefusal.advice !== undefined) s.advice = this.lastRefusal.advice;
+    }
     return s;
   }
 
@@ -234,37 +253,59 @@ export class ChangeWatcher {
     if (this.failingSince !== undefined) {
       log.info(`change watcher ${this.servers}: polling again after ${Math.round((this.now() - this.failingSince) / 1000)} s of failures; comparing with the state before`);
     }
+    if (this.failingSince !== undefined || this.lastSuccess === undefined) this.capCaches(undefined);
     this.lastSuccess = this.now();
     this.failingSince = undefined;
     this.lastError = undefined;
+    this.lastRefusal = undefined;
+  }
+
+  /** blind_cache_ttl: caps (or, with undefined, uncaps) how long the maps' answers stay fresh. */
+  private capCaches(ms: number | undefined): void {
+    const cap = ms !== undefined && ms > 0 ? ms : undefined;
+    if (ms !== undefined && cap === undefined) return;
+    for (const m of this.maps) m.cache.capFreshness(cap);
   }
 
   private failed(err: unknown): void {
     const msg = err instanceof Error ? err.message : String(err);
     this.opts.observer?.pollError?.(this.servers);
     this.lastError = msg;
+    const c = this.polling;
+    const advice = pollFailureAdvice(err, c?.marker, c?.server);
+    this.lastRefusal = err instanceof LdapFailure && err.code !== undefined ? { code: describeCode(err.code), ...(advice ? { advice } : {}) } : undefined;
+    const fix = advice ? `; fix: ${advice}` : '';
+    // A server that answers lookups but refuses the poll leaves the watcher blind for good: answers
+    // fall back to the short blind TTL. An outage (down, timeout) is left to stale-if-error as
+    // before: a lookup could not get a fresher answer anyway, only wait for the timeout.
+    const refused = this.lastRefusal !== undefined && !!this.opts.blindTtlMs;
+    const blind = refused ? `cached answers stay fresh at most ${this.opts.blindTtlMs! / 1000} s (blind_cache_ttl) until it can` : 'nothing is invalidated until it can';
+    if (refused) this.capCaches(this.opts.blindTtlMs);
     if (this.failingSince === undefined) {
       this.failingSince = this.now();
-      log.warn(`change watcher ${this.servers}: cannot poll the directory: ${msg}; nothing is invalidated until it can (stale-if-error still applies)`);
+      log.warn(`change watcher ${this.servers}: cannot poll the directory${c ? ` (${c.marker} under ${JSON.stringify(c.base)})` : ''}: ${msg}; ${blind} (stale-if-error still applies)${fix}`);
     } else {
-      this.rlog.emit('warn', 'poll', `change watcher ${this.servers}: still cannot poll the directory: ${msg}`);
+      this.rlog.emit('warn', 'poll', `change watcher ${this.servers}: still cannot poll the directory: ${msg}${fix}`);
     }
     if (!(err instanceof LdapFailure)) log.debug(`change watcher ${this.servers}: ${err instanceof Error ? err.stack : msg}`);
   }
 
   private async pollOnce(): Promise<void> {
+    this.polling = undefined;
     if (!this.contexts) {
       await this.detect();
       return;
     }
     for (const c of this.contexts) {
-      const batch = c.marker === 'contextCSN' ? await this.pollCsn(c) : await this.pollTimestamps(c);
+      this.polling = c;
+      const batch = c.marker === 'contextCSN' ? await this.pollCsn(c) : c.marker === 'entryUSN' ? await this.pollUsn(c) : await this.pollTimestamps(c);
       if (batch) this.apply(c, batch);
     }
-    const lost = this.contexts.find((c) => c.marker === 'contextCSN' && (c.csn ?? []).length === 0);
+    this.polling = undefined;
+    const lost = this.contexts.find((c) => (c.marker === 'contextCSN' && (c.csn ?? []).length === 0) || (c.marker === 'entryUSN' && c.usn === undefined));
     if (lost) {
-      // Without its contextCSN the context cannot be watched that way any more: choose again.
-      log.warn(`change watcher ${this.servers}: contextCSN of ${JSON.stringify(lost.base)} is gone; detecting the change marker again`);
+      // Without its contextCSN / lastusn the context cannot be watched that way any more: choose again.
+      log.warn(`change watcher ${this.servers}: the ${lost.marker} marker of ${JSON.stringify(lost.base)} is gone; detecting the change marker again`);
       this.contexts = undefined;
     }
   }
@@ -276,6 +317,7 @@ export class ChangeWatcher {
     const states: ContextState[] = [];
     for (const c of found) {
       const state: ContextState = { ...c, local: [], since: 0, seen: new Map() };
+      this.polling = state;
       if (c.marker === 'modifyTimestamp') await this.baseline(state);
       states.push(state);
     }
@@ -450,6 +492,22 @@ export class ChangeWatcher {
       else batch.deleted = missing;
     }
     c.csn = now;
+    return batch;
+  }
+
+  /** 389-ds USN plugin (markers/usn.ts): written entries by entryusn, deletions and renames by missing(). */
+  private async pollUsn(c: ContextState): Promise<ChangeBatch | undefined> {
+    if (!c.usn) return undefined;
+    const p = await pollUsn(this.pool, c.base, c.usn, this.maxChanged);
+    if (!p.moved) return undefined;
+    const batch: ChangeBatch = { changed: p.changed.map((e) => new ChangedEntry(normalizeDn(e.dn), e)), deleted: new Set() };
+    if (p.unexplained) batch.unexplained = p.unexplained;
+    else {
+      const missing = await this.missing(c);
+      if (missing === undefined) batch.unexplained = `more than ${this.maxVerify} cached DNs to check for deletions`;
+      else batch.deleted = missing;
+    }
+    c.usn = p.now === undefined ? undefined : { backend: c.usn.backend, value: p.now };
     return batch;
   }
 

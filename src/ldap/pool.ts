@@ -2,7 +2,8 @@ import type { Scope, SearchRequest } from './search-request.js';
 import type { Entry, Filter } from 'ldapts';
 import { RateLimitedLog, registerSecret } from '../log.js';
 import { DnBatcher } from './batch.js';
-import { connectAny, withDeadline, type ConnectionSettings, type OpenConnection, type ServerTarget } from './connect.js';
+import { ServerBreakers, type BreakerState, type BreakerStatus } from './breaker.js';
+import { connectAny, connectServer, withDeadline, type ConnectionSettings, type OpenConnection, type ServerTarget } from './connect.js';
 import { LDAP_REFERRAL, LdapFailure, toLdapFailure } from './errors.js';
 import { Admission } from './admission.js';
 import { DEREF, parsedFilter } from './filter-cache.js';
@@ -20,6 +21,8 @@ export interface PoolObserver {
   queued?(servers: string, delta: number): void;
   /** A queued search gave up waiting for admission (answered as a timeout). */
   queueTimeout?(servers: string): void;
+  /** A server's circuit breaker opened (it timed out or could not be reached) or closed (a probe answered). */
+  breaker?(server: string, state: BreakerState, reason: string): void;
   /**
    * One batched member fetch (batch_member_fetch) on the pool `servers`: `answered` DNs came
    * from the one search, `fallback` DNs were sent on to their own base search.
@@ -41,6 +44,9 @@ export interface PoolOptions {
    * others fail too.
    */
   serverBackoffMaxMs?: number;
+  /** First probe of a failing server after this long, doubling per failed probe (see breaker.ts). */
+  probeMinMs?: number;
+  probeMaxMs?: number;
   /**
    * How long a search may wait for admission when maxInFlight searches are already running
    * (default: the map's timeout). A hung server cannot make requests pile up without bound.
@@ -94,6 +100,19 @@ export class LdapPool {
     });
     registerSecret(settings.bindPw);
     if (settings.chaseReferrals === true) this.chaser = new ReferralChaser(settings);
+    this.breakers = new ServerBreakers((server) => this.probe(server), {
+      probeMinMs: opts.probeMinMs,
+      probeMaxMs: opts.probeMaxMs,
+      changed: (server, state, reason) => o?.breaker?.(server, state, reason),
+    });
+  }
+
+  /** One circuit breaker per server: failing servers are skipped until a probe answers. */
+  private readonly breakers: ServerBreakers;
+
+  /** Servers whose circuit breaker is open now (for /readyz, explain and tests). */
+  get failingServers(): BreakerStatus[] {
+    return this.breakers.status();
   }
 
   /** Follows referrals for chase_referrals = yes; absent otherwise (a referral is an error). */
@@ -280,8 +299,11 @@ export class LdapPool {
         return;
       }
       // Like dict_ldap after a client-side timeout, give up on this connection: a server that
-      // does not answer one search is unlikely to answer the others queued behind it.
-      this.dropConnection(slot, new LdapFailure('timeout', `search timed out after ${this.timeoutMs} ms`, undefined, conn.server));
+      // does not answer one search is unlikely to answer the others queued behind it. Nor will
+      // it answer the next lookups: its breaker opens, and they skip it.
+      const f = new LdapFailure('timeout', `search timed out after ${this.timeoutMs} ms`, undefined, conn.server);
+      this.dropConnection(slot, f);
+      this.trip(conn.server, f);
     }, this.timeoutMs);
     this.corkForTick(slot, conn);
     try {
@@ -357,7 +379,13 @@ export class LdapPool {
         new LdapFailure(this.lastFailure.kind, `${this.lastFailure.message} (next connect attempt in ${this.retryAt - now} ms)`, this.lastFailure.code),
       );
     }
-    slot.connecting = connectAny(this.settings, this.serverOrder(now), (server, err) => {
+    const order = this.serverOrder(now);
+    if (order.length === 0) {
+      return Promise.reject(new LdapFailure('down', `no LDAP server is tried until one answers a probe again: ${this.breakers.describe()}`));
+    }
+    slot.connecting = connectAny(this.settings, order, (server, err) => {
+      // A timeout or an unreachable server opens its breaker; an answer (a bind refusal) does not.
+      if (err.code === undefined && (err.kind === 'timeout' || err.kind === 'down')) this.trip(server.url, err);
       const n = (this.serverFailures.get(server.url) ?? 0) + 1;
       this.serverFailures.set(server.url, n);
       const min = this.opts.backoffMinMs ?? 250;
@@ -412,12 +440,47 @@ export class LdapPool {
     return Math.min(max, min * 2 ** Math.max(0, this.failures - 1));
   }
 
-  /** Servers in configured order, those that failed recently moved to the end (still tried). */
+  /**
+   * Servers in configured order, those that failed recently moved to the end (still tried),
+   * those whose circuit breaker is open left out.
+   */
   private serverOrder(now: number): ServerTarget[] {
     const up: ServerTarget[] = [];
     const down: ServerTarget[] = [];
-    for (const s of this.settings.servers) ((this.serverDownUntil.get(s.url) ?? 0) > now ? down : up).push(s);
+    for (const s of this.settings.servers) {
+      if (this.breakers.isOpen(s.url)) continue;
+      ((this.serverDownUntil.get(s.url) ?? 0) > now ? down : up).push(s);
+    }
     return [...up, ...down];
+  }
+
+  /**
+   * Opens the breaker of `url` and ends every connection to it: searches waiting on them get
+   * their temporary error now instead of each waiting out its own timeout.
+   */
+  private trip(url: string, why: LdapFailure): void {
+    const server = this.settings.servers.find((s) => s.url === url);
+    if (!server || this.closed) return;
+    const wasOpen = this.breakers.isOpen(url);
+    this.breakers.trip(server, why);
+    if (wasOpen) return;
+    const f = new LdapFailure(why.kind, `${why.message}; circuit breaker opened for ${url}`, why.code, url);
+    for (const slot of this.slots) if (slot.conn?.server === url) this.dropConnection(slot, f);
+  }
+
+  /** The breaker's probe: connect and bind as the maps do, then read the root DSE, all within `timeout`. */
+  private async probe(server: ServerTarget): Promise<void> {
+    const conn = await connectServer(server, this.settings);
+    try {
+      await withDeadline(
+        conn.client.search('', { scope: 'base', filter: parsedFilter('(objectClass=*)'), attributes: ['1.1'], timeLimit: this.settings.timeoutSec, sizeLimit: 0 }),
+        this.timeoutMs,
+        `probe of ${server.url}`,
+        () => conn.socket.destroy(),
+      );
+    } finally {
+      conn.socket.destroy();
+    }
   }
 
   private dropConnection(slot: Slot, why: LdapFailure): void {
@@ -430,6 +493,7 @@ export class LdapPool {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.breakers.stop();
     await this.chaser?.close();
     this.admission.close();
     await Promise.all(

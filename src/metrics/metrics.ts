@@ -122,6 +122,7 @@ export class Metrics {
   private readonly ldapDuration: HistogramCells<'server'>;
   private readonly ldapConnections: Gauge<'server' | 'state'>;
   private readonly ldapConnectionEvents: Counter<'server' | 'event'>;
+  private readonly breakerOpen: Gauge<'server'>;
   private readonly clientConnections: Gauge<'protocol'>;
   private readonly clientConnectionsTotal: Counter<'protocol'>;
   private readonly protocolErrors: Counter<'protocol' | 'reason'>;
@@ -292,6 +293,18 @@ export class Metrics {
     });
     build.set({ version: opts.version ?? packageVersion(), node_version: process.version }, 1);
 
+    const breakerOpen = (this.breakerOpen = new Gauge({
+      name: 'ldap_socketmap_ldap_circuit_open',
+      help: 'Whether the LDAP server is being skipped (1) because it timed out or could not be reached, until a background probe answers (0).',
+      labelNames: ['server'],
+      registers,
+    }));
+    const breakerTransitions = new Counter({
+      name: 'ldap_socketmap_ldap_circuit_transitions_total',
+      help: 'Circuit breaker transitions per LDAP server: opened (timeout or unreachable) and closed (a probe answered).',
+      labelNames: ['server', 'state'],
+      registers,
+    });
     const ldapBatched = new Counter({
       name: 'ldap_socketmap_ldap_batched_dns_total',
       help: 'Member DNs of batched fetches (batch_member_fetch), by connection pool: answered by a batch search (a base search saved each), or sent on to their own base search (fallback).',
@@ -299,6 +312,11 @@ export class Metrics {
       registers,
     });
     this.poolObserver = {
+      breaker: (server, state) => {
+        this.ldapServer(server);
+        breakerOpen.set({ server }, state === 'open' ? 1 : 0);
+        breakerTransitions.inc({ server, state });
+      },
       batch: (servers, answered, fallback) => {
         ldapBatched.inc({ servers, result: 'answered' }, answered);
         ldapBatched.inc({ servers, result: 'fallback' }, fallback);
@@ -386,6 +404,16 @@ export class Metrics {
       },
     });
     new Gauge({
+      name: 'ldap_socketmap_change_watcher_blind',
+      help: 'Set to 1 while a change watcher cannot poll (changes go unseen; answers fall back to blind_cache_ttl); reason is the refusing result code by name, or unreachable.',
+      labelNames: ['servers', 'reason'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of watcherStatus()) if (s.state === 'failing') this.set({ servers: s.servers, reason: s.refused ?? 'unreachable' }, 1);
+      },
+    });
+    new Gauge({
       name: 'ldap_socketmap_change_marker',
       help: 'The change marker a watcher uses per naming context (contextCSN or modifyTimestamp); the value is always 1.',
       labelNames: ['servers', 'base', 'marker'],
@@ -467,6 +495,7 @@ export class Metrics {
     if (known) return known;
     this.openLdap.set(server, 0);
     this.ldapConnections.set({ server, state: 'open' }, 0);
+    this.breakerOpen.set({ server }, 0);
     for (const event of CONNECTION_EVENTS) this.ldapConnectionEvents.inc({ server, event }, 0);
     const requests = {} as Record<LdapOutcome, CounterCell>;
     for (const result of LDAP_OUTCOMES) requests[result] = this.ldapRequests.cell({ server, result });

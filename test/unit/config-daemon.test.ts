@@ -73,6 +73,7 @@ describe('settings table', () => {
       staleIfError: 600,
       requestTimeout: 30,
       changePollInterval: 5,
+      blindCacheTtl: 30,
       ldapMaxInFlight: 0,
       batchMemberFetch: false,
     });
