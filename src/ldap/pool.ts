@@ -3,7 +3,7 @@ import type { Entry, Filter } from 'ldapts';
 import { RateLimitedLog, registerSecret } from '../log.js';
 import { DnBatcher } from './batch.js';
 import { ServerBreakers, type BreakerState, type BreakerStatus } from './breaker.js';
-import { connectAny, connectServer, withDeadline, type ConnectionSettings, type OpenConnection, type ServerTarget } from './connect.js';
+import { connectAny, connectServer, StartTlsFailure, withDeadline, type ConnectionSettings, type OpenConnection, type ServerTarget } from './connect.js';
 import { LDAP_REFERRAL, LdapFailure, toLdapFailure } from './errors.js';
 import { Admission } from './admission.js';
 import { DEREF, parsedFilter } from './filter-cache.js';
@@ -384,8 +384,10 @@ export class LdapPool {
       return Promise.reject(new LdapFailure('down', `no LDAP server is tried until one answers a probe again: ${this.breakers.describe()}`));
     }
     slot.connecting = connectAny(this.settings, order, (server, err) => {
-      // A timeout or an unreachable server opens its breaker; an answer (a bind refusal) does not.
-      if (err.code === undefined && (err.kind === 'timeout' || err.kind === 'down')) this.trip(server.url, err);
+      // A timeout or an unreachable server opens its breaker; an answer (a bind refusal, a
+      // StartTLS refused or failing its certificate check: libldap stops at those and never tries
+      // the next server) does not.
+      if (err.code === undefined && (err.kind === 'timeout' || err.kind === 'down') && !(err instanceof StartTlsFailure && err.kind !== 'timeout')) this.trip(server.url, err);
       const n = (this.serverFailures.get(server.url) ?? 0) + 1;
       this.serverFailures.set(server.url, n);
       const min = this.opts.backoffMinMs ?? 250;

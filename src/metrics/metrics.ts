@@ -128,6 +128,7 @@ export class Metrics {
   private readonly protocolErrors: Counter<'protocol' | 'reason'>;
   private readonly oversize: Counter<'map' | 'protocol'>;
   private readonly clientRejected: Counter<'protocol'>;
+  private readonly clientDenied: Counter<'protocol'>;
   private readonly clientTimeouts: Counter<'protocol' | 'kind'>;
   private readonly clientMax: Gauge;
   private readonly ldapQueueTimeouts: Counter<'servers'>;
@@ -243,6 +244,12 @@ export class Metrics {
       labelNames: ['protocol'],
       registers,
     });
+    this.clientDenied = new Counter({
+      name: 'ldap_socketmap_client_connections_denied_total',
+      help: 'Client connections closed unanswered because the peer address is not in client_allow (inet listeners).',
+      labelNames: ['protocol'],
+      registers,
+    });
     this.clientTimeouts = new Counter({
       name: 'ldap_socketmap_client_timeouts_total',
       help: 'Client connections closed by the daemon: idle longer than idle_timeout, or a request not complete within request_read_timeout (read).',
@@ -256,6 +263,7 @@ export class Metrics {
     });
     for (const protocol of ['socketmap', 'tcp_table']) {
       this.clientRejected.inc({ protocol }, 0);
+      this.clientDenied.inc({ protocol }, 0);
       for (const kind of ['idle', 'read']) this.clientTimeouts.inc({ protocol, kind }, 0);
     }
     const ldapLoad = this.ldapLoad;
@@ -367,6 +375,7 @@ export class Metrics {
       },
       protocolError: (protocol, reason) => this.protocolErrors.inc({ protocol, reason }),
       rejected: (protocol) => this.clientRejected.inc({ protocol }),
+      denied: (protocol) => this.clientDenied.inc({ protocol }),
       timedOut: (protocol, kind) => this.clientTimeouts.inc({ protocol, kind }),
     };
 

@@ -97,7 +97,7 @@ describe('man pages', () => {
     const page = readFileSync(PAGE8, 'utf8');
     const help = await runCli(['--help']);
     const commands = [...help.output.matchAll(/^\s+ldap-socketmap ([a-z]+(?: [a-z]+)?)(?= |$)/gm)].map((m) => m[1]!).filter((c) => c !== 'completion');
-    expect(commands.sort()).toEqual(['cache flush', 'check', 'explain', 'query', 'serve']);
+    expect(commands.sort()).toEqual(['cache flush', 'check', 'explain', 'migrate', 'query', 'serve', 'verify']);
     for (const c of commands) expect(page, c).toMatch(new RegExp(`^\\.SS ${c}$`, 'm'));
     const serve = readFileSync(resolve(REPO, 'src/cli/serve.ts'), 'utf8');
     const signals = [...new Set([...serve.matchAll(/process\.on\('(SIG[A-Z0-9]+)'/g)].map((m) => m[1]!))];

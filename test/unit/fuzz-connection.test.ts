@@ -14,6 +14,7 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CachedMap } from '../../src/cache/cache-map.js';
+import { Uncached } from '../../src/cache/uncached.js';
 import { DeadlineMap } from '../../src/lookup/deadline.js';
 import type { LookupMap } from '../../src/contracts/map.js';
 import { found, NOTFOUND, temp, type LookupResult } from '../../src/contracts/result.js';
@@ -22,7 +23,6 @@ import { serveConnection, type ConnectionHooks } from '../../src/server/connecti
 import { socketmapProtocol, type MapRegistry } from '../../src/server/handlers.js';
 import { prng as rng, int } from '../support/prng.js';
 import { socketmapAnswers, type SocketmapForm } from '../../src/protocol/socketmap-answers.js';
-import { Uncached } from '../../src/cache/uncached.js';
 import { sleep } from '../support/wait.js';
 import { frame } from '../support/socketmap-client.js';
 
@@ -48,9 +48,9 @@ const map: LookupMap = {
 const cached = new DeadlineMap(new CachedMap(map, { ttlSec: 3600, negativeTtlSec: 3600, maxEntries: 1000, maxBytes: 1 << 20, staleIfErrorSec: 0 }, socketmapAnswers()), 10_000);
 /** Answers after 400 ms: longer than the idle_timeout of the timeout tests. */
 const slow: LookupMap = { name: 'slow', lookup: async (key) => { await sleep(400); return answerFor(Buffer.from(key)); } };
-/** Served as the daemon serves a map without a cache: behind Uncached, which has nothing ready. */
-const served = { m: new Uncached<SocketmapForm>(map), slow: new Uncached<SocketmapForm>(slow) };
-const registry: MapRegistry = { get: (n) => (n === 'm' ? served.m : n === 'c' ? cached : n === 'slow' ? served.slow : undefined), names: () => ['m', 'c', 'slow'] };
+/** The servers take ServedMaps: the uncached ones as the chain builder makes them without a cache. */
+const served = { m: new Uncached<SocketmapForm>(map), c: cached, slow: new Uncached<SocketmapForm>(slow) };
+const registry: MapRegistry = { get: (n) => (n === 'm' || n === 'c' || n === 'slow' ? served[n] : undefined), names: () => ['m', 'c', 'slow'] };
 
 const MAX_REQUEST = 1024;
 
