@@ -10,14 +10,14 @@
  *   error counter, /readyz 503 with the refusal, `check` failing with the same advice — and
  *   cached answers fall back to blind_cache_ttl, so changes still show within it.
  */
-import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { runCli, startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { bulkLdif, startDs389, type Ds389 } from '../support/ds389.js';
 import { bigListLdif } from '../support/fixtures.js';
 import { cfTemplate, classify, expandTemplate, makePostfixConfigDir, postmapQuery, valueOf, writeCf } from '../support/postfix.js';
 import { directoryLdif } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
+import { sleep } from '../support/wait.js';
 
 const POLL_S = 1;
 /** "within a few poll intervals", measured from the moment ldapmodify returned. */
@@ -51,8 +51,6 @@ cn: fresh-doomed
 listName: fresh-doomed
 mail: doomed@example.org
 `;
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 interface Setup {
   ds: Ds389;
@@ -118,14 +116,6 @@ async function scrape(s: Setup): Promise<string> {
   return (await fetch(`http://127.0.0.1:${s.adminPort}/metrics`)).text();
 }
 
-function runCli(args: string[]): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: `${stdout}${stderr}` });
-    });
-  });
-}
-
 describe('389-ds with the USN plugin: lastusn / entryusn', () => {
   it('picks the USN marker and reports it on /readyz', async () => {
     expect(usn.daemon.log.join('\n')).toMatch(/change watcher .*: lastusn;userroot and \(entryusn>=LAST\) under "dc=example,dc=org" \(389-ds USN plugin\): sees additions, modifications, deletions and renames; maps aliases, mailboxes/);
@@ -164,10 +154,10 @@ describe('389-ds with the USN plugin: lastusn / entryusn', () => {
   }, 120_000);
 
   it('check runs a real poll of the USN marker', async () => {
-    const r = await runCli(['check', '--map', `aliases=${usn.files.aliases}`]);
-    expect(r.out).toMatch(/change marker: lastusn;userroot and \(entryusn>=LAST\) under "dc=example,dc=org" \(389-ds USN plugin\)/);
-    expect(r.out).toMatch(/change marker poll: ok \(\d+ ms\)/);
-    expect(r.code, r.out).toBe(0);
+    const r = await runCli(['check', '--map', `aliases=${usn.files.aliases}`], { timeoutMs: 60_000 });
+    expect(r.output).toMatch(/change marker: lastusn;userroot and \(entryusn>=LAST\) under "dc=example,dc=org" \(389-ds USN plugin\)/);
+    expect(r.output).toMatch(/change marker poll: ok \(\d+ ms\)/);
+    expect(r.code, r.output).toBe(0);
   }, 60_000);
 });
 
@@ -201,11 +191,11 @@ describe('389-ds without the USN plugin: the modifyTimestamp poll is refused (ad
   }, 60_000);
 
   it('check runs the poll, fails, and gives 389-ds advice', async () => {
-    const r = await runCli(['check', '--map', `aliases=${blind.files.aliases}`]);
-    expect(r.out).toMatch(/change marker: \(modifyTimestamp>=LAST\) under "dc=example,dc=org"/);
-    expect(r.out).toMatch(/change marker poll: FAILED: adminLimitExceeded \(11\): the watcher would be blind/);
-    expect(r.out).toMatch(/dsconf INSTANCE plugin usn enable/);
-    expect(r.out).not.toMatch(/syncprov/);
+    const r = await runCli(['check', '--map', `aliases=${blind.files.aliases}`], { timeoutMs: 60_000 });
+    expect(r.output).toMatch(/change marker: \(modifyTimestamp>=LAST\) under "dc=example,dc=org"/);
+    expect(r.output).toMatch(/change marker poll: FAILED: adminLimitExceeded \(11\): the watcher would be blind/);
+    expect(r.output).toMatch(/dsconf INSTANCE plugin usn enable/);
+    expect(r.output).not.toMatch(/syncprov/);
     expect(r.code).toBe(1);
   }, 60_000);
 });

@@ -4,9 +4,8 @@
  * directory past 389-ds's lookthrough limit (5 000 candidates), bound as an ordinary entry (not
  * the Directory Manager, to whom no limit applies).
  */
-import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { startDaemonWithMetrics, type DaemonWithMetrics } from '../support/daemon.js';
 import { bulkLdif, startDs389, type Ds389 } from '../support/ds389.js';
 import { COMMON_KEYS, listKeys, mailKeys, MAP_KEYS } from '../support/differential-keys.js';
 import { bigListExpected, bigListLdif } from '../support/fixtures.js';
@@ -21,7 +20,7 @@ const BULK = 4000;
 const BATCH_MAPS = ['aliases', 'aliases-urls', 'leaf', 'terminal', 'recursion-limit-3', 'expansion-limit-3', 'size-limit-2'];
 
 let ds: Ds389;
-let daemon: RunningDaemon;
+let daemon: DaemonWithMetrics;
 let confDir: string;
 const cf = new Map<string, string>();
 const counts: string[] = [];
@@ -42,8 +41,8 @@ beforeAll(async () => {
   const maps: string[] = [];
   for (const [name, file] of cf) maps.push('--map', `${name}=${file}`);
   for (const m of BATCH_MAPS) maps.push('--map', `batch-${m}=${cf.get(m)}`, '--set', `map.batch-${m}.batch_member_fetch=yes`);
-  daemon = await startDaemon([
-    '--socketmap', 'inet:127.0.0.1:0', '--metrics', '127.0.0.1:0', '--log-level', 'info',
+  daemon = await startDaemonWithMetrics([
+    '--socketmap', 'inet:127.0.0.1:0', '--log-level', 'info',
     '--set', 'cache_ttl=0', '--set', 'cache_negative_ttl=0', '--set', 'change_poll_interval=0',
     ...maps,
   ]);
@@ -58,24 +57,6 @@ afterAll(async () => {
 
 function show(r: PostmapResult): string {
   return `${classify(r)} ${r.stdout.length > 300 ? `${r.stdout.slice(0, 300)}…(${r.stdout.length})` : r.stdout}`;
-}
-
-function metric(name: string, labels: Record<string, string>): Promise<number> {
-  return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port: daemon.metricsPort, path: '/metrics' }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => { body += d.toString('utf8'); });
-      res.on('end', () => {
-        let sum = 0;
-        for (const line of body.split('\n')) {
-          if (!line.startsWith(`${name}{`)) continue;
-          if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
-          sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-        }
-        resolve(sum);
-      });
-    }).on('error', reject);
-  });
 }
 
 /** Native, the daemon, and (when given) the daemon with batching: same outcome and bytes per key. */
@@ -138,7 +119,7 @@ describe('389-ds: socketmap answers equal native ldap: answers (bound as an ordi
 describe('389-ds: batch_member_fetch', () => {
   it('is detected (389-ds answers entrydn equality) and fetches big1500 in batches of 100', async () => {
     const key = 'big1500@example.org';
-    const answered0 = await metric('ldap_socketmap_ldap_batched_dns_total', { result: 'answered' });
+    const answered0 = await daemon.metric('ldap_socketmap_ldap_batched_dns_total', { result: 'answered' });
     ds.resetSearches();
     const b = await postmapQuery(confDir, daemon.table('batch-aliases'), key);
     const batched = await ds.searches();
@@ -158,16 +139,16 @@ describe('389-ds: batch_member_fetch', () => {
     const batches = batched.filter((s) => /entrydn=/i.test(s.filter));
     expect(batches.length).toBe(15);
     expect(batched.length).toBeLessThanOrEqual(18);
-    expect(await metric('ldap_socketmap_ldap_batched_dns_total', { result: 'answered' })).toBe(answered0 + 1500);
+    expect(await daemon.metric('ldap_socketmap_ldap_batched_dns_total', { result: 'answered' })).toBe(answered0 + 1500);
     counts.push(`big1500: native ${native.length} searches (${Math.round(nativeMs)} ms), daemon ${plain.length}, batched ${batched.length} (${batches.length} entrydn batches)`);
   }, 120_000);
 
   it('odd DN spellings and missing members fall back to their own base searches', async () => {
-    const f0 = await metric('ldap_socketmap_ldap_batched_dns_total', { result: 'fallback' });
+    const f0 = await daemon.metric('ldap_socketmap_ldap_batched_dns_total', { result: 'fallback' });
     for (const key of ['odd-dn@example.org', 'ghost@example.org']) {
       const [n, b] = await Promise.all([postmapQuery(confDir, `ldap:${cf.get('aliases')}`, key), postmapQuery(confDir, daemon.table('batch-aliases'), key)]);
       expect(show(b)).toBe(show(n));
     }
-    expect(await metric('ldap_socketmap_ldap_batched_dns_total', { result: 'fallback' })).toBeGreaterThan(f0);
+    expect(await daemon.metric('ldap_socketmap_ldap_batched_dns_total', { result: 'fallback' })).toBeGreaterThan(f0);
   }, 60_000);
 });

@@ -4,18 +4,18 @@
  * value and new keys TEMP at once, through the real `postmap -q`; a second server_host takes
  * over at once; after SIGCONT a background probe closes the breaker and fresh answers return.
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { socketmapFrame, type RunningDaemon } from '../support/daemon.js';
+import { startDaemonWithMetrics, type DaemonWithMetrics } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, valueOf, writeCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
-import { httpGet, metricsText, metricValue, sleep, startDaemonWithMetrics, waitFor } from './hardening-support.js';
+import { httpRequest } from '../support/http.js';
+import { socketmapFrame } from '../support/socketmap-client.js';
+import { makeTmpDir } from '../support/tmp.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 let hung: Slapd;
 let spare: Slapd;
-let daemon: RunningDaemon;
+let daemon: DaemonWithMetrics;
 let confDir: string;
 let nativeCf: string;
 
@@ -34,13 +34,13 @@ async function timed(table: string, key: string): Promise<{ ms: number; outcome:
 }
 
 async function breakerOpen(server: string): Promise<number> {
-  return metricValue(await metricsText(daemon.metricsPort!), 'ldap_socketmap_ldap_circuit_open', { server });
+  return daemon.metric('ldap_socketmap_ldap_circuit_open', { server });
 }
 
 beforeAll(async () => {
   [hung, spare] = await Promise.all([startSlapd({ ldif: directoryLdif() }), startSlapd({ ldif: directoryLdif() })]);
   confDir = await makePostfixConfigDir();
-  const dir = mkdtempSync(join(tmpdir(), 'lsm-breaker-'));
+  const dir = makeTmpDir('breaker-');
   nativeCf = writeCf(dir, 'native.cf', `server_host = ${hung.url}\n${GROUPS_CF}`, {});
   const single = writeCf(dir, 'single.cf', `server_host = ${hung.url}\n${GROUPS_CF}`, {});
   const pair = writeCf(dir, 'pair.cf', `server_host = ${hung.url} ${spare.url}\n${GROUPS_CF}`, {});
@@ -101,7 +101,7 @@ describe('circuit breaker on a hung directory (timeout = 10)', () => {
       await timed(sm('pair'), 'nobody@example.org');
       for (const key of NEW_KEYS) {
         const r = await timed(sm('pair'), key);
-        const native = await postmapQuery(confDir, `ldap:${writeCf(mkdtempSync(join(tmpdir(), 'lsm-breaker-spare-')), 'spare.cf', `server_host = ${spare.url}\n${GROUPS_CF}`, {})}`, key);
+        const native = await postmapQuery(confDir, `ldap:${writeCf(makeTmpDir('breaker-spare-'), 'spare.cf', `server_host = ${spare.url}\n${GROUPS_CF}`, {})}`, key);
         expect(r.outcome).toBe(classify(native));
         if (r.outcome === 'found') expect(r.value).toBe(valueOf(native));
         times.push(r.ms);
@@ -110,9 +110,9 @@ describe('circuit breaker on a hung directory (timeout = 10)', () => {
       for (const ms of times) expect(ms).toBeLessThan(2_000);
       console.log(`circuit breaker: postmap answers while open took ${times.join(', ')} ms, the daemon's TEMP ${raw.join(', ')} ms (first lookup ${first.ms} ms)`);
 
-      const ready = JSON.parse((await httpGet(daemon.metricsPort!, '/readyz')).body) as { maps: Record<string, { failingServers?: { server: string }[] }> };
+      const ready = JSON.parse((await httpRequest(daemon.metricsPort, '/readyz', 'GET', 10_000)).body) as { maps: Record<string, { failingServers?: { server: string }[] }> };
       expect(ready.maps.single!.failingServers?.map((f) => f.server)).toEqual([server]);
-      const explain = JSON.parse((await httpGet(daemon.metricsPort!, `/explain?map=single&key=${encodeURIComponent(NEW_KEYS[0]!)}`)).body) as { notes: string[] };
+      const explain = JSON.parse((await httpRequest(daemon.metricsPort, `/explain?map=single&key=${encodeURIComponent(NEW_KEYS[0]!)}`, 'GET', 10_000)).body) as { notes: string[] };
       expect(explain.notes.some((n) => n.startsWith(`circuit breaker open for ${server}`))).toBe(true);
     } finally {
       hung.resume();
@@ -123,7 +123,7 @@ describe('circuit breaker on a hung directory (timeout = 10)', () => {
     const native = await postmapQuery(confDir, `ldap:${nativeCf}`, 'deep2@example.org');
     expect(classify(fresh)).toBe(classify(native));
     expect(valueOf(fresh)).toBe(valueOf(native));
-    const transitions = metricValue(await metricsText(daemon.metricsPort!), 'ldap_socketmap_ldap_circuit_transitions_total', { server, state: 'closed' });
+    const transitions = await daemon.metric('ldap_socketmap_ldap_circuit_transitions_total', { server, state: 'closed' });
     expect(transitions).toBeGreaterThanOrEqual(1);
   }, 120_000);
 });

@@ -12,16 +12,18 @@
  *   and none once the setting is given; a bad network is a config error (exit 2).
  * Only loopback traffic: the 0.0.0.0 and [::] listeners are reached through 127.0.0.x and ::1.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { CLI, runCli, startDaemon, startDaemonWithMetrics, type RunningDaemon } from '../support/daemon.js';
+import { metricsText, metricValue } from '../support/metrics.js';
 import { classify, makePostfixConfigDir, postmapQuery, valueOf, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, freePort, startSlapd, type Slapd } from '../support/slapd.js';
+import { frame } from '../support/socketmap-client.js';
 import { makeTmpDir } from '../support/tmp.js';
-import { frame, metricsText, metricValue, startDaemonWithMetrics, waitFor } from './hardening-support.js';
+import { waitFor } from '../support/wait.js';
 
 const KEY = 'sales@example.org';
 const DENIED = 'ldap_socketmap_client_connections_denied_total';
@@ -95,14 +97,8 @@ async function denied(d: RunningDaemon, protocol: string): Promise<number> {
   return metricValue(await metricsText(d.metricsPort!), DENIED, { protocol });
 }
 
-function run(args: string[]): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((res) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: 30_000, env: { ...process.env, JOURNAL_STREAM: '' } }, (err, _stdout, stderr) => {
-      const code = err ? ((err as { code?: number }).code ?? null) : 0;
-      res({ code: typeof code === 'number' ? code : null, stderr: String(stderr) });
-    });
-  });
-}
+/** The CLI as a shell would start it (no journal on stderr). */
+const run = (args: string[]) => runCli(args, { env: { JOURNAL_STREAM: '' } });
 
 const linesMatching = (d: RunningDaemon, re: RegExp): string[] => d.log.filter((l) => re.test(l));
 

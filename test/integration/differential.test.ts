@@ -4,15 +4,14 @@
  * daemon, started as users start it) must print the same bytes and end the same way
  * (found / not found / temporary error).
  */
-import { mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { bigListLdif } from '../support/fixtures.js';
 import { classify, makePostfixConfigDir, postmapBatch, postmapQueryAll, type PostmapResult } from '../support/postfix.js';
 import { deadPort, directoryLdif, FIXTURES_DIR, startSlapd, type Slapd } from '../support/slapd.js';
 import { writeFixtureCf } from '../support/postfix.js';
+import { makeTmpDir } from '../support/tmp.js';
 import { COMMON_KEYS, listKeys, MAP_KEYS, mailKeys } from '../support/differential-keys.js';
 
 let slapd: Slapd;
@@ -23,7 +22,7 @@ const cf = new Map<string, string>();
 beforeAll(async () => {
   slapd = await startSlapd({ ldif: [directoryLdif(), bigListLdif('big1500', 1500)] });
   confDir = await makePostfixConfigDir();
-  const dir = mkdtempSync(join(tmpdir(), 'lsm-diff-'));
+  const dir = makeTmpDir('diff-');
   const vars = { LDAP_URL: slapd.url, LDAP_HOST: slapd.host, LDAP_PORT: String(slapd.port), DEAD_PORT: String(deadPort()) };
   for (const f of readdirSync(FIXTURES_DIR).filter((n) => n.endsWith('.cf.in'))) {
     const name = f.replace(/\.cf\.in$/, '');

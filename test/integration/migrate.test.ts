@@ -6,7 +6,6 @@
  * backups and `postfix check`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
@@ -14,18 +13,10 @@ import { cfVars } from '../support/fixtures.js';
 import { backdate, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
+import { type CommandRun, runCommand } from '../support/run.js';
 
-interface Run { code: number; stdout: string; stderr: string }
-
-function run(cmd: string, args: string[], timeoutMs = 240_000): Promise<Run> {
-  return new Promise((res, rej) => {
-    execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err && typeof (err as NodeJS.ErrnoException).code === 'string') return rej(err);
-      const code = err ? ((err as { code?: number }).code ?? 1) : 0;
-      res({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
-}
+/** migrate and verify walk whole Postfix configs: four minutes by default. */
+const run = (cmd: string, args: string[]) => runCommand(cmd, args, { timeoutMs: 240_000 });
 const cli = (args: string[]) => run(process.execPath, [CLI, ...args]);
 const postconf = (dir: string, args: string[]) => run('/usr/sbin/postconf', ['-c', dir, ...args]);
 
@@ -94,7 +85,7 @@ afterAll(async () => {
 
 describe('migrate', () => {
   let out: string;
-  let result: Run;
+  let result: CommandRun;
 
   beforeAll(async () => {
     out = makeTmpDir('migrate-out-');

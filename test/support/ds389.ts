@@ -20,11 +20,13 @@
  * Cleanup: stop()/destroy() from the test, a synchronous exit hook, and a detached shell
  * watchdog that kills ns-slapd and removes the temp dir when this Node process is gone.
  */
-import { spawn, spawnSync, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, cpSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, TEST_SCHEMA } from './slapd.js';
 import { makeTmpDir } from './tmp.js';
+import { type CommandRun, runCommand, type RunOptions } from './run.js';
+import { sleep } from './wait.js';
 
 const DSCREATE = '/usr/sbin/dscreate';
 const NS_SLAPD = '/usr/sbin/ns-slapd';
@@ -71,7 +73,7 @@ export interface Ds389 {
   modify(ldif: string): Promise<void>;
   delete(dn: string): Promise<void>;
   /** ldapsearch output (LDIF) as the given identity ('root' or 'user'). */
-  search(as: 'root' | 'user', base: string, scope: 'base' | 'one' | 'sub', filter: string, attrs?: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
+  search(as: 'root' | 'user', base: string, scope: 'base' | 'one' | 'sub', filter: string, attrs?: string[]): Promise<CommandRun>;
   stop(): Promise<void>;
   start(): Promise<void>;
   destroy(): Promise<void>;
@@ -113,18 +115,8 @@ function spawnWatchdog(pid: number, dir: string): void {
 // ---------------------------------------------------------------------------------------
 // helpers
 
-function run(cmd: string, args: string[], input?: string, env?: NodeJS.ProcessEnv, timeoutMs = 120_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((res, rej) => {
-    const child = execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 256 * 1024 * 1024, env: env ?? process.env }, (err, stdout, stderr) => {
-      if (err && typeof (err as NodeJS.ErrnoException).code === 'string') return rej(new Error(`${cmd}: ${err.message}`));
-      const code = err ? ((err as { code?: number }).code ?? 1) : 0;
-      res({ code: typeof code === 'number' ? code : 1, stdout: String(stdout), stderr: String(stderr) });
-    });
-    // A tool that exits without reading its stdin must not turn into an EPIPE error here.
-    child.stdin?.on('error', () => {});
-    child.stdin?.end(input ?? '');
-  });
-}
+/** 389-ds tools get two minutes by default. */
+const run = (cmd: string, args: string[], opts: RunOptions = {}): Promise<CommandRun> => runCommand(cmd, args, { timeoutMs: 120_000, ...opts });
 
 function requireDs389(): void {
   for (const [f, pkg] of [[DSCREATE, '389-ds-base'], [NS_SLAPD, '389-ds-base'], [SYSTEM_DEFAULTS, '389-ds-base'], ['/usr/bin/ldapsearch', 'ldap-utils']] as const) {
@@ -258,10 +250,6 @@ function withAcis(ldif: string, suffix: string, bindDn: string): string {
   return lines.join('\n');
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
 export async function startDs389(opts: Ds389Options): Promise<Ds389> {
   requireDs389();
   installExitHook();
@@ -291,7 +279,7 @@ export async function startDs389(opts: Ds389Options): Promise<Ds389> {
     ].join('\n');
     writeFileSync(join(root, 'inst.inf'), inf, { mode: 0o600 });
     const t0 = performance.now();
-    const created = await run(DSCREATE, ['from-file', join(root, 'inst.inf')], undefined, { ...process.env, PREFIX: root });
+    const created = await run(DSCREATE, ['from-file', join(root, 'inst.inf')], { env: { PREFIX: root } });
     const createMs = performance.now() - t0;
     if (created.code !== 0) throw new Error(`dscreate failed (exit ${created.code}):\n${created.stdout}${created.stderr}`);
 
@@ -329,7 +317,7 @@ export async function startDs389(opts: Ds389Options): Promise<Ds389> {
 
     const ldapArgs = (as: 'root' | 'user'): string[] => ['-x', '-H', `ldap://127.0.0.1:${port}/`, '-D', as === 'root' ? rootDn : bindDn, '-w', as === 'root' ? rootPw : bindPw];
     const probe = async (): Promise<boolean> => {
-      const r = await run('/usr/bin/ldapsearch', [...ldapArgs('user'), '-o', 'nettimeout=2', '-b', '', '-s', 'base', PROBE_FILTER, '1.1'], undefined, undefined, 5000).catch(() => undefined);
+      const r = await run('/usr/bin/ldapsearch', [...ldapArgs('user'), '-o', 'nettimeout=2', '-b', '', '-s', 'base', PROBE_FILTER, '1.1'], { timeoutMs: 5000 }).catch(() => undefined);
       return r !== undefined && r.code === 0;
     };
     const launch = async (): Promise<void> => {
@@ -370,7 +358,7 @@ export async function startDs389(opts: Ds389Options): Promise<Ds389> {
 
     let logOffset = statSync(accessLog).size;
     const tool = async (cmd: string, args: string[], input?: string): Promise<void> => {
-      const r = await run(cmd, [...ldapArgs('root'), ...args], input);
+      const r = await run(cmd, [...ldapArgs('root'), ...args], { input });
       if (r.code !== 0) throw new Error(`${cmd} failed (exit ${r.code}): ${r.stderr}${r.stdout}`);
     };
     return {

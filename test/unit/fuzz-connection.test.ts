@@ -21,13 +21,13 @@ import { found, NOTFOUND, temp, type LookupResult } from '../../src/contracts/re
 import { encodeSocketmapReply } from '../../src/protocol/socketmap.js';
 import { serveConnection, type ConnectionHooks } from '../../src/server/connection.js';
 import { socketmapProtocol, type MapRegistry } from '../../src/server/handlers.js';
-import { prng as rng } from '../support/prng.js';
+import { prng as rng, int } from '../support/prng.js';
 import { socketmapAnswers, type SocketmapForm } from '../../src/protocol/socketmap-answers.js';
+import { sleep } from '../support/wait.js';
+import { frame } from '../support/socketmap-client.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20240607);
 
-const int = (r: () => number, n: number): number => Math.floor(r() * n);
-const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
 
 /** A map whose answer is a pure function of the key, sometimes after a delay. */
 function answerFor(key: Buffer): LookupResult {
@@ -52,7 +52,6 @@ const slow: LookupMap = { name: 'slow', lookup: async (key) => { await sleep(400
 const served = { m: new Uncached<SocketmapForm>(map), c: cached, slow: new Uncached<SocketmapForm>(slow) };
 const registry: MapRegistry = { get: (n) => (n === 'm' || n === 'c' || n === 'slow' ? served[n] : undefined), names: () => ['m', 'c', 'slow'] };
 
-const frame = (b: Buffer): Buffer => Buffer.concat([Buffer.from(`${b.length}:`), b, Buffer.from(',')]);
 const MAX_REQUEST = 1024;
 
 let server: net.Server;

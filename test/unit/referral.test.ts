@@ -1,4 +1,4 @@
-import { BerReader, BerWriter, ResultCodeError, SearchReference, SearchResponse } from 'ldapts';
+import { BerReader, BerWriter, SearchReference, SearchResponse, StatusCodeParser } from 'ldapts';
 import { describe, expect, it } from 'vitest';
 import { LDAP_REFERRAL, toLdapFailure } from '../../src/ldap/errors.js';
 import { clean, referenceUrls, referralsOf } from '../../src/ldap/ldapts-fixes.js';
@@ -23,8 +23,8 @@ describe('what ldapts is taught to keep (ldapts-fixes.ts)', () => {
     const r = new SearchResponse({ messageId: 1 });
     (r as unknown as { parseMessage(reader: BerReader): void }).parseMessage(new BerReader(resultBody(LDAP_REFERRAL, 'see there', ['ldap://a:1/o=x', 'ldap://b/o=x??sub'])));
     expect(r.status).toBe(LDAP_REFERRAL);
-    // ldapts builds its error from the status and the diagnostic message only.
-    const thrown = new ResultCodeError(r.status, r.errorMessage);
+    // ldapts builds its error from the status and the diagnostic message only, here.
+    const thrown = StatusCodeParser.parse(r);
     expect(referralsOf(thrown)).toEqual(['ldap://a:1/o=x', 'ldap://b/o=x??sub']);
     expect(clean(thrown.message)).toBe('see there Code: 0xa');
     const f = toLdapFailure(thrown);

@@ -1,4 +1,4 @@
-import { AdminLimitExceededError, ResultCodeError, SizeLimitExceededError } from 'ldapts';
+import { AdminLimitExceededError, NoSuchObjectError, SizeLimitExceededError, TimeLimitExceededError } from 'ldapts';
 import { describe, expect, it } from 'vitest';
 import { describeResultCode } from '../../src/ldap/connect.js';
 import { toLdapFailure } from '../../src/ldap/errors.js';
@@ -28,8 +28,8 @@ describe('LDAP result codes by name', () => {
 
   it('the server text follows the name when there is one', () => {
     expect(toLdapFailure(new SizeLimitExceededError('Sizelimit exceeded')).message).toBe('sizeLimitExceeded (4): Sizelimit exceeded');
-    expect(toLdapFailure(new ResultCodeError(32, 'no such entry')).message).toBe('noSuchObject (32): no such entry');
-    expect(toLdapFailure(new ResultCodeError(3, '')).kind).toBe('timeout');
+    expect(toLdapFailure(new NoSuchObjectError('no such entry')).message).toBe('noSuchObject (32): no such entry');
+    expect(toLdapFailure(new TimeLimitExceededError('')).kind).toBe('timeout');
     expect(resultMessage(53, 'no global superior knowledge Code: 0x35')).toBe('unwillingToPerform (53): no global superior knowledge');
   });
 
