@@ -22,6 +22,7 @@ import { DAEMON_LIMIT_DEFS, defaultDaemonLimits, LIMIT_BY_NAME, LIMIT_PROPS, typ
 import { formatListen, parseListen, type Listen } from './listen.js';
 import { closestName } from './names.js';
 import { defaultMapSettings, MAP_SETTING_DEFS, parseSettingValue, SETTING_BY_NAME, type MapSettings } from './settings.js';
+import { defaultSnapshotSettings, SNAPSHOT_BY_NAME, SNAPSHOT_PROPS, SNAPSHOT_SETTING_DEFS, type SnapshotSettings } from './snapshot-settings.js';
 
 /* ----------------------------------------------------------------------------------------- */
 /* The daemon configuration                                                                   */
@@ -48,6 +49,8 @@ export interface DaemonConfig {
   limits?: DaemonLimits;
   /** Who may connect to the Unix sockets the daemon creates (unix_socket_mode/owner/group). */
   unixSocket?: UnixSocketSettings;
+  /** The cache snapshot (cache_snapshot_file, cache_snapshot_interval); absent means off. */
+  snapshot?: SnapshotSettings;
 }
 
 export interface UnixSocketSettings {
@@ -89,6 +92,7 @@ export const DAEMON_KEYS: readonly string[] = [
   'unix_socket_owner',
   'unix_socket_group',
   ...LIMIT_PROPS.map((p) => DAEMON_LIMIT_DEFS[p].name),
+  ...SNAPSHOT_PROPS.map((p) => SNAPSHOT_SETTING_DEFS[p].name),
 ];
 
 const MAP_NAME_RE = /^[A-Za-z0-9_-]+$/;
@@ -169,6 +173,7 @@ function interpret(path: string | undefined, entries: Map<string, Entry>, warnin
   let metricsListen: { host: string; port: number } | undefined;
   let logLevel: LogLevel = 'info';
   const limits = defaultDaemonLimits();
+  const snapshot = defaultSnapshotSettings();
   // Postfix (user postfix) must be able to connect; 0660 with unix_socket_group = postfix is
   // the usual choice, and never world-writable by default.
   const unixSocket: UnixSocketSettings = { mode: 0o660 };
@@ -193,7 +198,7 @@ function interpret(path: string | undefined, entries: Map<string, Entry>, warnin
       const settingName = parts[2] ?? '';
       const prop = SETTING_BY_NAME.get(settingName);
       if (prop === undefined) {
-        if (LIMIT_BY_NAME.has(settingName)) {
+        if (LIMIT_BY_NAME.has(settingName) || SNAPSHOT_BY_NAME.has(settingName)) {
           throw new ConfigError(`${settingName} is daemon-wide: set it as a top-level key, not per map`, where);
         }
         const guess = closestName(settingName, [...SETTING_BY_NAME.keys()]);
@@ -214,6 +219,15 @@ function interpret(path: string | undefined, entries: Map<string, Entry>, warnin
     const limit = LIMIT_BY_NAME.get(key);
     if (limit !== undefined) {
       limits[limit] = parseSettingValue(DAEMON_LIMIT_DEFS[limit], value, where) as number;
+      continue;
+    }
+    const snap = SNAPSHOT_BY_NAME.get(key);
+    if (snap === 'cacheSnapshotFile') {
+      snapshot.cacheSnapshotFile = value === '' ? '' : resolve(baseDir, value);
+      continue;
+    }
+    if (snap === 'cacheSnapshotInterval') {
+      snapshot.cacheSnapshotInterval = parseSettingValue(SNAPSHOT_SETTING_DEFS.cacheSnapshotInterval, value, where) as number;
       continue;
     }
 
@@ -315,5 +329,6 @@ function interpret(path: string | undefined, entries: Map<string, Entry>, warnin
   };
   if (path !== undefined) config.file = path;
   if (metricsListen !== undefined) config.metricsListen = metricsListen;
+  if (snapshot.cacheSnapshotFile !== '') config.snapshot = snapshot;
   return config;
 }
