@@ -88,12 +88,29 @@ export interface WatcherOptions {
   maxChanged?: number;
   /** A watcher failing (or not started) this long is reported as failing long. Default max(60 s, 10 intervals). */
   failingLongMs?: number;
+  /**
+   * Markers a cache snapshot recorded (status().contexts of the watcher before a restart): a
+   * context found with the same base and marker starts from them instead of a fresh baseline,
+   * and the first poll, made at once, expires what changed since. Without them (or when one
+   * context has none) the first detection expires every cached answer, as always.
+   */
+  resume?: readonly ContextMarker[];
+}
+
+/** Where a context's changes have been taken into account up to (status(), WatcherOptions.resume). */
+export interface ContextMarker {
+  base: string;
+  marker: MarkerKind;
+  /** contextCSN values seen by the last poll (contextCSN). */
+  csn?: readonly string[];
+  /** Lower bound of the next poll, epoch seconds (modifyTimestamp). */
+  since?: number;
 }
 
 export interface WatcherStatus {
   servers: string;
   state: 'starting' | 'ok' | 'failing';
-  contexts: { base: string; marker: MarkerKind }[];
+  contexts: ContextMarker[];
   /** Seconds since the last successful poll (since start when there was none). */
   lastSuccessAgeSec: number;
   failingForSec?: number;
@@ -162,6 +179,8 @@ export class ChangeWatcher {
   private readonly maxChanged: number;
   private readonly failingLongMs: number;
   private readonly lateLookupMs: number;
+  /** opts.resume until the first detection succeeds (a later one starts afresh). */
+  private resumeFrom: readonly ContextMarker[] | undefined;
 
   constructor(
     private readonly pool: LdapPool,
@@ -176,6 +195,7 @@ export class ChangeWatcher {
     this.maxChanged = opts.maxChanged ?? 1_000;
     this.failingLongMs = opts.failingLongMs ?? Math.max(60_000, 10 * opts.intervalMs);
     this.lateLookupMs = opts.lateLookupMs ?? DEFAULT_LATE_LOOKUP_MS;
+    this.resumeFrom = opts.resume;
   }
 
   get mapNames(): string[] {
@@ -210,7 +230,7 @@ export class ChangeWatcher {
     const s: WatcherStatus = {
       servers: this.servers,
       state: this.failingSince !== undefined ? 'failing' : this.contexts ? 'ok' : 'starting',
-      contexts: (this.contexts ?? []).map((c) => ({ base: c.base, marker: c.marker })),
+      contexts: (this.contexts ?? []).map((c) => (c.marker === 'contextCSN' ? { base: c.base, marker: c.marker, csn: c.csn ?? [] } : { base: c.base, marker: c.marker, since: c.since })),
       lastSuccessAgeSec: Math.max(0, now - lastOk) / 1000,
       failingLong: now - lastOk > this.failingLongMs,
     };
@@ -253,10 +273,9 @@ export class ChangeWatcher {
   }
 
   private async pollOnce(): Promise<void> {
-    if (!this.contexts) {
-      await this.detect();
-      return;
-    }
+    // Resumed from a snapshot's markers: poll at once, to expire what changed since.
+    if (!this.contexts && !(await this.detect())) return;
+    if (!this.contexts) return;
     for (const c of this.contexts) {
       const batch = c.marker === 'contextCSN' ? await this.pollCsn(c) : await this.pollTimestamps(c);
       if (batch) this.apply(c, batch);
@@ -269,14 +288,25 @@ export class ChangeWatcher {
     }
   }
 
-  /** Finds the contexts and markers, takes the baselines, then expires what was cached before. */
-  private async detect(): Promise<void> {
+  /**
+   * Finds the contexts and markers, takes the baselines, then expires what was cached before.
+   * Returns true when every context resumed from opts.resume (nothing expired yet: poll now).
+   */
+  private async detect(): Promise<boolean> {
     const statics = this.maps.map((m) => staticBase(m.searchBase));
     const found = await detectContexts(this.pool, statics);
+    const resume = this.resumeFrom;
+    let resumed = resume !== undefined && found.length > 0;
     const states: ContextState[] = [];
     for (const c of found) {
       const state: ContextState = { ...c, local: [], since: 0, seen: new Map() };
-      if (c.marker === 'modifyTimestamp') await this.baseline(state);
+      const from = resume?.find((r) => r.marker === c.marker && normalizeDn(r.base) === c.norm);
+      if (from?.marker === 'contextCSN' && from.csn !== undefined && from.csn.length > 0) state.csn = [...from.csn].sort();
+      else if (from?.marker === 'modifyTimestamp' && from.since !== undefined) state.since = from.since;
+      else {
+        resumed = false;
+        if (c.marker === 'modifyTimestamp') await this.baseline(state);
+      }
       states.push(state);
     }
     for (const m of this.maps) {
@@ -284,14 +314,17 @@ export class ChangeWatcher {
       for (const s of states) if (nb === '' || isUnder(nb, s.norm)) s.local.push(m);
     }
     this.contexts = states;
+    this.resumeFrom = undefined;
     for (const s of states) {
-      log.info(`change watcher ${this.servers}: ${describeContext(s)}; maps ${s.local.map((m) => m.name).join(', ') || '(none)'}; every ${this.opts.intervalMs / 1000} s`);
+      log.info(`change watcher ${this.servers}: ${describeContext(s)}; maps ${s.local.map((m) => m.name).join(', ') || '(none)'}; every ${this.opts.intervalMs / 1000} s${resumed ? '; resuming from the cache snapshot' : ''}`);
     }
+    if (resumed) return true;
     // Answers cached before the baseline may predate a change the watcher will never see.
     for (const m of this.maps) {
       const n = m.cache.invalidate(() => true);
       if (n > 0) this.opts.observer?.invalidated?.(m.name, n);
     }
+    return false;
   }
 
   /** The entries changed in the last SKEW_SEC seconds, as known (DNs and timestamps only). */
