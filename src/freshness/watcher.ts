@@ -89,7 +89,7 @@ export interface WatcherOptions {
   /** A watcher failing (or not started) this long is reported as failing long. Default max(60 s, 10 intervals). */
   failingLongMs?: number;
   /**
-   * Markers a cache snapshot recorded (status().contexts of the watcher before a restart): a
+   * Markers a cache snapshot recorded (markers() of the watcher before a restart): a
    * context found with the same base and marker starts from them instead of a fresh baseline,
    * and the first poll, made at once, expires what changed since. Without them (or when one
    * context has none) the first detection expires every cached answer, as always.
@@ -97,7 +97,7 @@ export interface WatcherOptions {
   resume?: readonly ContextMarker[];
 }
 
-/** Where a context's changes have been taken into account up to (status(), WatcherOptions.resume). */
+/** Where a context's changes have been taken into account up to (markers(), WatcherOptions.resume). */
 export interface ContextMarker {
   base: string;
   marker: MarkerKind;
@@ -110,7 +110,7 @@ export interface ContextMarker {
 export interface WatcherStatus {
   servers: string;
   state: 'starting' | 'ok' | 'failing';
-  contexts: ContextMarker[];
+  contexts: { base: string; marker: MarkerKind }[];
   /** Seconds since the last successful poll (since start when there was none). */
   lastSuccessAgeSec: number;
   failingForSec?: number;
@@ -230,13 +230,23 @@ export class ChangeWatcher {
     const s: WatcherStatus = {
       servers: this.servers,
       state: this.failingSince !== undefined ? 'failing' : this.contexts ? 'ok' : 'starting',
-      contexts: (this.contexts ?? []).map((c) => (c.marker === 'contextCSN' ? { base: c.base, marker: c.marker, csn: c.csn ?? [] } : { base: c.base, marker: c.marker, since: c.since })),
+      contexts: (this.contexts ?? []).map((c) => ({ base: c.base, marker: c.marker })),
       lastSuccessAgeSec: Math.max(0, now - lastOk) / 1000,
       failingLong: now - lastOk > this.failingLongMs,
     };
     if (this.failingSince !== undefined) s.failingForSec = Math.max(0, now - this.failingSince) / 1000;
     if (this.lastError !== undefined) s.lastError = this.lastError;
     return s;
+  }
+
+  /**
+   * How far each context's changes have been applied to the caches (what a cache snapshot
+   * records, for WatcherOptions.resume): the markers of the last poll, or the ones this watcher
+   * was to resume from while it has not detected its contexts yet.
+   */
+  markers(): ContextMarker[] {
+    if (!this.contexts) return [...(this.resumeFrom ?? [])];
+    return this.contexts.map((c) => (c.marker === 'contextCSN' ? { base: c.base, marker: c.marker, csn: c.csn ?? [] } : { base: c.base, marker: c.marker, since: c.since }));
   }
 
   private schedule(ms: number): void {
