@@ -23,6 +23,10 @@ command -v swaks >/dev/null 2>&1 || missing+=(swaks)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v strace >/dev/null 2>&1 || [ -x /usr/bin/strace ] || missing+=(strace)
+# Samba AD DC for test/directories/ad.test.ts (npm run test:directories); the tests provision
+# and run their own DC in a network namespace, never the system one.
+[ -x /usr/sbin/samba ] && [ -x /usr/bin/samba-tool ] || missing+=(samba)
+[ -x /usr/sbin/ip ] || missing+=(iproute2)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   say "missing: ${missing[*]}; installing them"
@@ -50,6 +54,13 @@ for f in /usr/sbin/slapd /usr/sbin/slapadd /usr/bin/ldapsearch /usr/bin/ldapmodi
     exit 1
   fi
 done
+for f in /usr/sbin/samba /usr/bin/samba-tool /usr/sbin/ip; do
+  if [ ! -e "$f" ]; then
+    echo "FATAL: $f is missing after installation" >&2
+    exit 1
+  fi
+done
+/usr/bin/python3 -c 'import samba.samdb' || { echo "FATAL: python3-samba (samba.samdb) is missing after installation" >&2; exit 1; }
 for c in swaks promtool systemd-analyze strace; do
   command -v "$c" >/dev/null 2>&1 || { echo "FATAL: $c is missing after installation" >&2; exit 1; }
 done

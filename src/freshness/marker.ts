@@ -2,6 +2,7 @@ import type { Entry } from 'ldapts';
 import { LdapFailure } from '../ldap/errors.js';
 import type { LdapPool } from '../ldap/pool.js';
 import { isUnder, normalizeDn } from './dn.js';
+import { adUsnOf } from './markers/ad-usn.js';
 
 /**
  * Which cheap change marker a directory offers, per watched subtree.
@@ -9,10 +10,12 @@ import { isUnder, normalizeDn } from './dn.js';
  * - `contextCSN`: OpenLDAP with the syncprov overlay keeps, on the naming context's entry, the
  *   CSN of the last write anywhere below it (add, modify, delete, rename). One base search tells
  *   whether anything changed at all.
+ * - `uSNChanged`: Active Directory (markers/ad-usn.ts): the root DSE's highestCommittedUSN, then
+ *   `(uSNChanged>=N)`; deletions found by checking the cached answers' DNs.
  * - `modifyTimestamp`: any directory. `(modifyTimestamp>=T)` / `(createTimestamp>=T)` find added
  *   and modified entries; a deleted entry leaves nothing behind to find.
  */
-export type MarkerKind = 'contextCSN' | 'modifyTimestamp';
+export type MarkerKind = 'contextCSN' | 'modifyTimestamp' | 'uSNChanged';
 
 /** The LDAP Content Synchronization control (RFC 4533); the root DSE lists it when syncprov is loaded. */
 export const SYNC_CONTROL_OID = '1.3.6.1.4.1.4203.1.9.1.1';
@@ -25,15 +28,19 @@ export interface WatchedContext {
   marker: MarkerKind;
   /** contextCSN values at detection (contextCSN only). */
   csn?: string[];
+  /** highestCommittedUSN at detection (uSNChanged only). */
+  usn?: number;
 }
 
 /** What each marker sees, for logs, `check` and the docs. */
 export const MARKER_SEES: Record<MarkerKind, string> = {
   contextCSN: 'sees additions, modifications, deletions and renames',
   modifyTimestamp: 'sees additions and modifications, NOT deletions or renames (those wait for cache_ttl)',
+  uSNChanged: 'sees additions, modifications, deletions and renames',
 };
 
 export function describeContext(c: WatchedContext): string {
+  if (c.marker === 'uSNChanged') return `highestCommittedUSN, then (uSNChanged>=LAST) under ${JSON.stringify(c.base)} (Active Directory): ${MARKER_SEES.uSNChanged}`;
   return c.marker === 'contextCSN'
     ? `contextCSN of ${JSON.stringify(c.base)} (syncprov): ${MARKER_SEES.contextCSN}`
     : `(modifyTimestamp>=LAST) under ${JSON.stringify(c.base)}: ${MARKER_SEES.modifyTimestamp}`;
@@ -52,7 +59,7 @@ export function stringValues(entry: Entry | undefined, attr: string): string[] {
 
 /** The contextCSN values of a naming context (empty when it has none or it may not be read). */
 export async function readContextCsn(pool: LdapPool, base: string): Promise<string[]> {
-  const entries = await pool.search({ base, scope: 'base', filter: '(objectClass=*)', attributes: ['contextCSN'], deref: 0 });
+  const entries = await pool.search({ base, scope: 'base', filter: '(objectClass=*)', attributes: ['contextCSN'], deref: 0 }, { chase: false });
   return stringValues(entries[0], 'contextCSN').sort();
 }
 
@@ -69,8 +76,12 @@ export async function detectContexts(pool: LdapPool, staticBases: string[]): Pro
       throw err;
     });
   const rootDse = (
-    await answered(pool.search({ base: '', scope: 'base', filter: '(objectClass=*)', attributes: ['namingContexts', 'supportedControl'], deref: 0 }), [])
+    await answered(
+      pool.search({ base: '', scope: 'base', filter: '(objectClass=*)', attributes: ['namingContexts', 'supportedControl', 'supportedCapabilities', 'highestCommittedUSN'], deref: 0 }, { chase: false }),
+      [],
+    )
   )[0];
+  const usn = adUsnOf(rootDse);
   const contexts = stringValues(rootDse, 'namingContexts');
   const syncLoaded = stringValues(rootDse, 'supportedControl').includes(SYNC_CONTROL_OID);
 
@@ -102,7 +113,8 @@ export async function detectContexts(pool: LdapPool, staticBases: string[]): Pro
     const base = chosen.get(norm)!;
     let csn: string[] = [];
     if (syncLoaded && contexts.some((c) => normalizeDn(c) === norm)) csn = await answered(readContextCsn(pool, base), []);
-    out.push(csn.length > 0 ? { base, norm, marker: 'contextCSN', csn } : { base, norm, marker: 'modifyTimestamp' });
+    if (usn !== undefined && contexts.some((c) => normalizeDn(c) === norm)) out.push({ base, norm, marker: 'uSNChanged', usn });
+    else out.push(csn.length > 0 ? { base, norm, marker: 'contextCSN', csn } : { base, norm, marker: 'modifyTimestamp' });
   }
   return out;
 }

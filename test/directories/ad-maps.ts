@@ -62,3 +62,14 @@ export function adMaps(caFile: string): AdMap[] {
   });
   return maps;
 }
+
+/** Group maps through the MaxValRange proxy (`proxy-*`) and straight to the DC (`direct-*`). */
+export function rangeMaps(proxyUrl: string, directUrl: string): AdMap[] {
+  const out: AdMap[] = [];
+  for (const [prefix, url] of [['proxy', proxyUrl], ['direct', directUrl]] as const) {
+    const base = { server_host: url, search_base: BASE_DN, scope: 'sub', timeout: '10', bind_dn: BIND_UPN, bind_pw: BIND_PW, query_filter: GROUP };
+    out.push({ name: `${prefix}-groups`, body: cf({ ...base, special_result_attribute: 'member', result_attribute: 'mail' }) });
+    out.push({ name: `${prefix}-leaf`, body: cf({ ...base, special_result_attribute: 'member', leaf_result_attribute: 'mail' }) });
+  }
+  return out;
+}

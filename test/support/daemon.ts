@@ -97,11 +97,11 @@ export async function startDaemon(
   };
 }
 
-/** One raw socketmap request to 127.0.0.1:PORT; resolves with the whole reply frame. */
-export function socketmapFrame(port: number, map: string, key: string): Promise<Buffer> {
+/** One raw socketmap request to 127.0.0.1:PORT (or a unix socket path); resolves with the whole reply frame. */
+export function socketmapFrame(port: number | string, map: string, key: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const payload = Buffer.from(`${map} ${key}`, 'utf8');
-    const s = net.connect({ host: '127.0.0.1', port }, () => {
+    const s = net.connect(typeof port === 'string' ? { path: port } : { host: '127.0.0.1', port }, () => {
       s.write(Buffer.concat([Buffer.from(`${payload.length}:`), payload, Buffer.from(',')]));
     });
     let buf = Buffer.alloc(0);

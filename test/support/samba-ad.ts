@@ -114,6 +114,8 @@ function run(cmd: string, args: string[], input?: string, timeoutMs = 120_000): 
       const code = err ? ((err as { code?: number }).code ?? 1) : 0;
       resolve({ code: typeof code === 'number' ? code : 1, stdout: String(stdout), stderr: String(stderr) });
     });
+    // A program that exits without reading its input must not crash the test with EPIPE.
+    child.stdin?.on('error', () => {});
     child.stdin?.end(input ?? '');
   });
 }
