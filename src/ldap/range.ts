@@ -63,7 +63,7 @@ export class RangeRetrievalError extends Error {}
 export async function completeRanges(entry: Entry, fetch: (dn: string, attribute: string) => Promise<Entry | undefined>): Promise<Entry> {
   const ranged = incompleteRanges(entry);
   if (ranged.length === 0) return entry;
-  const out: Entry = { ...entry };
+  const complete = new Map<string, { base: string; values: (string | Buffer)[] }>();
   for (const r of ranged) {
     const values = list(entry[r.name] as Values);
     let next = (r.high as number) + 1;
@@ -83,8 +83,19 @@ export async function completeRanges(entry: Entry, fetch: (dn: string, attribute
       if (p.high < next) throw new RangeRetrievalError(`${entry.dn}: ${key} does not move past ${next}`);
       next = p.high + 1;
     }
-    delete out[r.name];
-    out[r.base] = values as string[] | Buffer[];
+    complete.set(r.name, { base: r.base, values });
+  }
+  // The attribute keeps its place among the entry's attributes: values are joined in the
+  // order the server sent the attributes, as Postfix walks them.
+  // ldapts adds every requested attribute the server did not send as an empty list: the plain
+  // `member` asked for is there, empty, beside `member;range=0-1499`; the completed one replaces it.
+  const bases = new Set([...complete.values()].map((c) => c.base.toLowerCase()));
+  const out = { dn: entry.dn } as Entry;
+  for (const [k, v] of Object.entries(entry)) {
+    if (k === 'dn' || (bases.has(k.toLowerCase()) && !complete.has(k))) continue;
+    const c = complete.get(k);
+    if (c) out[c.base] = c.values as string[] | Buffer[];
+    else out[k] = v as Entry[string];
   }
   return out;
 }

@@ -88,6 +88,7 @@ describe('settings table', () => {
       changePollInterval: 5,
       ldapMaxInFlight: 0,
       batchMemberFetch: false,
+      rangeRetrieval: false,
     });
     for (const def of Object.values(MAP_SETTING_DEFS)) {
       expect(def.name).toMatch(/^[a-z0-9_]+$/);
