@@ -71,10 +71,13 @@ afterAll(async () => {
   await ad?.destroy();
 });
 
-interface Tally { compared: number; found: number; temp: number; mismatches: string[]; rows: string[] }
+interface Tally { compared: number; found: number; temp: number; racy: number; mismatches: string[]; rows: string[] }
+
+/** Maps whose references name another host:port, reached anonymously (AD refuses by default). */
+const RACY_ERROR_BEHIND_REFERENCE = /^(proxy|groups|recipient|dnbind)-ip-yes$/;
 
 async function differential(label: string): Promise<Tally> {
-  const t: Tally = { compared: 0, found: 0, temp: 0, mismatches: [], rows: [] };
+  const t: Tally = { compared: 0, found: 0, temp: 0, racy: 0, mismatches: [], rows: [] };
   const started = Date.now();
   for (const [name, file] of files) {
     const [native, ours] = await Promise.all([
@@ -95,10 +98,18 @@ async function differential(label: string): Promise<Tally> {
       if (cn === 'temp') t.temp++;
       const row = `${label} ${name} ${JSON.stringify(key)}: native ${cn} ${JSON.stringify(n.stdout)} / ours ${co} ${JSON.stringify(o.stdout)}`;
       t.rows.push(row);
+      // README, Differences 6: an error behind a reference (here AD refusing the anonymous
+      // connection a reference to another host:port gets) is lost by libldap when it arrives
+      // before the search's own final result; Postfix then answers from the local entries.
+      // The daemon always answers TEMP. Seen 3 times in 140 such lookups under load; counted.
+      if (co === 'temp' && cn !== 'temp' && cn !== 'other' && RACY_ERROR_BEHIND_REFERENCE.test(name) && /00002020/.test(o.stderr)) {
+        t.racy++;
+        continue;
+      }
       if (cn === 'other' || co === 'other' || cn !== co || n.stdout !== o.stdout) t.mismatches.push(`${row}\n    native stderr: ${n.stderr.trim()}\n    ours stderr: ${o.stderr.trim()}`);
     }
   }
-  console.log(`${label}: ${t.compared} lookups compared over ${files.size} maps, native found ${t.found}, temp ${t.temp}, mismatches ${t.mismatches.length}, ${Date.now() - started} ms`);
+  console.log(`${label}: ${t.compared} lookups compared over ${files.size} maps, native found ${t.found}, temp ${t.temp}, libldap's lost error behind a reference ${t.racy}, mismatches ${t.mismatches.length}, ${Date.now() - started} ms`);
   return t;
 }
 
