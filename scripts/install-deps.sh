@@ -41,6 +41,10 @@ command -v adduser >/dev/null 2>&1 || [ -x /usr/sbin/adduser ] || missing+=(addu
 command -v deb-systemd-helper >/dev/null 2>&1 || missing+=(init-system-helpers)
 # 389 Directory Server for the directory suite (npm run test:directories); never started as a service.
 [ -x /usr/sbin/dscreate ] && [ -x /usr/sbin/ns-slapd ] || missing+=(389-ds-base)
+# Samba AD DC for test/directories/ad.test.ts (npm run test:directories); the tests provision
+# and run their own DC in a network namespace, never the system one.
+[ -x /usr/sbin/samba ] && [ -x /usr/bin/samba-tool ] || missing+=(samba)
+[ -x /usr/sbin/ip ] || missing+=(iproute2)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   say "missing: ${missing[*]}; installing them"
@@ -68,6 +72,13 @@ for f in /usr/sbin/dscreate /usr/sbin/ns-slapd /usr/sbin/slapd /usr/sbin/slapadd
     exit 1
   fi
 done
+for f in /usr/sbin/samba /usr/bin/samba-tool /usr/sbin/ip; do
+  if [ ! -e "$f" ]; then
+    echo "FATAL: $f is missing after installation" >&2
+    exit 1
+  fi
+done
+/usr/bin/python3 -c 'import samba.samdb' || { echo "FATAL: python3-samba (samba.samdb) is missing after installation" >&2; exit 1; }
 for c in swaks promtool systemd-analyze strace openssl unshare dpkg-deb lintian mandoc deb-systemd-helper; do
   command -v "$c" >/dev/null 2>&1 || { echo "FATAL: $c is missing after installation" >&2; exit 1; }
 done

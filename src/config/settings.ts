@@ -39,6 +39,8 @@ export interface MapSettings {
   ldapMaxInFlight: number;
   /** Fetch member DNs in batches of entryDN searches (OpenLDAP, detected; exact per-DN fallback). */
   batchMemberFetch: boolean;
+  /** Fetch the remaining ranges of ranged values (AD's MaxValRange); off = Postfix's answer. */
+  rangeRetrieval: boolean;
 }
 
 interface SettingCommon {
@@ -164,6 +166,12 @@ export const MAP_SETTING_DEFS: { readonly [K in keyof MapSettings]: DefFor<MapSe
     kind: 'bool',
     default: false,
     doc: "fetch a list's member DNs with a few subtree searches on OpenLDAP's entryDN instead of one base search each (detected at run time; every DN not answered exactly gets its own base search)",
+  },
+  rangeRetrieval: {
+    name: 'range_retrieval',
+    kind: 'bool',
+    default: false,
+    doc: "fetch the rest of an attribute a server sent in ranges (Active Directory's MaxValRange, 1500: member;range=0-1499); off answers from the first range, as Postfix does (logged and counted either way)",
   },
 };
 

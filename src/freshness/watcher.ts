@@ -7,6 +7,7 @@ import { log, RateLimitedLog } from '../log.js';
 import type { Dependencies } from '../cache/dependencies.js';
 import { isUnder, normalizeDn, rdnsOf, staticBase, withinRdns } from '../ldap/dn.js';
 import { ChangedEntry, FilterCache, mayMatch } from './match.js';
+import { pollAdUsn } from './markers/ad-usn.js';
 import { describeContext, detectContexts, readContextCsn, stringValues, type MarkerKind, type WatchedContext } from './marker.js';
 import { describeCode } from '../ldap/result-codes.js';
 import { pollFailureAdvice } from './advice.js';
@@ -298,7 +299,10 @@ export class ChangeWatcher {
     }
     for (const c of this.contexts) {
       this.polling = c;
-      const batch = c.marker === 'contextCSN' ? await this.pollCsn(c) : c.marker === 'entryUSN' ? await this.pollUsn(c) : await this.pollTimestamps(c);
+      const batch = c.marker === 'contextCSN' ? await this.pollCsn(c)
+        : c.marker === 'entryUSN' ? await this.pollUsn(c)
+        : c.marker === 'uSNChanged' ? await this.pollAdUsn(c)
+        : await this.pollTimestamps(c);
       if (batch) this.apply(c, batch);
     }
     this.polling = undefined;
@@ -363,7 +367,7 @@ export class ChangeWatcher {
       filter: `(|(modifyTimestamp>=${t})(createTimestamp>=${t}))`,
       attributes,
       deref: 0,
-    });
+    }, { chase: false });
   }
 
   /** Keeps c.anchor: the newest timestamp in an answer just received shows the directory's clock. */
@@ -455,6 +459,18 @@ export class ChangeWatcher {
     return done(changed.length > 0 ? { changed, deleted: new Set() } : undefined);
   }
 
+  /** Active Directory (markers/ad-usn.ts); deletions through the same tracked-DN check as pollCsn. */
+  private async pollAdUsn(c: ContextState): Promise<ChangeBatch | undefined> {
+    const tracked = (): string[] => {
+      const out = new Set<string>();
+      for (const m of this.maps) for (const dn of m.cache.trackedEntryDns()) if (isUnder(dn, c.norm)) out.add(dn);
+      return [...out];
+    };
+    const r = await pollAdUsn(this.pool, c.base, c.adUsn ?? 0, tracked, { maxChanged: this.maxChanged, maxVerify: this.maxVerify });
+    c.adUsn = r.usn;
+    return r.batch;
+  }
+
   private async pollCsn(c: ContextState): Promise<ChangeBatch | undefined> {
     const now = await readContextCsn(this.pool, c.base);
     const old = c.csn ?? [];
@@ -476,12 +492,12 @@ export class ChangeWatcher {
         return csn === undefined || !old.includes(csn);
       };
       // First how many (DN and entryCSN only), then, if not too many, the entries themselves.
-      const probe = await sizeLimited(this.pool.search({ base: c.base, scope: 'sub', filter, attributes: ['entryCSN'], deref: 0 }));
+      const probe = await sizeLimited(this.pool.search({ base: c.base, scope: 'sub', filter, attributes: ['entryCSN'], deref: 0 }, { chase: false }));
       const n = probe?.filter(unseen).length ?? 0;
       if (probe === undefined) batch.unexplained = SIZE_LIMIT_REASON;
       else if (n > this.maxChanged) batch.unexplained = `${n} entries changed at once (more than ${this.maxChanged})`;
       else if (n > 0) {
-        const entries = await sizeLimited(this.pool.search({ base: c.base, scope: 'sub', filter, attributes: ['*', 'entryCSN'], deref: 0 }));
+        const entries = await sizeLimited(this.pool.search({ base: c.base, scope: 'sub', filter, attributes: ['*', 'entryCSN'], deref: 0 }, { chase: false }));
         if (entries === undefined) batch.unexplained = SIZE_LIMIT_REASON;
         else for (const e of entries) if (unseen(e)) batch.changed.push(new ChangedEntry(normalizeDn(e.dn), e));
       }
@@ -521,7 +537,7 @@ export class ChangeWatcher {
     for (let i = 0; i < all.length; i += VERIFY_BATCH) {
       const batch = all.slice(i, i + VERIFY_BATCH);
       const filter = `(|${batch.map((dn) => `(entryDN=${escapeFilterValue(dn)})`).join('')})`;
-      const entries = await this.pool.search({ base: c.base, scope: 'sub', filter, attributes: ['1.1'], deref: 0 });
+      const entries = await this.pool.search({ base: c.base, scope: 'sub', filter, attributes: ['1.1'], deref: 0 }, { chase: false });
       for (const e of entries) present.add(normalizeDn(e.dn));
     }
     return new Set(all.filter((dn) => !present.has(dn)));

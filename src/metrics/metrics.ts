@@ -319,12 +319,19 @@ export class Metrics {
       labelNames: ['servers', 'result'],
       registers,
     });
+    const ldapRanged = new Counter({
+      name: 'ldap_socketmap_ldap_ranged_entries_total',
+      help: "Entries whose values came back in ranges (Active Directory's MaxValRange, e.g. member;range=0-1499), by connection pool. Without range_retrieval = yes only the first range is used, as Postfix does.",
+      labelNames: ['servers'],
+      registers,
+    });
     this.poolObserver = {
       breaker: (server, state) => {
         this.ldapServer(server);
         breakerOpen.set({ server }, state === 'open' ? 1 : 0);
         breakerTransitions.inc({ server, state });
       },
+      rangedAttribute: (servers, entries) => { ldapRanged.inc({ servers }, entries); },
       batch: (servers, answered, fallback) => {
         ldapBatched.inc({ servers, result: 'answered' }, answered);
         ldapBatched.inc({ servers, result: 'fallback' }, fallback);
