@@ -29,9 +29,10 @@ export function demoExamples(markdown: string): Example[] {
     }
     if (!inDemo) continue;
     if (l.startsWith('$ ')) {
+      const start = i + 1;
       let command = l.slice(2);
       while (command.endsWith('\\') && i + 1 < lines.length) command = `${command.slice(0, -1).trimEnd()} ${lines[++i]!.trim()}`;
-      current = { line: i + 1, command: command.replace(/\s+/g, ' ').trim(), expected: [] };
+      current = { line: start, command: command.replace(/\s+/g, ' ').trim(), expected: [] };
       out.push(current);
     } else if (current) {
       current.expected.push(l);
