@@ -12,6 +12,7 @@
 //   6 explain, server      explain over the chain; listeners, connections, handlers
 //   7 metrics              Prometheus observers of every layer below
 //   8 runtime              the daemon as `serve` runs it (composition root), admin HTTP
+//   8 migrate, verify      admin tools: main.cf migration, native-vs-daemon comparison
 //   9 cli                  commands
 //
 // Usage: node scripts/check-layers.mjs [SRC_DIR]   (exit 0: clean, 1: violations listed)
@@ -28,7 +29,7 @@ export const RANKS = {
   chain: 5, freshness: 5,
   explain: 6, server: 6,
   metrics: 7,
-  runtime: 8,
+  runtime: 8, migrate: 8, verify: 8,
   cli: 9,
 };
 

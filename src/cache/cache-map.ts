@@ -48,18 +48,17 @@ function monotonicMs(): number {
   return performance.now();
 }
 
-class Entry<E> implements ReadyAnswer<E> {
+abstract class Entry<E> implements ReadyAnswer<E> {
   /** A refresh-ahead was already started for this entry (one per entry, success or not). */
   refreshStarted = false;
+  abstract readonly kind: 'found' | 'notfound';
 
   constructor(
-    readonly kind: 'found' | 'notfound',
     /**
      * The codec's form of the answer. Never a view into some larger buffer (a socket read,
      * Node's allocation pool) that must not be kept alive: codecs make strings or copies.
      */
     readonly encoded: E,
-    private readonly codec: AnswerCodec<E>,
     readonly storedAt: number,
     public expiresAt: number,
     /** Last moment the entry may be served on TEMP/TIMEOUT; after it the entry is dropped. */
@@ -69,9 +68,35 @@ class Entry<E> implements ReadyAnswer<E> {
   ) {}
 
   /** A cached answer as a new result (each caller gets its own Buffer). */
-  result(): LookupResult {
-    return this.kind === 'notfound' ? NOTFOUND : found(this.codec.value(this.encoded));
+  abstract result(): LookupResult;
+}
+
+type EntryClass<E> = new (...args: ConstructorParameters<typeof Entry<E>>) => Entry<E>;
+
+/**
+ * The two entry classes of one cache. Kind and codec live on their prototypes, not in every
+ * entry: a cache holds 100 000 of them, and each field would cost 8 bytes more per entry.
+ */
+function entryClasses<E>(codec: AnswerCodec<E>): { Found: EntryClass<E>; NotFound: EntryClass<E> } {
+  class Found extends Entry<E> {
+    get kind(): 'found' {
+      return 'found';
+    }
+
+    result(): LookupResult {
+      return found(codec.value(this.encoded));
+    }
   }
+  class NotFound extends Entry<E> {
+    get kind(): 'notfound' {
+      return 'notfound';
+    }
+
+    result(): LookupResult {
+      return NOTFOUND;
+    }
+  }
+  return { Found, NotFound };
 }
 
 export class CachedMap<E> implements ServedMap<E>, InvalidatableCache {
@@ -87,9 +112,12 @@ export class CachedMap<E> implements ServedMap<E>, InvalidatableCache {
   private readonly track: boolean;
   /** The form every NOTFOUND entry shares. */
   private readonly notfoundForm: E;
+  private readonly entries: { Found: EntryClass<E>; NotFound: EntryClass<E> };
   /** Bumped by every invalidate(); a fetch compares it with the value it started under. */
   private epoch = 0;
   private readonly invalidations: { epoch: number; match: InvalidationMatcher }[] = [];
+  /** While the change watcher is blind: how long (ms) an answer stays fresh at most (blind_cache_ttl). */
+  private freshCapMs: number | undefined;
   /** Passed to every lru.get(): otherwise lru-cache allocates an empty options object per call. */
   private readonly getOptions: LRUCache.GetOptions<string, Entry<E>, unknown> = {};
 
@@ -107,6 +135,7 @@ export class CachedMap<E> implements ServedMap<E>, InvalidatableCache {
     this.ownClock = opts.now === undefined;
     this.track = opts.trackDependencies ?? false;
     this.notfoundForm = codec.encode(undefined);
+    this.entries = entryClasses(codec);
     const enabled = (this.ttlMs > 0 || this.negativeTtlMs > 0) && opts.maxEntries >= 1 && opts.maxBytes >= 1;
     this.lru = enabled
       ? new LRUCache<string, Entry<E>>({
@@ -347,7 +376,7 @@ export class CachedMap<E> implements ServedMap<E>, InvalidatableCache {
     const outdated = startEpoch !== this.epoch && this.invalidatedSince(startEpoch, tracked?.deps, !isFound);
     // Accounted: the key, the form stored (not the shared NOTFOUND one), overhead, dependencies.
     const size = k.length + (isFound ? this.codec.size(encoded) : 0) + ENTRY_OVERHEAD_BYTES + (tracked?.bytes ?? 0);
-    const entry = new Entry(isFound ? 'found' : 'notfound', encoded, this.codec, now, outdated ? now : now + ttl, now + ttl + this.staleMs, tracked?.deps);
+    const entry = new (isFound ? this.entries.Found : this.entries.NotFound)(encoded, now, outdated ? now : now + (this.freshCapMs === undefined ? ttl : Math.min(ttl, this.freshCapMs)), now + ttl + this.staleMs, tracked?.deps);
     this.lru.set(k, entry, { size });
   }
 
@@ -417,7 +446,8 @@ export class CachedMap<E> implements ServedMap<E>, InvalidatableCache {
       const isFound = s.kind === 'found';
       const ttl = isFound ? this.ttlMs : this.negativeTtlMs;
       if (ttl <= 0 || (isFound && s.value === undefined)) continue;
-      const expiresIn = Math.min(s.expiresInMs - down, ttl);
+      // While the change watcher is blind (capFreshness), restored answers get the same cap.
+      const expiresIn = Math.min(s.expiresInMs - down, this.freshCapMs === undefined ? ttl : Math.min(ttl, this.freshCapMs));
       const staleFor = Math.min(s.staleForMs - down, Math.max(0, expiresIn) + this.staleMs);
       if (staleFor <= 0 || (expiresIn <= 0 && this.staleMs === 0)) continue;
       const k = s.key.toString('latin1');
@@ -426,9 +456,28 @@ export class CachedMap<E> implements ServedMap<E>, InvalidatableCache {
       const tracked = this.track && s.deps ? restoreDependencies(s.deps) : undefined;
       const size = k.length + (isFound ? this.codec.size(encoded) : 0) + ENTRY_OVERHEAD_BYTES + (tracked?.bytes ?? 0);
       const storedAt = now - Math.max(0, s.ageMs + down);
-      const entry = new Entry(s.kind, encoded, this.codec, storedAt, now + expiresIn, now + staleFor, tracked?.deps);
+      const entry = new (isFound ? this.entries.Found : this.entries.NotFound)(encoded, storedAt, now + expiresIn, now + staleFor, tracked?.deps);
       this.lru.set(k, entry, { size });
       n++;
+    }
+    return n;
+  }
+
+  /**
+   * Caps how long answers stay fresh (undefined lifts the cap for answers stored from now on):
+   * while the change watcher cannot poll, changes go unseen, so answers fall back to a short TTL.
+   * Held answers older than the cap expire now (stale-if-error may still serve them). Returns
+   * how many expired now.
+   */
+  capFreshness(ms: number | undefined): number {
+    this.freshCapMs = ms;
+    if (ms === undefined || !this.lru) return 0;
+    const now = this.now();
+    let n = 0;
+    for (const e of this.lru.values()) {
+      if (now >= e.expiresAt || e.expiresAt <= e.storedAt + ms) continue;
+      e.expiresAt = Math.max(e.storedAt + ms, now);
+      if (e.expiresAt === now) n++;
     }
     return n;
   }

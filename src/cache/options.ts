@@ -38,6 +38,8 @@ export type InvalidationMatcher = (deps: Dependencies | undefined, negative: boo
 export interface InvalidatableCache {
   invalidate(match: InvalidationMatcher): number;
   trackedEntryDns(): Set<string>;
+  /** blind_cache_ttl: while the watcher is blind, answers stay fresh at most `ms` (undefined lifts the cap). */
+  capFreshness(ms: number | undefined): number;
 }
 
 /** How many recent invalidations are remembered for lookups that were running when they happened. */

@@ -1,6 +1,7 @@
+import { formatAllowRule } from '../config/client-allow.js';
 import { defaultDaemonLimits } from '../config/limits.js';
 import { ConfigError, formatWarning } from '../config/errors.js';
-import { changeMarkerLines } from '../freshness/check.js';
+import { changeMarkerReport } from '../freshness/check.js';
 import { redactSecrets, setLogLevel } from '../log.js';
 import { buildMaps } from '../chain/build.js';
 import { describeListen } from '../server/listener.js';
@@ -31,6 +32,9 @@ export async function runCheck(a: CommonArgs & { strict?: boolean }): Promise<nu
   for (const w of cfg.warnings) out.push(`  ${formatWarning(w)}`);
   for (const l of cfg.socketmapListen) out.push(`listen socketmap ${describeListen(l)}`);
   for (const t of cfg.tcpTableListen) out.push(`listen tcp_table ${describeListen(t.listen)} -> map ${t.map}`);
+  if (cfg.socketmapListen.some((l) => l.kind === 'inet') || cfg.tcpTableListen.some((t) => t.listen.kind === 'inet')) {
+    out.push(`client_allow: ${cfg.clientAllow ? cfg.clientAllow.map(formatAllowRule).join(', ') : '(not set: every client that reaches an inet listener)'}`);
+  }
   const limits = cfg.limits ?? defaultDaemonLimits();
   out.push(
     `limits: max_request_size ${limits.maxRequestSize} bytes, max_connections ${limits.maxConnections}, ` +
@@ -47,7 +51,11 @@ export async function runCheck(a: CommonArgs & { strict?: boolean }): Promise<nu
         await m.ldap.pool.ensureConnected();
         out.push(`  LDAP: connected${m.config.bind !== 'none' ? ' and bound' : ''}`);
         const settings = cfg.maps.find((e) => e.name === m.name)?.settings;
-        if (settings) out.push(...(await changeMarkerLines(m.ldap.pool, m.config.searchBase, settings)));
+        if (settings) {
+          const report = await changeMarkerReport(m.ldap.pool, m.config.searchBase, settings);
+          out.push(...report.lines);
+          if (!report.ok) bad++;
+        }
       } catch (err) {
         bad++;
         out.push(`  LDAP: FAILED: ${err instanceof Error ? err.message : String(err)}`);

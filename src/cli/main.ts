@@ -63,7 +63,37 @@ async function main(): Promise<number> {
       (y) => common(y).option('strict', { type: 'boolean', default: false, describe: 'exit 2 on any warning too (unknown or ignored .cf parameters, duplicates): run it before every reload' }).epilogue('Exit status: 0 all good, 1 some server unusable, 2 configuration error (with --strict: or a warning).'),
       (a) => run(() => runCheck(a))(),
     )
-    .demandCommand(1, 'name a command: serve, query, explain or check')
+    .command(
+      'migrate',
+      'read a Postfix configuration (postconf -n, -M, -P) and write the daemon config, the postconf commands that switch every ldap: table to the daemon, and the master.cf overrides for virtual(8)/local(8)',
+      (y) => y
+        .option('postfix-config', { type: 'string', demandOption: true, describe: "Postfix config_directory (e.g. /etc/postfix)" })
+        .option('out', { type: 'string', demandOption: true, describe: 'directory for ldap-socketmap.conf, postconf-commands.sh, master.cf-overrides' })
+        .option('listen', { type: 'string', default: 'inet:127.0.0.1:9054', describe: 'where Postfix reaches the daemon: inet:HOST:PORT or unix:/PATH' })
+        .option('keep', { type: 'string', coerce: toList, describe: 'PARAM or SERVICE/TYPE/PARAM to leave on ldap: (repeatable)' })
+        .option('apply', { type: 'boolean', default: false, describe: 'edit main.cf/master.cf with postconf (backups kept), run postfix check, restore on failure' })
+        .epilogue('Exit status: 0 done, 2 usage or configuration error.'),
+      (a) => run(() => import('./migrate.js').then((m) => m.runMigrate(a)))(),
+    )
+    .command(
+      'verify',
+      'prove the daemon answers exactly what postmap -q KEY ldap:FILE.cf answers, for keys from files, a mail log and the directory itself',
+      (y) => y
+        .option('config', { alias: 'c', type: 'string', demandOption: true, describe: 'daemon config file' })
+        .option('keys', { type: 'string', coerce: toList, describe: 'MAP=FILE: keys for map MAP, one per line (repeatable)' })
+        .option('from-log', { type: 'string', describe: 'a Postfix mail log: its recipients (to=<...>) are asked of every map' })
+        .option('daemon', { type: 'string', describe: 'LISTEN of a running daemon (inet:HOST:PORT or unix:/PATH); default: start one with --config on a free loopback port' })
+        .option('postfix-config', { type: 'string', describe: 'Postfix config_directory for postmap -c (default: postmap\'s own)' })
+        .option('rate', { type: 'number', default: 50, describe: 'lookups started per second, native and daemon together' })
+        .option('max-keys', { type: 'number', default: 500, describe: 'keys per map (directory keys and their variants; 0: none from the directory)' })
+        .option('parallel', { type: 'number', default: 4, describe: 'lookups in flight at once' })
+        .option('timeout', { type: 'number', default: 600, describe: 'seconds for the whole run' })
+        .option('explain', { type: 'number', default: 20, describe: "differences shown with explain's view" })
+        .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON' })
+        .epilogue('Exit status: 0 every answer equal, 1 a difference (or not every key asked in time), 2 usage or configuration error.'),
+      (a) => run(() => import('./verify.js').then((m) => m.runVerify(a)))(),
+    )
+    .demandCommand(1, 'name a command: serve, query, explain, check, cache flush, migrate or verify')
     .strict()
     .help()
     .alias('h', 'help')

@@ -7,6 +7,7 @@
  *   tcp_table_listen = aliases=inet:127.0.0.1:10002
  *   metrics_listen   = 127.0.0.1:9105
  *   log_level        = info
+ *   client_allow     = 127.0.0.0/8, ::1/128, 192.0.2.0/24
  *   map.aliases      = /etc/postfix/ldap-aliases.cf
  *   map.mailboxes    = /etc/postfix/ldap-mailboxes.cf
  *   cache_ttl        = 5m                   # default for every map
@@ -16,6 +17,7 @@
  */
 import { dirname, resolve } from 'node:path';
 import { asciiLower, readCfFile, splitList } from './cf-file.js';
+import { parseClientAllow, type AllowRule } from './client-allow.js';
 import { LOG_LEVELS, type LogLevel } from '../log.js';
 import { ConfigError, type ConfigWarning, type ConfigWhere } from './errors.js';
 import { DAEMON_LIMIT_DEFS, defaultDaemonLimits, LIMIT_BY_NAME, LIMIT_PROPS, type DaemonLimits } from './limits.js';
@@ -49,6 +51,9 @@ export interface DaemonConfig {
   limits?: DaemonLimits;
   /** Who may connect to the Unix sockets the daemon creates (unix_socket_mode/owner/group). */
   unixSocket?: UnixSocketSettings;
+  /** Peers the inet listeners answer (client_allow); absent: every peer, with a warning
+   *  at startup when a listener is not on loopback. */
+  clientAllow?: AllowRule[];
   /** The cache snapshot (cache_snapshot_file, cache_snapshot_interval); absent means off. */
   snapshot?: SnapshotSettings;
 }
@@ -91,6 +96,7 @@ export const DAEMON_KEYS: readonly string[] = [
   'unix_socket_mode',
   'unix_socket_owner',
   'unix_socket_group',
+  'client_allow',
   ...LIMIT_PROPS.map((p) => DAEMON_LIMIT_DEFS[p].name),
   ...SNAPSHOT_PROPS.map((p) => SNAPSHOT_SETTING_DEFS[p].name),
 ];
@@ -177,6 +183,7 @@ function interpret(path: string | undefined, entries: Map<string, Entry>, warnin
   // Postfix (user postfix) must be able to connect; 0660 with unix_socket_group = postfix is
   // the usual choice, and never world-writable by default.
   const unixSocket: UnixSocketSettings = { mode: 0o660 };
+  let clientAllow: AllowRule[] | undefined;
 
   for (const [key, { value, where, baseDir }] of entries) {
     if (key.startsWith('map.')) {
@@ -267,6 +274,11 @@ function interpret(path: string | undefined, entries: Map<string, Entry>, warnin
         else unixSocket[field] = value;
         break;
       }
+      case 'client_allow': {
+        const rules = parseClientAllow(value, where);
+        clientAllow = rules.length > 0 ? rules : undefined;
+        break;
+      }
       case 'log_level': {
         const v = asciiLower(value);
         if (!(LOG_LEVELS as readonly string[]).includes(v)) {
@@ -329,6 +341,7 @@ function interpret(path: string | undefined, entries: Map<string, Entry>, warnin
   };
   if (path !== undefined) config.file = path;
   if (metricsListen !== undefined) config.metricsListen = metricsListen;
+  if (clientAllow !== undefined) config.clientAllow = clientAllow;
   if (snapshot.cacheSnapshotFile !== '') config.snapshot = snapshot;
   return config;
 }

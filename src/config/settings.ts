@@ -33,10 +33,14 @@ export interface MapSettings {
   requestTimeout: number;
   /** Seconds between polls of the directory's change marker (0 = no change watcher for this map). */
   changePollInterval: number;
+  /** Seconds a cached answer stays fresh at most while the map's change watcher cannot poll (0 = normal TTLs). */
+  blindCacheTtl: number;
   /** LDAP searches in flight at once on the map's connection pool (0 = 32 per connection). */
   ldapMaxInFlight: number;
   /** Fetch member DNs in batches of entryDN searches (OpenLDAP, detected; exact per-DN fallback). */
   batchMemberFetch: boolean;
+  /** Fetch the remaining ranges of ranged values (AD's MaxValRange); off = Postfix's answer. */
+  rangeRetrieval: boolean;
 }
 
 interface SettingCommon {
@@ -89,7 +93,7 @@ export const MAP_SETTING_DEFS: { readonly [K in keyof MapSettings]: DefFor<MapSe
     kind: 'enum',
     default: 'postfix',
     values: ['postfix', 'expand_once'],
-    doc: 'postfix: expand group loops until recursion_limit like Postfix; expand_once: expand each DN once per lookup',
+    doc: 'postfix: a group loop is a temporary error, as Postfix\'s recursion_limit makes it, but at once and logged with the loop\'s path; expand_once: every nested search runs once per lookup (a deviation: loops and repeated sub-lists expand once, duplicates Postfix would keep are dropped)',
   },
   fallback: {
     name: 'fallback',
@@ -141,7 +145,14 @@ export const MAP_SETTING_DEFS: { readonly [K in keyof MapSettings]: DefFor<MapSe
     default: 5,
     min: 0,
     max: 86400,
-    doc: 'seconds between polls of the directory change marker (contextCSN or modifyTimestamp); cached answers a change touched are expired (0 = off)',
+    doc: 'seconds between polls of the directory change marker (contextCSN, entryUSN or modifyTimestamp; check prints the one in use); cached answers a change touched are expired (0 = off)',
+  },
+  blindCacheTtl: {
+    name: 'blind_cache_ttl',
+    kind: 'seconds',
+    default: 30,
+    min: 0,
+    doc: 'while the change watcher cannot poll because the server refuses the poll, cached answers stay fresh at most this long (0 = keep cache_ttl / cache_negative_ttl)',
   },
   ldapMaxInFlight: {
     name: 'ldap_max_in_flight',
@@ -154,7 +165,13 @@ export const MAP_SETTING_DEFS: { readonly [K in keyof MapSettings]: DefFor<MapSe
     name: 'batch_member_fetch',
     kind: 'bool',
     default: false,
-    doc: "fetch a list's member DNs with a few subtree searches on OpenLDAP's entryDN instead of one base search each (detected at run time; every DN not answered exactly gets its own base search)",
+    doc: "fetch a list's member DNs with a few subtree searches on entryDN (OpenLDAP, 389-ds) instead of one base search each (detected at run time; every DN not answered exactly gets its own base search)",
+  },
+  rangeRetrieval: {
+    name: 'range_retrieval',
+    kind: 'bool',
+    default: false,
+    doc: "fetch the rest of an attribute a server sent in ranges (Active Directory's MaxValRange, 1500: member;range=0-1499); off answers from the first range, as Postfix does (logged and counted either way)",
   },
 };
 

@@ -110,6 +110,9 @@ export async function explainLookup(target: ExplainTarget, rawKey: Buffer, opts:
   if (opts.source === 'daemon' && used.length > 1) {
     notes.push('the daemon\'s pool talked to several servers while this ran (other traffic included): searches list the candidates');
   }
+  for (const f of target.ldap.pool.failingServers) {
+    notes.push(`circuit breaker open for ${f.server} since ${Math.round(f.openForMs / 1000)} s (${f.reason}): lookups skip it until a background probe answers`);
+  }
   if (config.chaseReferrals) {
     notes.push('chase_referrals = yes: entries may come from servers that referrals named; the searches listed are the ones sent to the map\'s own servers');
   }

@@ -1,4 +1,4 @@
-import type { PoolObserver } from '../ldap/pool.js';
+import type { PoolObserver } from '../ldap/pool-observer.js';
 
 /** What the pools reported while one explain ran. */
 export interface ServerWatch {

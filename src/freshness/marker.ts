@@ -2,6 +2,8 @@ import type { Entry } from 'ldapts';
 import { LdapFailure } from '../ldap/errors.js';
 import type { LdapPool } from '../ldap/pool.js';
 import { isUnder, normalizeDn } from '../ldap/dn.js';
+import { adUsnOf } from './markers/ad-usn.js';
+import { BACKEND_SUFFIX, LASTUSN, usnSourceFor, type UsnSource } from './markers/usn.js';
 
 /**
  * Which cheap change marker a directory offers, per watched subtree.
@@ -9,10 +11,17 @@ import { isUnder, normalizeDn } from '../ldap/dn.js';
  * - `contextCSN`: OpenLDAP with the syncprov overlay keeps, on the naming context's entry, the
  *   CSN of the last write anywhere below it (add, modify, delete, rename). One base search tells
  *   whether anything changed at all.
+ * - `entryUSN`: 389-ds with the USN plugin: the root DSE's `lastusn` moves on every write
+ *   (deletions too); `(entryusn>=OLD+1)` finds the written entries from an index (markers/usn.ts).
+ * - `uSNChanged`: Active Directory (markers/ad-usn.ts): the root DSE's highestCommittedUSN, then
+ *   `(uSNChanged>=N)`; deletions found by checking the cached answers' DNs.
  * - `modifyTimestamp`: any directory. `(modifyTimestamp>=T)` / `(createTimestamp>=T)` find added
  *   and modified entries; a deleted entry leaves nothing behind to find.
  */
-export type MarkerKind = 'contextCSN' | 'modifyTimestamp';
+export type MarkerKind = 'contextCSN' | 'entryUSN' | 'uSNChanged' | 'modifyTimestamp';
+
+/** What the root DSE says the server is (for advice in `check` and in warnings). */
+export type ServerKind = 'openldap' | '389-ds' | 'active-directory' | 'other';
 
 /** The LDAP Content Synchronization control (RFC 4533); the root DSE lists it when syncprov is loaded. */
 export const SYNC_CONTROL_OID = '1.3.6.1.4.1.4203.1.9.1.1';
@@ -25,18 +34,28 @@ export interface WatchedContext {
   marker: MarkerKind;
   /** contextCSN values at detection (contextCSN only). */
   csn?: string[];
+  /** The USN counter covering the context and its value at the last poll (entryUSN only). */
+  usn?: UsnSource;
+  /** highestCommittedUSN at detection or the last poll (uSNChanged only). */
+  adUsn?: number;
+  server?: ServerKind;
 }
 
 /** What each marker sees, for logs, `check` and the docs. */
 export const MARKER_SEES: Record<MarkerKind, string> = {
   contextCSN: 'sees additions, modifications, deletions and renames',
+  entryUSN: 'sees additions, modifications, deletions and renames',
   modifyTimestamp: 'sees additions and modifications, NOT deletions or renames (those wait for cache_ttl)',
+  uSNChanged: 'sees additions, modifications, deletions and renames',
 };
 
 export function describeContext(c: WatchedContext): string {
-  return c.marker === 'contextCSN'
-    ? `contextCSN of ${JSON.stringify(c.base)} (syncprov): ${MARKER_SEES.contextCSN}`
-    : `(modifyTimestamp>=LAST) under ${JSON.stringify(c.base)}: ${MARKER_SEES.modifyTimestamp}`;
+  if (c.marker === 'contextCSN') return `contextCSN of ${JSON.stringify(c.base)} (syncprov): ${MARKER_SEES.contextCSN}`;
+  if (c.marker === 'entryUSN') {
+    return `lastusn${c.usn?.backend ? `;${c.usn.backend}` : ''} and (entryusn>=LAST) under ${JSON.stringify(c.base)} (389-ds USN plugin): ${MARKER_SEES.entryUSN}`;
+  }
+  if (c.marker === 'uSNChanged') return `highestCommittedUSN, then (uSNChanged>=LAST) under ${JSON.stringify(c.base)} (Active Directory): ${MARKER_SEES.uSNChanged}`;
+  return `(modifyTimestamp>=LAST) under ${JSON.stringify(c.base)}: ${MARKER_SEES.modifyTimestamp}`;
 }
 
 export function stringValues(entry: Entry | undefined, attr: string): string[] {
@@ -52,7 +71,7 @@ export function stringValues(entry: Entry | undefined, attr: string): string[] {
 
 /** The contextCSN values of a naming context (empty when it has none or it may not be read). */
 export async function readContextCsn(pool: LdapPool, base: string): Promise<string[]> {
-  const entries = await pool.search({ base, scope: 'base', filter: '(objectClass=*)', attributes: ['contextCSN'], deref: 0 });
+  const entries = await pool.search({ base, scope: 'base', filter: '(objectClass=*)', attributes: ['contextCSN'], deref: 0 }, { chase: false });
   return stringValues(entries[0], 'contextCSN').sort();
 }
 
@@ -69,8 +88,16 @@ export async function detectContexts(pool: LdapPool, staticBases: string[]): Pro
       throw err;
     });
   const rootDse = (
-    await answered(pool.search({ base: '', scope: 'base', filter: '(objectClass=*)', attributes: ['namingContexts', 'supportedControl'], deref: 0 }), [])
+    await answered(
+      pool.search(
+        { base: '', scope: 'base', filter: '(objectClass=*)', attributes: ['namingContexts', 'supportedControl', LASTUSN, BACKEND_SUFFIX, 'supportedCapabilities', 'highestCommittedUSN', ...SERVER_KIND_ATTRIBUTES], deref: 0 },
+        { chase: false },
+      ),
+      [],
+    )
   )[0];
+  const server = serverKind(rootDse);
+  const adUsn = adUsnOf(rootDse);
   const contexts = stringValues(rootDse, 'namingContexts');
   const syncLoaded = stringValues(rootDse, 'supportedControl').includes(SYNC_CONTROL_OID);
 
@@ -102,7 +129,23 @@ export async function detectContexts(pool: LdapPool, staticBases: string[]): Pro
     const base = chosen.get(norm)!;
     let csn: string[] = [];
     if (syncLoaded && contexts.some((c) => normalizeDn(c) === norm)) csn = await answered(readContextCsn(pool, base), []);
-    out.push(csn.length > 0 ? { base, norm, marker: 'contextCSN', csn } : { base, norm, marker: 'modifyTimestamp' });
+    const usn = csn.length > 0 ? undefined : usnSourceFor(rootDse, norm);
+    if (csn.length > 0) out.push({ base, norm, marker: 'contextCSN', csn, server });
+    else if (adUsn !== undefined && contexts.some((c) => normalizeDn(c) === norm)) out.push({ base, norm, marker: 'uSNChanged', adUsn, server });
+    else if (usn) out.push({ base, norm, marker: 'entryUSN', usn, server });
+    else out.push({ base, norm, marker: 'modifyTimestamp', server });
   }
   return out;
+}
+
+const SERVER_KIND_ATTRIBUTES = ['vendorName', 'objectClass', 'domainControllerFunctionality'];
+
+/** Tells OpenLDAP, 389-ds and Active Directory (or Samba AD) apart by their root DSEs. */
+export function serverKind(rootDse: Entry | undefined): ServerKind {
+  if (!rootDse) return 'other';
+  const vendor = stringValues(rootDse, 'vendorName').join(' ');
+  if (/389|red hat|fedora/i.test(vendor) || stringValues(rootDse, BACKEND_SUFFIX).length > 0) return '389-ds';
+  if (stringValues(rootDse, 'objectClass').some((o) => o.toLowerCase() === 'openldaprootdse')) return 'openldap';
+  if (stringValues(rootDse, 'domainControllerFunctionality').length > 0) return 'active-directory';
+  return 'other';
 }

@@ -7,7 +7,11 @@ import { log, RateLimitedLog } from '../log.js';
 import type { Dependencies } from '../cache/dependencies.js';
 import { isUnder, normalizeDn, rdnsOf, staticBase, withinRdns } from '../ldap/dn.js';
 import { ChangedEntry, FilterCache, mayMatch } from './match.js';
+import { pollAdUsn } from './markers/ad-usn.js';
 import { describeContext, detectContexts, readContextCsn, stringValues, type MarkerKind, type WatchedContext } from './marker.js';
+import { describeCode } from '../ldap/result-codes.js';
+import { pollFailureAdvice } from './advice.js';
+import { pollUsn } from './markers/usn.js';
 
 /**
  * The change watcher of one LDAP connection pool (one server_host list): it polls a cheap change
@@ -89,6 +93,11 @@ export interface WatcherOptions {
   /** A watcher failing (or not started) this long is reported as failing long. Default max(60 s, 10 intervals). */
   failingLongMs?: number;
   /**
+   * While polls fail the watcher is blind: the maps' answers stay fresh at most this long
+   * (blind_cache_ttl), until a poll succeeds again. Undefined or 0: TTLs unchanged.
+   */
+  blindTtlMs?: number;
+  /**
    * Markers a cache snapshot recorded (markers() of the watcher before a restart): a
    * context found with the same base and marker starts from them instead of a fresh baseline,
    * and the first poll, made at once, expires what changed since. Without them (or when one
@@ -100,7 +109,8 @@ export interface WatcherOptions {
 /** Where a context's changes have been taken into account up to (markers(), WatcherOptions.resume). */
 export interface ContextMarker {
   base: string;
-  marker: MarkerKind;
+  /** Only these two can be resumed; contexts watched by a USN are left out of markers(). */
+  marker: 'contextCSN' | 'modifyTimestamp';
   /** contextCSN values seen by the last poll (contextCSN). */
   csn?: readonly string[];
   /** Lower bound of the next poll, epoch seconds (modifyTimestamp). */
@@ -117,6 +127,10 @@ export interface WatcherStatus {
   lastError?: string;
   /** Not polled successfully for longer than failingLongMs. */
   failingLong: boolean;
+  /** The server refused the poll (a result code, not an outage): it will not fix itself. */
+  refused?: string;
+  /** What to do about the failure, when the server refused. */
+  advice?: string;
 }
 
 interface ContextState extends WatchedContext {
@@ -174,6 +188,9 @@ export class ChangeWatcher {
   private lastSuccess?: number;
   private failingSince?: number;
   private lastError?: string;
+  private lastRefusal?: { code: string; advice?: string };
+  /** The context whose poll is running (for advice when it fails). */
+  private polling?: ContextState;
   private readonly rlog = new RateLimitedLog(60_000);
   private readonly maxVerify: number;
   private readonly maxChanged: number;
@@ -236,6 +253,10 @@ export class ChangeWatcher {
     };
     if (this.failingSince !== undefined) s.failingForSec = Math.max(0, now - this.failingSince) / 1000;
     if (this.lastError !== undefined) s.lastError = this.lastError;
+    if (this.lastRefusal) {
+      s.refused = this.lastRefusal.code;
+      if (this.lastRefusal.advice !== undefined) s.advice = this.lastRefusal.advice;
+    }
     return s;
   }
 
@@ -246,7 +267,12 @@ export class ChangeWatcher {
    */
   markers(): ContextMarker[] {
     if (!this.contexts) return [...(this.resumeFrom ?? [])];
-    return this.contexts.map((c) => (c.marker === 'contextCSN' ? { base: c.base, marker: c.marker, csn: c.csn ?? [] } : { base: c.base, marker: c.marker, since: c.since }));
+    const out: ContextMarker[] = [];
+    for (const c of this.contexts) {
+      if (c.marker === 'contextCSN') out.push({ base: c.base, marker: c.marker, csn: c.csn ?? [] });
+      else if (c.marker === 'modifyTimestamp') out.push({ base: c.base, marker: c.marker, since: c.since });
+    }
+    return out;
   }
 
   private schedule(ms: number): void {
@@ -264,36 +290,61 @@ export class ChangeWatcher {
     if (this.failingSince !== undefined) {
       log.info(`change watcher ${this.servers}: polling again after ${Math.round((this.now() - this.failingSince) / 1000)} s of failures; comparing with the state before`);
     }
+    if (this.failingSince !== undefined || this.lastSuccess === undefined) this.capCaches(undefined);
     this.lastSuccess = this.now();
     this.failingSince = undefined;
     this.lastError = undefined;
+    this.lastRefusal = undefined;
+  }
+
+  /** blind_cache_ttl: caps (or, with undefined, uncaps) how long the maps' answers stay fresh. */
+  private capCaches(ms: number | undefined): void {
+    const cap = ms !== undefined && ms > 0 ? ms : undefined;
+    if (ms !== undefined && cap === undefined) return;
+    for (const m of this.maps) m.cache.capFreshness(cap);
   }
 
   private failed(err: unknown): void {
     const msg = err instanceof Error ? err.message : String(err);
     this.opts.observer?.pollError?.(this.servers);
     this.lastError = msg;
+    const c = this.polling;
+    const advice = pollFailureAdvice(err, c?.marker, c?.server);
+    this.lastRefusal = err instanceof LdapFailure && err.code !== undefined ? { code: describeCode(err.code), ...(advice ? { advice } : {}) } : undefined;
+    const fix = advice ? `; fix: ${advice}` : '';
+    // A server that answers lookups but refuses the poll leaves the watcher blind for good: answers
+    // fall back to the short blind TTL. An outage (down, timeout) is left to stale-if-error as
+    // before: a lookup could not get a fresher answer anyway, only wait for the timeout.
+    const refused = this.lastRefusal !== undefined && !!this.opts.blindTtlMs;
+    const blind = refused ? `cached answers stay fresh at most ${this.opts.blindTtlMs! / 1000} s (blind_cache_ttl) until it can` : 'nothing is invalidated until it can';
+    if (refused) this.capCaches(this.opts.blindTtlMs);
     if (this.failingSince === undefined) {
       this.failingSince = this.now();
-      log.warn(`change watcher ${this.servers}: cannot poll the directory: ${msg}; nothing is invalidated until it can (stale-if-error still applies)`);
+      log.warn(`change watcher ${this.servers}: cannot poll the directory${c ? ` (${c.marker} under ${JSON.stringify(c.base)})` : ''}: ${msg}; ${blind} (stale-if-error still applies)${fix}`);
     } else {
-      this.rlog.emit('warn', 'poll', `change watcher ${this.servers}: still cannot poll the directory: ${msg}`);
+      this.rlog.emit('warn', 'poll', `change watcher ${this.servers}: still cannot poll the directory: ${msg}${fix}`);
     }
     if (!(err instanceof LdapFailure)) log.debug(`change watcher ${this.servers}: ${err instanceof Error ? err.stack : msg}`);
   }
 
   private async pollOnce(): Promise<void> {
+    this.polling = undefined;
     // Resumed from a snapshot's markers: poll at once, to expire what changed since.
     if (!this.contexts && !(await this.detect())) return;
     if (!this.contexts) return;
     for (const c of this.contexts) {
-      const batch = c.marker === 'contextCSN' ? await this.pollCsn(c) : await this.pollTimestamps(c);
+      this.polling = c;
+      const batch = c.marker === 'contextCSN' ? await this.pollCsn(c)
+        : c.marker === 'entryUSN' ? await this.pollUsn(c)
+        : c.marker === 'uSNChanged' ? await this.pollAdUsn(c)
+        : await this.pollTimestamps(c);
       if (batch) this.apply(c, batch);
     }
-    const lost = this.contexts.find((c) => c.marker === 'contextCSN' && (c.csn ?? []).length === 0);
+    this.polling = undefined;
+    const lost = this.contexts.find((c) => (c.marker === 'contextCSN' && (c.csn ?? []).length === 0) || (c.marker === 'entryUSN' && c.usn === undefined));
     if (lost) {
-      // Without its contextCSN the context cannot be watched that way any more: choose again.
-      log.warn(`change watcher ${this.servers}: contextCSN of ${JSON.stringify(lost.base)} is gone; detecting the change marker again`);
+      // Without its contextCSN / lastusn the context cannot be watched that way any more: choose again.
+      log.warn(`change watcher ${this.servers}: the ${lost.marker} marker of ${JSON.stringify(lost.base)} is gone; detecting the change marker again`);
       this.contexts = undefined;
     }
   }
@@ -310,6 +361,7 @@ export class ChangeWatcher {
     const states: ContextState[] = [];
     for (const c of found) {
       const state: ContextState = { ...c, local: [], since: 0, seen: new Map() };
+      this.polling = state;
       const from = resume?.find((r) => r.marker === c.marker && normalizeDn(r.base) === c.norm);
       if (from?.marker === 'contextCSN' && from.csn !== undefined && from.csn.length > 0) state.csn = [...from.csn].sort();
       else if (from?.marker === 'modifyTimestamp' && from.since !== undefined) state.since = from.since;
@@ -364,7 +416,7 @@ export class ChangeWatcher {
       filter: `(|(modifyTimestamp>=${t})(createTimestamp>=${t}))`,
       attributes,
       deref: 0,
-    });
+    }, { chase: false });
   }
 
   /** Keeps c.anchor: the newest timestamp in an answer just received shows the directory's clock. */
@@ -456,6 +508,18 @@ export class ChangeWatcher {
     return done(changed.length > 0 ? { changed, deleted: new Set() } : undefined);
   }
 
+  /** Active Directory (markers/ad-usn.ts); deletions through the same tracked-DN check as pollCsn. */
+  private async pollAdUsn(c: ContextState): Promise<ChangeBatch | undefined> {
+    const tracked = (): string[] => {
+      const out = new Set<string>();
+      for (const m of this.maps) for (const dn of m.cache.trackedEntryDns()) if (isUnder(dn, c.norm)) out.add(dn);
+      return [...out];
+    };
+    const r = await pollAdUsn(this.pool, c.base, c.adUsn ?? 0, tracked, { maxChanged: this.maxChanged, maxVerify: this.maxVerify });
+    c.adUsn = r.usn;
+    return r.batch;
+  }
+
   private async pollCsn(c: ContextState): Promise<ChangeBatch | undefined> {
     const now = await readContextCsn(this.pool, c.base);
     const old = c.csn ?? [];
@@ -477,12 +541,12 @@ export class ChangeWatcher {
         return csn === undefined || !old.includes(csn);
       };
       // First how many (DN and entryCSN only), then, if not too many, the entries themselves.
-      const probe = await sizeLimited(this.pool.search({ base: c.base, scope: 'sub', filter, attributes: ['entryCSN'], deref: 0 }));
+      const probe = await sizeLimited(this.pool.search({ base: c.base, scope: 'sub', filter, attributes: ['entryCSN'], deref: 0 }, { chase: false }));
       const n = probe?.filter(unseen).length ?? 0;
       if (probe === undefined) batch.unexplained = SIZE_LIMIT_REASON;
       else if (n > this.maxChanged) batch.unexplained = `${n} entries changed at once (more than ${this.maxChanged})`;
       else if (n > 0) {
-        const entries = await sizeLimited(this.pool.search({ base: c.base, scope: 'sub', filter, attributes: ['*', 'entryCSN'], deref: 0 }));
+        const entries = await sizeLimited(this.pool.search({ base: c.base, scope: 'sub', filter, attributes: ['*', 'entryCSN'], deref: 0 }, { chase: false }));
         if (entries === undefined) batch.unexplained = SIZE_LIMIT_REASON;
         else for (const e of entries) if (unseen(e)) batch.changed.push(new ChangedEntry(normalizeDn(e.dn), e));
       }
@@ -496,6 +560,22 @@ export class ChangeWatcher {
     return batch;
   }
 
+  /** 389-ds USN plugin (markers/usn.ts): written entries by entryusn, deletions and renames by missing(). */
+  private async pollUsn(c: ContextState): Promise<ChangeBatch | undefined> {
+    if (!c.usn) return undefined;
+    const p = await pollUsn(this.pool, c.base, c.usn, this.maxChanged);
+    if (!p.moved) return undefined;
+    const batch: ChangeBatch = { changed: p.changed.map((e) => new ChangedEntry(normalizeDn(e.dn), e)), deleted: new Set() };
+    if (p.unexplained) batch.unexplained = p.unexplained;
+    else {
+      const missing = await this.missing(c);
+      if (missing === undefined) batch.unexplained = `more than ${this.maxVerify} cached DNs to check for deletions`;
+      else batch.deleted = missing;
+    }
+    c.usn = p.now === undefined ? undefined : { backend: c.usn.backend, value: p.now };
+    return batch;
+  }
+
   /** Tracked entry DNs in the context that no longer exist; undefined when there are too many to check. */
   private async missing(c: ContextState): Promise<Set<string> | undefined> {
     const tracked = new Set<string>();
@@ -506,7 +586,7 @@ export class ChangeWatcher {
     for (let i = 0; i < all.length; i += VERIFY_BATCH) {
       const batch = all.slice(i, i + VERIFY_BATCH);
       const filter = `(|${batch.map((dn) => `(entryDN=${escapeFilterValue(dn)})`).join('')})`;
-      const entries = await this.pool.search({ base: c.base, scope: 'sub', filter, attributes: ['1.1'], deref: 0 });
+      const entries = await this.pool.search({ base: c.base, scope: 'sub', filter, attributes: ['1.1'], deref: 0 }, { chase: false });
       for (const e of entries) present.add(normalizeDn(e.dn));
     }
     return new Set(all.filter((dn) => !present.has(dn)));

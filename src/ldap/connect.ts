@@ -2,6 +2,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { Client } from 'ldapts';
 import { LdapFailure, toLdapFailure } from './errors.js';
+import { clean } from './ldapts-fixes.js';
+import { resultCodeName } from './result-codes.js';
 import { certificateNameFor } from './local-hostname.js';
 import { saslBind } from './sasl-bind.js';
 import type { SaslTarget, ServerTarget, TlsTarget } from './target.js';
@@ -22,6 +24,8 @@ export interface ConnectionSettings {
   tls: TlsTarget;
   /** chase_referrals: follow referrals and search references (see referral.ts). */
   chaseReferrals?: boolean;
+  /** range_retrieval (daemon setting): fetch the rest of ranged values (see range.ts). */
+  rangeRetrieval?: boolean;
 }
 
 export interface OpenConnection {
@@ -138,7 +142,7 @@ export async function connectServer(server: ServerTarget, settings: ConnectionSe
     const f = toLdapFailure(err, { server: server.url, connectionLost: socket.destroyed });
     // A refusal from the server: say what was refused and why, in libldap's words, like
     // Postfix's "Unable to bind to server ... with dn ...: 49 (Invalid credentials)".
-    const message = f.code !== undefined ? `${stage} refused: ${describeResultCode(f.code, f.message)}` : f.message;
+    const message = f.code !== undefined ? `${stage} refused: ${describeResultCode(f.code, err instanceof Error ? clean(err.message) : '')}` : f.message;
     throw new LdapFailure(f.kind === 'noSuchObject' ? 'error' : f.kind, `${server.url}: ${message}`, f.code, server.url);
   }
   return { client, socket, server: server.url };
@@ -169,7 +173,7 @@ const RESULT_TEXT: Readonly<Record<number, string>> = {
  */
 export function describeResultCode(code: number, ldaptsMessage: string): string {
   const diagnostic = ldaptsMessage.replace(/\s*Code: 0x[0-9a-f]+\s*$/i, '').trim();
-  const text = RESULT_TEXT[code] ?? 'LDAP error';
+  const text = RESULT_TEXT[code] ?? resultCodeName(code);
   return diagnostic === '' || diagnostic === text ? `${code} (${text})` : `${code} (${text}): ${diagnostic}`;
 }
 

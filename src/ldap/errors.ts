@@ -1,6 +1,7 @@
 import { ResultCodeError } from 'ldapts';
 import type { SearchFailure } from '../contracts/trace.js';
 import { clean, referralsOf } from './ldapts-fixes.js';
+import { resultMessage } from './result-codes.js';
 
 /**
  * LDAP failures as types. Postfix's dict_ldap sorts every outcome into found / not found /
@@ -41,7 +42,8 @@ export function toLdapFailure(
   if (err instanceof LdapFailure) return err;
   const { server } = seen;
   if (err instanceof ResultCodeError) {
-    const message = clean(err.message);
+    // `adminLimitExceeded (11): <server text>`: the code by name, whether or not the server said more.
+    const message = resultMessage(err.code, clean(err.message));
     if (err.code === LDAP_NO_SUCH_OBJECT) return new LdapFailure('noSuchObject', message, err.code, server);
     if (err.code === LDAP_TIME_LIMIT_EXCEEDED) return new LdapFailure('timeout', message, err.code, server);
     return new LdapFailure('error', message, err.code, server, err.code === LDAP_REFERRAL ? referralsOf(err) : undefined);

@@ -2,30 +2,16 @@ import type { Scope, SearchRequest } from './search-request.js';
 import type { Entry, Filter } from 'ldapts';
 import { RateLimitedLog, registerSecret } from '../log.js';
 import { DnBatcher } from './batch.js';
-import { connectAny, withDeadline, type ConnectionSettings, type OpenConnection, type ServerTarget } from './connect.js';
+import type { BreakerStatus } from './breaker.js';
+import { withDeadline, type ConnectionSettings, type OpenConnection } from './connect.js';
+import { ConnectionSet } from './connections.js';
 import { LDAP_REFERRAL, LdapFailure, toLdapFailure } from './errors.js';
 import { Admission } from './admission.js';
 import { DEREF, parsedFilter } from './filter-cache.js';
+import { completeRanges, incompleteRanges, RangeRetrievalError } from './range.js';
 import { ReferralChaser, serverKey, type ChaseRequest, type SearchOutcome } from './referral.js';
 
-/** Observations for metrics; the pool itself knows nothing about Prometheus. */
-export interface PoolObserver {
-  request?(server: string, outcome: 'success' | 'noSuchObject' | 'timeout' | 'down' | 'error', seconds: number): void;
-  connection?(server: string, event: 'open' | 'close' | 'fail'): void;
-  /**
-   * Searches admitted (in flight) and waiting for admission, as changes (+1/-1). `servers` is the
-   * pool's server_host list (space separated): several pools may share it, so sum the deltas.
-   */
-  inFlight?(servers: string, delta: number): void;
-  queued?(servers: string, delta: number): void;
-  /** A queued search gave up waiting for admission (answered as a timeout). */
-  queueTimeout?(servers: string): void;
-  /**
-   * One batched member fetch (batch_member_fetch) on the pool `servers`: `answered` DNs came
-   * from the one search, `fallback` DNs were sent on to their own base search.
-   */
-  batch?(servers: string, answered: number, fallback: number): void;
-}
+import type { PoolObserver } from './pool-observer.js';
 
 export interface PoolOptions {
   size: number;
@@ -41,21 +27,14 @@ export interface PoolOptions {
    * others fail too.
    */
   serverBackoffMaxMs?: number;
+  /** First probe of a failing server after this long, doubling per failed probe (see breaker.ts). */
+  probeMinMs?: number;
+  probeMaxMs?: number;
   /**
    * How long a search may wait for admission when maxInFlight searches are already running
    * (default: the map's timeout). A hung server cannot make requests pile up without bound.
    */
   queueTimeoutMs?: number;
-}
-
-interface Slot {
-  conn?: OpenConnection;
-  connecting?: Promise<OpenConnection>;
-  inFlight: number;
-  /** Rejecters of the searches on this connection, so a dead socket fails them at once. */
-  pending: Set<(f: LdapFailure) => void>;
-  /** The socket corked for the searches started in this tick (see corkForTick). */
-  corked?: OpenConnection['socket'];
 }
 
 /**
@@ -67,23 +46,17 @@ interface Slot {
  * directory.
  */
 export class LdapPool {
-  private readonly slots: Slot[];
   private readonly admission: Admission;
-  private failures = 0;
-  private retryAt = 0;
-  private lastFailure?: LdapFailure;
-  private readonly serverDownUntil = new Map<string, number>();
-  private readonly serverFailures = new Map<string, number>();
+  private readonly conns: ConnectionSet;
   /** The pool's server_host list, as the metrics label it. */
   readonly serversLabel: string;
-  private readonly rlog = new RateLimitedLog(30_000);
   private closed = false;
+  private readonly rlog = new RateLimitedLog(60_000);
 
   constructor(
     readonly settings: ConnectionSettings,
     private readonly opts: PoolOptions,
   ) {
-    this.slots = Array.from({ length: Math.max(1, opts.size) }, () => ({ inFlight: 0, pending: new Set() }));
     this.serversLabel = settings.servers.map((s) => s.url).join(' ');
     const label = this.serversLabel;
     const o = opts.observer;
@@ -94,7 +67,31 @@ export class LdapPool {
     });
     registerSecret(settings.bindPw);
     if (settings.chaseReferrals === true) this.chaser = new ReferralChaser(settings);
+    this.conns = new ConnectionSet(settings, { ...opts, opened: (server) => this.batcher?.connected(server) });
   }
+
+  /** Servers whose circuit breaker is open now (for /readyz, explain and tests). */
+  get failingServers(): BreakerStatus[] {
+    return this.conns.failingServers;
+  }
+
+  /** True when at least one connection is open (for /readyz and `check`). */
+  get connected(): boolean {
+    return this.conns.connected;
+  }
+
+  get lastError(): string | undefined {
+    return this.conns.lastError;
+  }
+
+  /**
+   * Makes sure a connection exists, as dict_ldap connects before it expands templates: a key
+   * whose search would be suppressed still gets a temporary error while LDAP is unreachable.
+   */
+  ensureConnected(): Promise<void> {
+    return this.conns.ensureConnected();
+  }
+
 
   /** Follows referrals for chase_referrals = yes; absent otherwise (a referral is an error). */
   private readonly chaser?: ReferralChaser;
@@ -108,38 +105,27 @@ export class LdapPool {
     return this.settings.timeoutSec * 1000;
   }
 
-  /** True when at least one connection is open (for /readyz and `check`). */
-  get connected(): boolean {
-    return this.slots.some((s) => s.conn && !s.conn.socket.destroyed);
-  }
 
-  get lastError(): string | undefined {
-    return this.lastFailure?.message;
-  }
 
-  /**
-   * Makes sure a connection exists, as dict_ldap connects before it expands templates: a key
-   * whose search would be suppressed still gets a temporary error while LDAP is unreachable.
-   */
-  async ensureConnected(): Promise<void> {
-    if (this.connected) return;
-    await this.connectSlot(this.slots[0]!);
-  }
 
   /**
    * One search; entries in server order. Throws LdapFailure. Identical searches already in
    * flight share one request: concurrent expansions reaching the same list or person (and
    * concurrent lookups of the same key) cost the directory one search.
    */
-  search(req: SearchRequest, opts?: { batch?: boolean }): Promise<Entry[]> {
-    const id = req.base + this.idTail(req);
+  search(req: SearchRequest, opts?: { batch?: boolean; chase?: false }): Promise<Entry[]> {
+    // chase: false (the change watcher's polls): search references are ignored, as with
+    // chase_referrals = no, whatever the map says.
+    const id = req.base + this.idTail(req) + (opts?.chase === false && this.chaser !== undefined ? '\u0000nochase' : '');
     const shared = this.sharing.get(id);
     if (shared) {
       this.sharedSearches++;
       return shared;
     }
     let p: Promise<Entry[]>;
-    if (opts?.batch === true && DnBatcher.eligible(req) && this.dnBatcher().active) {
+    if (opts?.chase === false && this.chaser !== undefined) {
+      p = this.searchAdmitted(req).then((r) => r.entries).finally(() => this.sharing.delete(id));
+    } else if (opts?.batch === true && DnBatcher.eligible(req) && this.dnBatcher().active) {
       // The batcher ends the sharing itself (fewer promises per member).
       p = this.dnBatcher().fetch(req, id);
     } else {
@@ -185,6 +171,34 @@ export class LdapPool {
   }
 
   private async searchQueued(req: SearchRequest): Promise<Entry[]> {
+    return this.ranges(req, await this.searchChased(req));
+  }
+
+  /** Ranged values (AD's MaxValRange): counted and logged; completed only with range_retrieval. */
+  private async ranges(req: SearchRequest, entries: Entry[]): Promise<Entry[]> {
+    const incomplete = entries.filter((e) => incompleteRanges(e).length > 0);
+    if (incomplete.length === 0) return entries;
+    const names = [...new Set(incomplete.flatMap((e) => incompleteRanges(e).map((r) => r.name)))].join(', ');
+    this.opts.observer?.rangedAttribute?.(this.serversLabel, incomplete.length);
+    const retrieve = this.settings.rangeRetrieval === true;
+    this.rlog.emit(
+      'warn',
+      'ranged-values',
+      `LDAP ${this.serversLabel}: ${incomplete[0]!.dn} came back with only part of its values (${names}; the server's MaxValRange); ` +
+        (retrieve ? 'fetching the remaining ranges (range_retrieval = yes)' : "answering from the first range only, as Postfix's ldap table does (range_retrieval = yes fetches the rest)"),
+    );
+    if (!retrieve) return entries;
+    const fetch = async (dn: string, attribute: string): Promise<Entry | undefined> =>
+      (await this.searchAdmitted({ ...req, base: dn, scope: 'base', filter: '(objectClass=*)', attributes: [attribute] })).entries[0];
+    try {
+      return await Promise.all(entries.map((e) => completeRanges(e, fetch)));
+    } catch (err) {
+      if (err instanceof RangeRetrievalError) throw new LdapFailure('error', `range retrieval: ${err.message}`);
+      throw err;
+    }
+  }
+
+  private async searchChased(req: SearchRequest): Promise<Entry[]> {
     if (this.chaser === undefined) return (await this.searchAdmitted(req)).entries;
     const first = await this.outcome(req);
     if (first.kind === 'entries' && first.references.length === 0) return first.entries;
@@ -265,8 +279,8 @@ export class LdapPool {
    * `soft`: then only this search fails (a batched fetch, which its DNs' own searches replace).
    */
   private async searchOnce(req: SearchRequest, filter: Filter, soft = false): Promise<{ entries: Entry[]; references: string[]; server: string }> {
-    const slot = this.pickSlot();
-    const conn = await this.connectSlot(slot);
+    const slot = this.conns.pickSlot();
+    const conn = await this.conns.connectSlot(slot);
     const started = process.hrtime.bigint();
     slot.inFlight++;
     let timedOut = false;
@@ -280,10 +294,13 @@ export class LdapPool {
         return;
       }
       // Like dict_ldap after a client-side timeout, give up on this connection: a server that
-      // does not answer one search is unlikely to answer the others queued behind it.
-      this.dropConnection(slot, new LdapFailure('timeout', `search timed out after ${this.timeoutMs} ms`, undefined, conn.server));
+      // does not answer one search is unlikely to answer the others queued behind it. Nor will
+      // it answer the next lookups: its breaker opens, and they skip it.
+      const f = new LdapFailure('timeout', `search timed out after ${this.timeoutMs} ms`, undefined, conn.server);
+      this.conns.dropConnection(slot, f);
+      this.conns.trip(conn.server, f);
     }, this.timeoutMs);
-    this.corkForTick(slot, conn);
+    this.conns.corkForTick(slot, conn);
     try {
       const result = await Promise.race([
         conn.client.search(req.base, this.searchOptions(req, filter)),
@@ -294,7 +311,7 @@ export class LdapPool {
     } catch (err) {
       const f = toLdapFailure(err, { timedOut, connectionLost: conn.socket.destroyed, server: conn.server });
       this.observe(conn.server, f.kind, started);
-      if (f.kind === 'down') this.dropConnection(slot, f);
+      if (f.kind === 'down') this.conns.dropConnection(slot, f);
       throw f;
     } finally {
       clearTimeout(timer);
@@ -303,147 +320,23 @@ export class LdapPool {
     }
   }
 
-  /**
-   * Corks the connection's socket until the next tick, so the searches a walk starts together
-   * (a list's members) leave in one writev instead of one write(2) each. ldapts writes a request
-   * a few microtasks after search() is called; nextTick callbacks run once the microtask queue is
-   * empty, so they are all in. Started outside a microtask, the uncork may come first: the
-   * write then just goes out on its own.
-   */
-  private corkForTick(slot: Slot, conn: OpenConnection): void {
-    if (slot.corked !== undefined) return;
-    const socket = conn.socket;
-    slot.corked = socket;
-    socket.cork();
-    process.nextTick(() => {
-      slot.corked = undefined;
-      socket.uncork();
-    });
-  }
 
   private observe(server: string, outcome: Parameters<NonNullable<PoolObserver['request']>>[1], started: bigint): void {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.opts.observer?.request?.(server, outcome, seconds);
   }
 
-  /** Least-busy open slot, or an unopened one when every open slot is already busy. */
-  private pickSlot(): Slot {
-    let best: Slot | undefined;
-    let idle: Slot | undefined;
-    for (const s of this.slots) {
-      const open = s.conn !== undefined && !s.conn.socket.destroyed;
-      if (!open) {
-        if (s.connecting) {
-          if (!best || s.inFlight < best.inFlight) best = s;
-        } else {
-          idle ??= s;
-        }
-        continue;
-      }
-      if (!best || s.inFlight < best.inFlight) best = s;
-    }
-    if (best && (best.inFlight === 0 || !idle)) return best;
-    return idle ?? best ?? this.slots[0]!;
-  }
 
-  private connectSlot(slot: Slot): Promise<OpenConnection> {
-    if (slot.conn && !slot.conn.socket.destroyed) return Promise.resolve(slot.conn);
-    slot.conn = undefined;
-    if (slot.connecting) return slot.connecting;
-    if (this.closed) return Promise.reject(new LdapFailure('down', 'pool closed'));
-    const now = Date.now();
-    if (now < this.retryAt && this.lastFailure) {
-      return Promise.reject(
-        new LdapFailure(this.lastFailure.kind, `${this.lastFailure.message} (next connect attempt in ${this.retryAt - now} ms)`, this.lastFailure.code),
-      );
-    }
-    slot.connecting = connectAny(this.settings, this.serverOrder(now), (server, err) => {
-      const n = (this.serverFailures.get(server.url) ?? 0) + 1;
-      this.serverFailures.set(server.url, n);
-      const min = this.opts.backoffMinMs ?? 250;
-      const wait = Math.min(this.opts.serverBackoffMaxMs ?? 60_000, min * 2 ** Math.min(30, n - 1));
-      this.serverDownUntil.set(server.url, Date.now() + wait);
-      this.opts.observer?.connection?.(server.url, 'fail');
-      const detail = err.message.startsWith(`${server.url}: `) ? err.message.slice(server.url.length + 2) : err.message;
-      if (err.code !== undefined) {
-        // The server answered and said no (bad bind_dn/bind_pw, ...): nothing heals this but an
-        // operator, so say it loudly, once per period, not once per lookup. Never the password.
-        this.rlog.emit(
-          'error',
-          `connect:${server.url}`,
-          `LDAP server ${server.url}: ${detail}; lookups answer a temporary error; retrying with backoff`,
-        );
-      } else {
-        this.rlog.emit('warn', `connect:${server.url}`, `LDAP server ${server.url}: ${detail}`);
-      }
-    })
-      .then((conn) => {
-        this.failures = 0;
-        this.retryAt = 0;
-        this.lastFailure = undefined;
-        this.serverDownUntil.delete(conn.server);
-        this.serverFailures.delete(conn.server);
-        slot.conn = conn;
-        this.opts.observer?.connection?.(conn.server, 'open');
-        this.batcher?.connected(conn.server);
-        conn.socket.once('close', () => {
-          this.opts.observer?.connection?.(conn.server, 'close');
-          if (slot.conn === conn) this.dropConnection(slot, new LdapFailure('down', `connection to ${conn.server} closed`, undefined, conn.server));
-        });
-        if (this.closed) conn.socket.destroy();
-        return conn;
-      })
-      .catch((err: unknown) => {
-        const f = toLdapFailure(err);
-        this.failures++;
-        this.lastFailure = f;
-        this.retryAt = Date.now() + this.backoffMs();
-        throw f;
-      })
-      .finally(() => {
-        slot.connecting = undefined;
-      });
-    return slot.connecting;
-  }
 
-  private backoffMs(): number {
-    const min = this.opts.backoffMinMs ?? 250;
-    const max = this.opts.backoffMaxMs ?? 5000;
-    return Math.min(max, min * 2 ** Math.max(0, this.failures - 1));
-  }
 
-  /** Servers in configured order, those that failed recently moved to the end (still tried). */
-  private serverOrder(now: number): ServerTarget[] {
-    const up: ServerTarget[] = [];
-    const down: ServerTarget[] = [];
-    for (const s of this.settings.servers) ((this.serverDownUntil.get(s.url) ?? 0) > now ? down : up).push(s);
-    return [...up, ...down];
-  }
 
-  private dropConnection(slot: Slot, why: LdapFailure): void {
-    const conn = slot.conn;
-    slot.conn = undefined;
-    for (const reject of slot.pending) reject(why);
-    slot.pending.clear();
-    conn?.socket.destroy();
-  }
+
+
 
   async close(): Promise<void> {
     this.closed = true;
     await this.chaser?.close();
     this.admission.close();
-    await Promise.all(
-      this.slots.map(async (slot) => {
-        const conn = slot.conn ?? (await slot.connecting?.catch(() => undefined));
-        if (!conn) return;
-        slot.conn = undefined;
-        try {
-          await Promise.race([conn.client.unbind(), new Promise((r) => setTimeout(r, 1000))]);
-        } catch {
-          /* the server may already be gone */
-        }
-        conn.socket.destroy();
-      }),
-    );
+    await this.conns.close();
   }
 }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { CacheHitKind, CacheObserver, CacheSource } from '../cache/options.js';
 import type { ChangeKind, WatcherObserver, WatcherStatus } from '../freshness/watcher.js';
-import type { PoolObserver } from '../ldap/pool.js';
+import type { PoolObserver } from '../ldap/pool-observer.js';
 import type { LookupResult } from '../contracts/result.js';
 import type { ConnectionObserver } from '../server/daemon.js';
 import type { LookupObserver } from '../server/handlers.js';
@@ -135,11 +135,13 @@ export class Metrics {
   private readonly ldapDuration: HistogramCells<'server'>;
   private readonly ldapConnections: Gauge<'server' | 'state'>;
   private readonly ldapConnectionEvents: Counter<'server' | 'event'>;
+  private readonly breakerOpen: Gauge<'server'>;
   private readonly clientConnections: Gauge<'protocol'>;
   private readonly clientConnectionsTotal: Counter<'protocol'>;
   private readonly protocolErrors: Counter<'protocol' | 'reason'>;
   private readonly oversize: Counter<'map' | 'protocol'>;
   private readonly clientRejected: Counter<'protocol'>;
+  private readonly clientDenied: Counter<'protocol'>;
   private readonly clientTimeouts: Counter<'protocol' | 'kind'>;
   private readonly clientMax: Gauge;
   private readonly ldapQueueTimeouts: Counter<'servers'>;
@@ -255,6 +257,12 @@ export class Metrics {
       labelNames: ['protocol'],
       registers,
     });
+    this.clientDenied = new Counter({
+      name: 'ldap_socketmap_client_connections_denied_total',
+      help: 'Client connections closed unanswered because the peer address is not in client_allow (inet listeners).',
+      labelNames: ['protocol'],
+      registers,
+    });
     this.clientTimeouts = new Counter({
       name: 'ldap_socketmap_client_timeouts_total',
       help: 'Client connections closed by the daemon: idle longer than idle_timeout, or a request not complete within request_read_timeout (read).',
@@ -268,6 +276,7 @@ export class Metrics {
     });
     for (const protocol of ['socketmap', 'tcp_table']) {
       this.clientRejected.inc({ protocol }, 0);
+      this.clientDenied.inc({ protocol }, 0);
       for (const kind of ['idle', 'read']) this.clientTimeouts.inc({ protocol, kind }, 0);
     }
     this.snapshotObserver = this.makeSnapshotObserver(registers);
@@ -306,13 +315,37 @@ export class Metrics {
     });
     build.set({ version: opts.version ?? packageVersion(), node_version: process.version }, 1);
 
+    const breakerOpen = (this.breakerOpen = new Gauge({
+      name: 'ldap_socketmap_ldap_circuit_open',
+      help: 'Whether the LDAP server is being skipped (1) because it timed out or could not be reached, until a background probe answers (0).',
+      labelNames: ['server'],
+      registers,
+    }));
+    const breakerTransitions = new Counter({
+      name: 'ldap_socketmap_ldap_circuit_transitions_total',
+      help: 'Circuit breaker transitions per LDAP server: opened (timeout or unreachable) and closed (a probe answered).',
+      labelNames: ['server', 'state'],
+      registers,
+    });
     const ldapBatched = new Counter({
       name: 'ldap_socketmap_ldap_batched_dns_total',
       help: 'Member DNs of batched fetches (batch_member_fetch), by connection pool: answered by a batch search (a base search saved each), or sent on to their own base search (fallback).',
       labelNames: ['servers', 'result'],
       registers,
     });
+    const ldapRanged = new Counter({
+      name: 'ldap_socketmap_ldap_ranged_entries_total',
+      help: "Entries whose values came back in ranges (Active Directory's MaxValRange, e.g. member;range=0-1499), by connection pool. Without range_retrieval = yes only the first range is used, as Postfix does.",
+      labelNames: ['servers'],
+      registers,
+    });
     this.poolObserver = {
+      breaker: (server, state) => {
+        this.ldapServer(server);
+        breakerOpen.set({ server }, state === 'open' ? 1 : 0);
+        breakerTransitions.inc({ server, state });
+      },
+      rangedAttribute: (servers, entries) => { ldapRanged.inc({ servers }, entries); },
       batch: (servers, answered, fallback) => {
         ldapBatched.inc({ servers, result: 'answered' }, answered);
         ldapBatched.inc({ servers, result: 'fallback' }, fallback);
@@ -363,6 +396,7 @@ export class Metrics {
       },
       protocolError: (protocol, reason) => this.protocolErrors.inc({ protocol, reason }),
       rejected: (protocol) => this.clientRejected.inc({ protocol }),
+      denied: (protocol) => this.clientDenied.inc({ protocol }),
       timedOut: (protocol, kind) => this.clientTimeouts.inc({ protocol, kind }),
     };
 
@@ -397,6 +431,16 @@ export class Metrics {
       collect() {
         this.reset();
         for (const s of watcherStatus()) this.set({ servers: s.servers }, s.lastSuccessAgeSec);
+      },
+    });
+    new Gauge({
+      name: 'ldap_socketmap_change_watcher_blind',
+      help: 'Set to 1 while a change watcher cannot poll (changes go unseen; answers fall back to blind_cache_ttl); reason is the refusing result code by name, or unreachable.',
+      labelNames: ['servers', 'reason'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of watcherStatus()) if (s.state === 'failing') this.set({ servers: s.servers, reason: s.refused ?? 'unreachable' }, 1);
       },
     });
     new Gauge({
@@ -481,6 +525,7 @@ export class Metrics {
     if (known) return known;
     this.openLdap.set(server, 0);
     this.ldapConnections.set({ server, state: 'open' }, 0);
+    this.breakerOpen.set({ server }, 0);
     for (const event of CONNECTION_EVENTS) this.ldapConnectionEvents.inc({ server, event }, 0);
     const requests = {} as Record<LdapOutcome, CounterCell>;
     for (const result of LDAP_OUTCOMES) requests[result] = this.ldapRequests.cell({ server, result });

@@ -32,6 +32,8 @@ export interface MapHealth {
    * the map not ready: its cached answers may be silently outdated.
    */
   watcher?: WatcherHealth;
+  /** Servers of this map that lookups skip now (circuit breaker open), with why and since when. */
+  failingServers?: { server: string; reason: string; openForSec: number }[];
 }
 
 export interface WatcherHealth {
@@ -41,6 +43,10 @@ export interface WatcherHealth {
   lastSuccessAgeSec: number;
   failingLong: boolean;
   error?: string;
+  /** The server refuses the poll (result code by name): the watcher is blind until that is fixed. */
+  refused?: string;
+  /** The fix for the refusal. */
+  advice?: string;
 }
 
 export interface Health {

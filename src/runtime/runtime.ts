@@ -182,16 +182,17 @@ export class Runtime {
   private restartWatchers(resume?: Map<string, ContextMarker[]>): void {
     for (const w of this.watchers) void w.stop();
     this.watchers = [];
-    const byPool = new Map<LdapPool, { maps: WatchedMap[]; intervalSec: number; timeoutSec: number }>();
+    const byPool = new Map<LdapPool, { maps: WatchedMap[]; intervalSec: number; timeoutSec: number; blindSec: number }>();
     for (const [name, b] of this.daemon.maps.maps) {
       const settings = this.daemon.config.maps.find((m) => m.name === name)?.settings;
       const cache = this.caches.get(name);
       if (!settings || !cache || settings.changePollInterval <= 0) continue;
       if (settings.cacheTtl <= 0 && settings.cacheNegativeTtl <= 0) continue;
-      const group = byPool.get(b.ldap.pool) ?? { maps: [], intervalSec: settings.changePollInterval, timeoutSec: 0 };
+      const group = byPool.get(b.ldap.pool) ?? { maps: [], intervalSec: settings.changePollInterval, timeoutSec: 0, blindSec: settings.blindCacheTtl };
       group.maps.push({ name, cache, searchBase: b.config.searchBase });
       group.intervalSec = Math.min(group.intervalSec, settings.changePollInterval);
       group.timeoutSec = Math.max(group.timeoutSec, settings.requestTimeout);
+      if (settings.blindCacheTtl > 0) group.blindSec = group.blindSec > 0 ? Math.min(group.blindSec, settings.blindCacheTtl) : settings.blindCacheTtl;
       byPool.set(b.ldap.pool, group);
     }
     for (const [pool, g] of byPool) {
@@ -203,6 +204,7 @@ export class Runtime {
         // Lookups running during an invalidation are checked against it when they finish.
         lateLookupMs: Math.max(120_000, 2 * g.timeoutSec * 1000),
         observer: this.metrics.watcherObserver,
+        blindTtlMs: g.blindSec * 1000,
       });
       // Resumed watchers are started by restore(), after a first poll it waits for.
       if (!from) w.start();
@@ -222,6 +224,8 @@ export class Runtime {
       failingLong: s.failingLong,
     };
     if (s.lastError !== undefined) h.error = s.lastError;
+    if (s.refused !== undefined) h.refused = s.refused;
+    if (s.advice !== undefined) h.advice = s.advice;
     return h;
   }
 
@@ -280,10 +284,15 @@ export class Runtime {
       const watcher = this.watcherHealth(name);
       // LDAP answers lookups but the watcher has not seen the directory for long: cached answers
       // may be outdated without anybody noticing.
-      const mapOk = (connected || cacheEntries > 0) && !(connected && watcher?.failingLong);
+      // A refused poll does not fix itself: the map is not ready until the server (or the config) is fixed.
+      const mapOk = (connected || cacheEntries > 0) && !(connected && (watcher?.failingLong || watcher?.refused !== undefined));
       ok &&= mapOk;
       maps[name] = { ok: mapOk, ldap: connected ? 'connected' : 'down', cacheEntries, detail: connected ? undefined : pool.lastError };
       if (watcher) maps[name].watcher = watcher;
+      const failing = pool.failingServers;
+      if (failing.length > 0) {
+        maps[name].failingServers = failing.map((f) => ({ server: f.server, reason: f.reason, openForSec: Math.round(f.openForMs / 100) / 10 }));
+      }
     }
     return { ok, maps };
   }

@@ -1,4 +1,5 @@
 import type net from 'node:net';
+import { ClientAllowList, isLoopbackAddress, SUGGESTED_CLIENT_ALLOW } from '../config/client-allow.js';
 import { type DaemonConfig } from '../config/daemon-config.js';
 import { defaultDaemonLimits, type DaemonLimits } from '../config/limits.js';
 import { log, RateLimitedLog } from '../log.js';
@@ -31,6 +32,8 @@ export interface ConnectionObserver {
   protocolError?(protocol: string, reason: string): void;
   /** A connection refused because max_connections were open. */
   rejected?(protocol: string): void;
+  /** A connection closed unanswered because its peer is not in client_allow. */
+  denied?(protocol: string): void;
   /** A connection closed by the daemon: idle too long, or a request too slow to arrive (slowloris). */
   timedOut?(protocol: string, kind: 'idle' | 'read'): void;
 }
@@ -40,6 +43,8 @@ interface Bound {
   address: ListenSpec;
   server: net.Server;
   protocol: 'socketmap' | 'tcp_table';
+  /** An inet listener on an address other hosts may reach (not loopback). */
+  exposed: boolean;
 }
 
 /** A refused connection is given this long to send its request (which is read and dropped). */
@@ -57,6 +62,10 @@ function unixSocketOptions(cfg: DaemonConfig): UnixSocketOptions {
   };
 }
 
+function allowListOf(cfg: DaemonConfig): ClientAllowList | undefined {
+  return cfg.clientAllow !== undefined ? new ClientAllowList(cfg.clientAllow) : undefined;
+}
+
 /**
  * The running daemon: maps (rebuilt on reload), listeners (kept across reloads), and the set of
  * open client connections (kept across reloads; drained on stop).
@@ -68,9 +77,14 @@ export class Daemon implements MapRegistry {
   private stopping = false;
   private refused = 0;
   private lingering = 0;
+  private denied = 0;
   private readonly rlog = new RateLimitedLog(10_000);
+  /** client_allow in force (read per connection, so a reload applies it to new connections). */
+  private allow: ClientAllowList | undefined;
 
-  private constructor(private cfg: DaemonConfig, private readonly hooks: DaemonHooks) {}
+  private constructor(private cfg: DaemonConfig, private readonly hooks: DaemonHooks) {
+    this.allow = allowListOf(cfg);
+  }
 
   static async start(cfg: DaemonConfig, hooks: DaemonHooks = {}): Promise<Daemon> {
     const d = new Daemon(cfg, hooks);
@@ -94,6 +108,7 @@ export class Daemon implements MapRegistry {
       await d.stop();
       throw err;
     }
+    d.warnIfOpen();
     log.info(`ready: maps ${[...d.built.maps.keys()].join(', ') || '(none)'}; listening on ${d.listeners().map((l) => `${l.protocol} ${describeListen(l.address)}`).join(', ') || '(nothing)'}`);
     return d;
   }
@@ -157,6 +172,36 @@ export class Daemon implements MapRegistry {
     socket.end(reply);
   }
 
+  /**
+   * Without client_allow, an inet listener that other hosts can reach answers all of them:
+   * say so once, with the setting that closes it (also after a reload that removed it).
+   */
+  private warnIfOpen(): void {
+    if (this.allow !== undefined) return;
+    const open = this.bound.filter((b) => b.exposed).map((b) => `${b.protocol} ${describeListen(b.address)}`);
+    if (open.length === 0) return;
+    log.warn(
+      `${open.join(', ')}: not on loopback and client_allow is not set, so every host that can reach ` +
+        `${open.length === 1 ? 'it' : 'them'} may query every map; restrict the clients with ` +
+        `"${SUGGESTED_CLIENT_ALLOW}" plus the networks of your Postfix hosts (or --set client_allow=...)`,
+    );
+  }
+
+  /**
+   * A peer outside client_allow: closed before anything is read or written, so it learns
+   * nothing, not even that this is a lookup service. Counted, and logged at most once per
+   * listener per 10 s (a scan must not flood the log).
+   */
+  private deny(socket: net.Socket, protocol: 'socketmap' | 'tcp_table', label: string): void {
+    const peer = socket.remoteAddress;
+    socket.destroy();
+    // A peer gone before we looked has no address and nothing to refuse.
+    if (peer === undefined) return;
+    this.denied++;
+    this.hooks.connections?.denied?.(protocol);
+    this.rlog.emit('warn', `deny:${label}`, `${label}: connection from ${peer} refused: not in client_allow (${this.denied} refused so far)`);
+  }
+
   /** Where the listeners are bound (port 0 resolved), in configuration order. */
   addresses(): ListenSpec[] {
     return this.bound.map((b) => b.address);
@@ -168,9 +213,17 @@ export class Daemon implements MapRegistry {
 
   private async listenOn(spec: ListenSpec, protocol: 'socketmap' | 'tcp_table', mapName?: string): Promise<void> {
     const label = `${protocol} ${describeListen(spec)}`;
+    // Unix sockets are guarded by their file permissions; a socket from systemd is whatever it
+    // turns out to be once bound (before that, the peer's address family tells).
+    let inet: boolean | undefined = spec.kind === 'fd' ? undefined : spec.kind === 'inet';
     const onConnection = (socket: net.Socket): void => {
       if (this.stopping) {
         socket.destroy();
+        return;
+      }
+      const allow = this.allow;
+      if (allow !== undefined && (inet ?? socket.remoteFamily !== undefined) && !allow.allows(socket.remoteAddress)) {
+        this.deny(socket, protocol, label);
         return;
       }
       const limits = this.limits;
@@ -210,7 +263,10 @@ export class Daemon implements MapRegistry {
       socket.once('close', () => this.sockets.delete(entry));
     };
     const server = await listen(spec, onConnection, unixSocketOptions(this.cfg));
-    this.bound.push({ spec, address: boundAddress(server, spec), server, protocol });
+    const a = server.address();
+    inet = a !== null && typeof a === 'object';
+    const exposed = a !== null && typeof a === 'object' && !isLoopbackAddress(a.address);
+    this.bound.push({ spec, address: boundAddress(server, spec), server, protocol, exposed });
   }
 
   /**
@@ -227,8 +283,11 @@ export class Daemon implements MapRegistry {
       }
     }
     const old = this.built;
+    const wasRestricted = this.allow !== undefined;
     this.built = fresh;
     this.cfg = cfg;
+    this.allow = allowListOf(cfg);
+    if (wasRestricted) this.warnIfOpen();
     // Lookups already running on the old pools finish there; give them a moment before closing.
     setTimeout(() => void old.close(), 5_000).unref();
     log.info(`reloaded: maps ${[...fresh.maps.keys()].join(', ')}`);

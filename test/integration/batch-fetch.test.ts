@@ -8,10 +8,9 @@
  * DN with the same answers.
  */
 import { mkdirSync } from 'node:fs';
-import http from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { startDaemonWithMetrics, type DaemonWithMetrics } from '../support/daemon.js';
 import { bigListExpected, bigListLdif, cfVars } from '../support/fixtures.js';
 import { classify, makePostfixConfigDir, postmapQuery, postmapQueryAll, writeFixtureCf, type PostmapResult } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
@@ -44,7 +43,7 @@ let confDir: string;
 let main: Server;
 let noEntryDn: Server;
 let limited: Server;
-let daemon: RunningDaemon;
+let daemon: DaemonWithMetrics;
 
 async function server(name: string, opts: Parameters<typeof startSlapd>[0]): Promise<Server> {
   const slapd = await startSlapd({ ldif: [directoryLdif(), bigListLdif('big1500', 1500), bigListLdif('big300', 300)], ...opts });
@@ -71,8 +70,8 @@ beforeAll(async () => {
   }
   maps.push('--map', `noentrydn=${noEntryDn.cf.get('aliases')}`, '--set', 'map.noentrydn.batch_member_fetch=yes');
   maps.push('--map', `limited=${limited.cf.get('aliases')}`, '--set', 'map.limited.batch_member_fetch=yes');
-  daemon = await startDaemon([
-    '--socketmap', 'inet:127.0.0.1:0', '--metrics', '127.0.0.1:0', '--log-level', 'info',
+  daemon = await startDaemonWithMetrics([
+    '--socketmap', 'inet:127.0.0.1:0', '--log-level', 'info',
     '--set', 'cache_ttl=0', '--set', 'cache_negative_ttl=0', '--set', 'change_poll_interval=0',
     ...maps,
   ]);
@@ -116,24 +115,6 @@ async function srchLines(slapd: Slapd): Promise<string[]> {
   return slapd.logSince().split('\n').filter((l) => / op=\d+ SRCH base=/.test(l));
 }
 
-function metric(name: string, labels: Record<string, string>): Promise<number> {
-  return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port: daemon.metricsPort, path: '/metrics' }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => { body += d.toString('utf8'); });
-      res.on('end', () => {
-        let sum = 0;
-        for (const line of body.split('\n')) {
-          if (!line.startsWith(`${name}{`)) continue;
-          if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
-          sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-        }
-        resolve(sum);
-      });
-    }).on('error', reject);
-  });
-}
-
 describe('batch_member_fetch = yes answers exactly what the native table answers', () => {
   for (const m of MAPS) {
     it(`map ${m}`, async () => {
@@ -153,13 +134,13 @@ describe('batch_member_fetch = yes answers exactly what the native table answers
 
 describe('what a batch answers and what it leaves to base searches', () => {
   async function delta(key: string): Promise<{ answered: number; fallback: number; log: string[]; value: string }> {
-    const a0 = await metric('ldap_socketmap_ldap_batched_dns_total', { result: 'answered' });
-    const f0 = await metric('ldap_socketmap_ldap_batched_dns_total', { result: 'fallback' });
+    const a0 = await daemon.metric('ldap_socketmap_ldap_batched_dns_total', { result: 'answered' });
+    const f0 = await daemon.metric('ldap_socketmap_ldap_batched_dns_total', { result: 'fallback' });
     main.slapd.resetSearchCount();
     const r = await postmapQuery(confDir, daemon.table('batch-aliases'), key);
     return {
-      answered: (await metric('ldap_socketmap_ldap_batched_dns_total', { result: 'answered' })) - a0,
-      fallback: (await metric('ldap_socketmap_ldap_batched_dns_total', { result: 'fallback' })) - f0,
+      answered: (await daemon.metric('ldap_socketmap_ldap_batched_dns_total', { result: 'answered' })) - a0,
+      fallback: (await daemon.metric('ldap_socketmap_ldap_batched_dns_total', { result: 'fallback' })) - f0,
       log: await srchLines(main.slapd),
       value: r.stdout,
     };
@@ -201,7 +182,7 @@ describe('what a batch answers and what it leaves to base searches', () => {
 describe('fewer searches', () => {
   it('big1500: one base search per member without batching, about one search per 100 members with it', async () => {
     const key = 'big1500@example.org';
-    const answered0 = await metric('ldap_socketmap_ldap_batched_dns_total', { result: 'answered' });
+    const answered0 = await daemon.metric('ldap_socketmap_ldap_batched_dns_total', { result: 'answered' });
     main.slapd.resetSearchCount();
     const b = await postmapQuery(confDir, daemon.table('batch-aliases'), key);
     await main.slapd.logSettled();
@@ -217,7 +198,7 @@ describe('fewer searches', () => {
     // 1 for the list, 15 batches of 100 (plus at most the probe's 2, if this ran first).
     expect(batchedResults.filter((l) => / nentries=100 /.test(l))).toHaveLength(15);
     expect(batchedResults.length).toBeLessThanOrEqual(18);
-    expect(await metric('ldap_socketmap_ldap_batched_dns_total', { result: 'answered' })).toBe(answered0 + 1500);
+    expect(await daemon.metric('ldap_socketmap_ldap_batched_dns_total', { result: 'answered' })).toBe(answered0 + 1500);
   }, 60_000);
 });
 
@@ -236,6 +217,6 @@ describe('falls back to one base search per DN', () => {
   it('when the server refuses a batch (size limit below the batch size): same answers, then batching pauses', async () => {
     await compare(limited.cf.get('aliases')!, undefined, 'limited', ['big300@example.org', 'sales@example.org', 'eng@example.org', 'ghost@example.org', 'odd-dn@example.org', 'big1500@example.org']);
     await daemon.waitForLog(/batched member fetch failed 3 times in a row/);
-    expect(await metric('ldap_socketmap_ldap_batched_dns_total', { result: 'fallback' })).toBeGreaterThanOrEqual(300);
+    expect(await daemon.metric('ldap_socketmap_ldap_batched_dns_total', { result: 'fallback' })).toBeGreaterThanOrEqual(300);
   }, 120_000);
 });

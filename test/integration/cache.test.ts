@@ -9,16 +9,16 @@
  * each test owns its keys and timing. LDAP traffic is counted twice: from the daemon's
  * ldap_socketmap_ldap_requests_total and from slapd's own stats log.
  */
-import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAP_SETTING_DEFS } from '../../src/config/settings.js';
-import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { startDaemonWithMetrics, type DaemonWithMetrics, runCli } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, valueOf, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
-import { waitFor } from '../support/wait.js';
+import { sleep, waitFor } from '../support/wait.js';
+import { frame, SocketmapClient } from '../support/socketmap-client.js';
+import { metricValue, parseExposition, type Sample } from '../support/metrics.js';
 
 const SALES = 'alice@example.org,robert@example.org,Bob.Builder@Example.ORG,bob@example.org,sales-archive@elsewhere.net';
 
@@ -54,7 +54,7 @@ const FLOOD_MAX_BYTES = 200_000;
 const NO_WATCHER = 'changePollInterval' in MAP_SETTING_DEFS ? ['--set', 'change_poll_interval=0'] : [];
 
 let slapd: Slapd;
-let daemon: RunningDaemon;
+let daemon: DaemonWithMetrics;
 let confDir: string;
 let adminPort: number;
 
@@ -62,7 +62,6 @@ let adminPort: number;
 /* helpers                                                                                      */
 /* ------------------------------------------------------------------------------------------ */
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 async function sleepUntil(t: number): Promise<void> {
   const d = t - Date.now();
@@ -87,105 +86,14 @@ async function pauseSlapd(): Promise<void> {
   await waitFor('slapd stopped', async () => stopped(), (x) => x, 5_000);
 }
 
-/** A raw socketmap client: netstring `NAME KEY` requests, pipelined, replies in order. */
-class SocketmapClient {
-  private buf: Buffer = Buffer.alloc(0);
-  private readonly waiting: { resolve: (reply: string) => void; reject: (err: Error) => void }[] = [];
-
-  private constructor(private readonly socket: net.Socket) {
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    const failAll = (err: Error) => {
-      for (const w of this.waiting.splice(0)) w.reject(err);
-    };
-    socket.on('error', failAll);
-    socket.on('close', () => failAll(new Error('socketmap connection closed')));
-  }
-
-  static connect(port: number): Promise<SocketmapClient> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect({ host: '127.0.0.1', port });
-      s.once('connect', () => {
-        s.off('error', reject);
-        resolve(new SocketmapClient(s));
-      });
-      s.once('error', reject);
-    });
-  }
-
-  static frame(map: string, key: string): Buffer {
-    const payload = Buffer.from(`${map} ${key}`, 'utf8');
-    return Buffer.concat([Buffer.from(`${payload.length}:`), payload, Buffer.from(',')]);
-  }
-
-  /** Sends one request (or many in one write) and resolves with each reply payload, e.g. "OK alice". */
-  requestMany(map: string, keys: string[]): Promise<string[]> {
-    const replies = keys.map(() => new Promise<string>((resolve, reject) => this.waiting.push({ resolve, reject })));
-    this.socket.write(Buffer.concat(keys.map((k) => SocketmapClient.frame(map, k))));
-    return Promise.all(replies);
-  }
-
-  async request(map: string, key: string): Promise<string> {
-    return (await this.requestMany(map, [key]))[0]!;
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-
-  private onData(chunk: Buffer): void {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
-    for (;;) {
-      const colon = this.buf.indexOf(0x3a);
-      if (colon < 0) return;
-      const len = Number(this.buf.toString('latin1', 0, colon));
-      if (!Number.isSafeInteger(len)) throw new Error(`bad netstring length in ${this.buf.toString('latin1', 0, colon + 1)}`);
-      if (this.buf.length < colon + 1 + len + 1) return;
-      if (this.buf[colon + 1 + len] !== 0x2c) throw new Error('netstring without trailing comma');
-      const payload = this.buf.toString('utf8', colon + 1, colon + 1 + len);
-      this.buf = this.buf.subarray(colon + 1 + len + 1);
-      const w = this.waiting.shift();
-      if (!w) throw new Error(`unexpected socketmap reply ${JSON.stringify(payload)}`);
-      w.resolve(payload);
-    }
-  }
-}
-
-/** Text exposition → "name{k=v,...}" (labels sorted) → value. */
-function parseExposition(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)(?: \d+)?$/.exec(line);
-    if (!m) throw new Error(`unparsable exposition line: ${line}`);
-    const labels: string[] = [];
-    for (const lm of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels.push(`${lm[1]}=${lm[2]}`);
-    labels.sort();
-    out.set(labels.length ? `${m[1]}{${labels.join(',')}}` : m[1]!, Number(m[3]));
-  }
-  return out;
-}
-
-/** Sum over every series of `name` whose labels include `labels`. */
-function sum(parsed: Map<string, number>, name: string, labels: Record<string, string> = {}): number {
-  let total = 0;
-  const want = Object.entries(labels).map(([k, v]) => `${k}=${v}`);
-  for (const [key, value] of parsed) {
-    const brace = key.indexOf('{');
-    if ((brace < 0 ? key : key.slice(0, brace)) !== name) continue;
-    const have = brace < 0 ? [] : key.slice(brace + 1, -1).split(',');
-    if (want.every((w) => have.includes(w))) total += value;
-  }
-  return total;
-}
-
-async function scrape(): Promise<Map<string, number>> {
+async function scrape(): Promise<Sample[]> {
   const res = await fetch(`http://127.0.0.1:${adminPort}/metrics`);
   expect(res.status).toBe(200);
   return parseExposition(await res.text());
 }
 
 /** LDAP searches the daemon made (all servers, all outcomes). */
-const ldapRequests = (m: Map<string, number>) => sum(m, 'ldap_socketmap_ldap_requests_total');
+const ldapRequests = (m: Sample[]) => metricValue(m, 'ldap_socketmap_ldap_requests_total');
 
 /** slapd's own count of searches whose filter mentions `needle`. */
 const searchesFor = (needle: string) => slapd.searches().filter((s) => s.filter.includes(needle)).length;
@@ -193,18 +101,6 @@ const searchesFor = (needle: string) => slapd.searches().filter((s) => s.filter.
 async function lookup(map: string, key: string): Promise<{ kind: string; value: string }> {
   const r = await postmapQuery(confDir, daemon.table(map), key);
   return { kind: classify(r), value: classify(r) === 'found' ? valueOf(r) : r.stderr.trim() };
-}
-
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.once('error', reject);
-    p.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -216,8 +112,8 @@ beforeAll(async () => {
   const vars = { LDAP_URL: slapd.url };
   const aliases = writeFixtureCf(dir, 'aliases', vars);
   const mailboxes = writeFixtureCf(dir, 'mailboxes', vars);
-  daemon = await startDaemon([
-    '--socketmap', 'inet:127.0.0.1:0', '--metrics', '127.0.0.1:0', ...NO_WATCHER,
+  daemon = await startDaemonWithMetrics([
+    '--socketmap', 'inet:127.0.0.1:0', ...NO_WATCHER,
     // Defaults (cache_ttl 300, cache_negative_ttl 60, stale_if_error 600).
     '--map', `aliases=${aliases}`, '--map', `mailboxes=${mailboxes}`,
     // Short-lived answers with a short stale window.
@@ -233,9 +129,7 @@ beforeAll(async () => {
     // Byte bound.
     '--map', `flood=${mailboxes}`, '--set', `map.flood.cache_max_bytes=${FLOOD_MAX_BYTES}`,
   ]);
-  // The "metrics on" line follows "ready:", so startDaemon may not have seen it yet.
-  const line = await daemon.waitForLog(/metrics on \S+:\d+/);
-  adminPort = Number(/:(\d+)\s*$/.exec(line)![1]);
+  adminPort = daemon.metricsPort;
 }, 60_000);
 
 afterAll(async () => {
@@ -247,7 +141,7 @@ describe('coalescing', () => {
   it('200 concurrent identical cold lookups on 200 connections: exactly one LDAP search', async () => {
     // Connected pool first, so the one search below is the only thing that reaches slapd.
     expect(await lookup('mailboxes', 'bob@example.org')).toEqual({ kind: 'found', value: 'bob' });
-    expect(SocketmapClient.frame('mailboxes', 'alice@example.org').toString()).toBe('27:mailboxes alice@example.org,');
+    expect(frame('mailboxes alice@example.org').toString()).toBe('27:mailboxes alice@example.org,');
     const clients = await Promise.all(Array.from({ length: 200 }, () => SocketmapClient.connect(daemon.ports[0]!)));
     try {
       const before = await scrape();
@@ -257,13 +151,13 @@ describe('coalescing', () => {
       await pauseSlapd();
       let replies: Promise<string[]>;
       try {
-        replies = Promise.all(clients.map((c) => c.request('mailboxes', 'alice@example.org')));
+        replies = Promise.all(clients.map((c) => c.ask('mailboxes', 'alice@example.org', Infinity)));
         // All 200 connections accepted by the daemon (their requests are already in its socket
         // buffers), then a moment for it to read them, under whatever load the machine has.
         // (If one were read only after the answer, it would be a cache hit: counted below.)
         await waitFor(
           'daemon accepting 200 connections',
-          async () => sum(await scrape(), 'ldap_socketmap_client_connections', { protocol: 'socketmap' }),
+          async () => metricValue(await scrape(), 'ldap_socketmap_client_connections', { protocol: 'socketmap' }),
           (n) => n >= 200,
           15_000,
         );
@@ -279,12 +173,12 @@ describe('coalescing', () => {
       expect(searchesFor('mail=alice@example.org')).toBe(1);
       expect(slapd.searchCount()).toBe(1);
       // All 200 were misses that waited on the one search; none was served from the cache.
-      const d = (name: string, labels: Record<string, string>) => sum(after, name, labels) - sum(before, name, labels);
+      const d = (name: string, labels: Record<string, string>) => metricValue(after, name, labels) - metricValue(before, name, labels);
       expect(d('ldap_socketmap_cache_misses_total', { map: 'mailboxes' })).toBe(200);
       expect(d('ldap_socketmap_cache_hits_total', { map: 'mailboxes' })).toBe(0);
       expect(d('ldap_socketmap_lookups_total', { map: 'mailboxes', result: 'found' })).toBe(200);
     } finally {
-      for (const c of clients) c.close();
+      for (const c of clients) c.end();
     }
   });
 
@@ -300,7 +194,7 @@ describe('coalescing', () => {
     try {
       slapd.resetSearchCount();
       // No pause this time: all requests written at once, answered while the expansion runs.
-      const replies = await Promise.all(clients.map((c) => c.request('aliases', 'eng')));
+      const replies = await Promise.all(clients.map((c) => c.ask('aliases', 'eng', Infinity)));
       expect(new Set(replies)).toEqual(new Set([`OK eng-announce@example.org,carol@example.org,carol@elsewhere.net,${SALES}`]));
       const m2 = await scrape();
       expect(ldapRequests(m2) - ldapRequests(m1)).toBe(perExpansion);
@@ -308,7 +202,7 @@ describe('coalescing', () => {
       expect(searchesFor('listName=eng')).toBe(1);
       expect(slapd.searchCount()).toBe(perExpansion);
     } finally {
-      for (const c of clients) c.close();
+      for (const c of clients) c.end();
     }
   });
 });
@@ -363,7 +257,7 @@ describe.concurrent('TTL with real directory changes', () => {
     expect(await lookup('ahead', 'cache-ahead')).toEqual({ kind: 'found', value: 'cache-ahead-a@example.org,cache-ahead-b@example.org' });
     expect(Date.now(), 'test premise: still inside the first TTL').toBeLessThan(tA + 8_000);
     const after = await scrape();
-    const d = (name: string, labels: Record<string, string>) => sum(after, name, labels) - sum(before, name, labels);
+    const d = (name: string, labels: Record<string, string>) => metricValue(after, name, labels) - metricValue(before, name, labels);
     expect(d('ldap_socketmap_cache_misses_total', { map: 'ahead' })).toBe(0);
     expect(d('ldap_socketmap_cache_hits_total', { map: 'ahead', kind: 'fresh' })).toBe(2);
     expect(searchesFor('listName=cache-ahead') - base).toBe(1);
@@ -463,15 +357,15 @@ describe('flush', () => {
     expect(await lookup('aliases', 'sales')).toEqual({ kind: 'found', value: SALES });
     expect(slapd.searchCount()).toBe(0);
     const cached = await scrape();
-    expect(sum(cached, 'ldap_socketmap_cache_entries', { map: 'mailboxes' })).toBeGreaterThan(0);
-    expect(sum(cached, 'ldap_socketmap_cache_entries', { map: 'aliases' })).toBeGreaterThan(0);
+    expect(metricValue(cached, 'ldap_socketmap_cache_entries', { map: 'mailboxes' })).toBeGreaterThan(0);
+    expect(metricValue(cached, 'ldap_socketmap_cache_entries', { map: 'aliases' })).toBeGreaterThan(0);
 
     process.kill(daemon.proc.pid!, 'SIGUSR1');
     const line = await daemon.waitForLog(/SIGUSR1: flushed \d+ cached answers/);
     expect(Number(/flushed (\d+)/.exec(line)![1])).toBeGreaterThanOrEqual(2);
     const flushed = await scrape();
-    expect(sum(flushed, 'ldap_socketmap_cache_entries')).toBe(0);
-    expect(sum(flushed, 'ldap_socketmap_cache_bytes')).toBe(0);
+    expect(metricValue(flushed, 'ldap_socketmap_cache_entries')).toBe(0);
+    expect(metricValue(flushed, 'ldap_socketmap_cache_bytes')).toBe(0);
 
     expect(await lookup('mailboxes', 'alice@example.org')).toEqual({ kind: 'found', value: 'alice' });
     expect(await lookup('aliases', 'sales')).toEqual({ kind: 'found', value: SALES });
@@ -499,14 +393,14 @@ describe('memory bound', () => {
           while (keys.length < WINDOW && next < TOTAL) {
             keys.push(`flood-${next++}-${Math.random().toString(36).slice(2)}-${'x'.repeat(40)}@example.org`);
           }
-          const replies = await c.requestMany('flood', keys);
+          const replies = await c.askMany('flood', keys, Infinity);
           for (const r of replies) expect(r).toBe('NOTFOUND ');
           sent += keys.length;
         }
       };
       const sampler = (async () => {
         while (sent < TOTAL) {
-          maxSeen = Math.max(maxSeen, sum(await scrape(), 'ldap_socketmap_cache_bytes', { map: 'flood' }));
+          maxSeen = Math.max(maxSeen, metricValue(await scrape(), 'ldap_socketmap_cache_bytes', { map: 'flood' }));
           await sleep(250);
         }
       })();
@@ -514,17 +408,17 @@ describe('memory bound', () => {
       await sampler;
       expect(sent).toBe(TOTAL);
     } finally {
-      for (const c of clients) c.close();
+      for (const c of clients) c.end();
     }
     const m = await scrape();
-    const bytes = sum(m, 'ldap_socketmap_cache_bytes', { map: 'flood' });
-    const entries = sum(m, 'ldap_socketmap_cache_entries', { map: 'flood' });
+    const bytes = metricValue(m, 'ldap_socketmap_cache_bytes', { map: 'flood' });
+    const entries = metricValue(m, 'ldap_socketmap_cache_entries', { map: 'flood' });
     expect(Math.max(maxSeen, bytes)).toBeLessThanOrEqual(FLOOD_MAX_BYTES);
     // The bound is used, not dodged by caching nothing.
     expect(bytes).toBeGreaterThan(FLOOD_MAX_BYTES / 2);
     expect(entries).toBeGreaterThan(100);
     expect(entries).toBeLessThan(TOTAL / 10);
-    expect(sum(m, 'ldap_socketmap_lookups_total', { map: 'flood', result: 'notfound' })).toBe(TOTAL);
+    expect(metricValue(m, 'ldap_socketmap_lookups_total', { map: 'flood', result: 'notfound' })).toBe(TOTAL);
   }, 40_000);
 });
 
@@ -549,7 +443,7 @@ describe('stale-if-error (last: stops slapd)', () => {
     expect((await lookup('short', 'nope@example.org')).kind).toBe('notfound');
 
     const during = await scrape();
-    const d = (name: string, labels: Record<string, string>) => sum(during, name, labels) - sum(before, name, labels);
+    const d = (name: string, labels: Record<string, string>) => metricValue(during, name, labels) - metricValue(before, name, labels);
     expect(d('ldap_socketmap_cache_hits_total', { map: 'short', kind: 'stale' })).toBe(2);
     expect(d('ldap_socketmap_lookup_duration_seconds_count', { map: 'short', source: 'stale', result: 'found' })).toBe(1);
     expect(d('ldap_socketmap_lookup_duration_seconds_count', { map: 'short', source: 'stale', result: 'notfound' })).toBe(1);

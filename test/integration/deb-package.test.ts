@@ -11,36 +11,30 @@
  * when a test failed. dpkg's lock may be held by another apt run on this machine: it waits.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO } from '../support/daemon.js';
 import { backdate, makePostfixConfigDir, postmapQuery } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
+import { type CommandRun, runCommand, type RunOptions } from '../support/run.js';
+import { sleep } from '../support/wait.js';
 
 const PKG = 'ldap-socketmap';
 const USER = 'ldap-socketmap';
 const DPKG_LOCK_WAIT_MS = 300_000;
 
-interface Run { code: number; stdout: string; stderr: string }
-
-function run(cmd: string, args: string[], opts: { timeoutMs?: number; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
-  return new Promise((res, rej) => {
-    execFile(cmd, args, { timeout: opts.timeoutMs ?? 120_000, cwd: opts.cwd, env: { ...process.env, ...opts.env }, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err && typeof (err as NodeJS.ErrnoException).code === 'string') return rej(new Error(`${cmd}: ${err.message}`));
-      res({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
-}
+/** Package tools get two minutes by default. */
+const run = (cmd: string, args: string[], opts: RunOptions = {}): Promise<CommandRun> => runCommand(cmd, args, { timeoutMs: 120_000, ...opts });
 
 /** dpkg, waiting while another package operation on this machine holds its lock. */
-async function dpkg(args: string[]): Promise<Run> {
+async function dpkg(args: string[]): Promise<CommandRun> {
   const until = Date.now() + DPKG_LOCK_WAIT_MS;
   for (;;) {
     const r = await run('dpkg', args, { env: { DEBIAN_FRONTEND: 'noninteractive' } });
     if (r.code === 0 || !/lock/i.test(r.stderr) || Date.now() > until) return r;
-    await new Promise((w) => setTimeout(w, 2_000));
+    await sleep(2_000);
   }
 }
 
@@ -49,7 +43,7 @@ async function packageState(): Promise<string> {
   return r.code === 0 ? r.stdout.trim() : 'not-installed';
 }
 
-function getent(db: 'passwd' | 'group', name: string): Promise<Run> {
+function getent(db: 'passwd' | 'group', name: string): Promise<CommandRun> {
   return run('getent', [db, name]);
 }
 

@@ -31,17 +31,17 @@
  * Keys for which the native postmap itself crashes (a Postfix 3.7 / libldap 2.5 bug) are listed,
  * not compared.
  */
-import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ExplainReport } from '../../src/explain/types.js';
-import { CLI, socketmapFrame, startDaemon, type RunningDaemon } from '../support/daemon.js';
-import { POSTMAP } from '../support/postfix.js';
+import { startDaemon, type RunningDaemon, runCli } from '../support/daemon.js';
+import { mapLimit } from '../support/map-limit.js';
 import { Rng, type Directory } from '../support/random-directory.js';
-import { seedSizesFromEnv, seedsFromEnv, setUpSeed } from '../support/random-seed.js';
+import { seedSizesFromEnv, seedsFromEnv, setUpSeed, reproDir } from '../support/random-seed.js';
+import { socketmapFrame } from '../support/socketmap-client.js';
+import { postmapOutcome, type PostmapOutcome, postmapRun, type PostmapRun, showPostmapRun } from '../support/postmap-run.js';
 
 /** Seeds run by `npm test` (all pass); a mix of alias, mailbox, dynamic and echo maps, loops and limits. */
 const PINNED_SEEDS = [3, 12];
@@ -60,83 +60,16 @@ const TCP_MAX_REPLY = 4096;
 // ---------------------------------------------------------------------------------------
 // postmap runner
 
-interface Run {
-  code: number;
-  stdout: Buffer;
-  stderr: string;
-  fatal?: string;
-  crashed?: string;
+function postmap(confDir: string, key: string, table: string): Promise<PostmapRun> {
+  return postmapRun(confDir, ['-q', key, table], { timeoutMs: 120_000, stderrCap: 100_000 });
 }
 
-const QUERY_ERROR_RE = /^postmap: fatal: table .*: query error/;
-
-function postmap(confDir: string, key: string, table: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(POSTMAP, ['-c', confDir, '-q', key, table], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let errText = '';
-    let partial = '';
-    let fatal: string | undefined;
-    let timedOut = false;
-    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, 120_000);
-    child.stdout!.on('data', (b: Buffer) => out.push(b));
-    child.stderr!.on('data', (b: Buffer) => {
-      const s = b.toString('utf8');
-      if (errText.length < 100_000) errText += s;
-      partial += s;
-      let nl: number;
-      while ((nl = partial.indexOf('\n')) >= 0) {
-        const line = partial.slice(0, nl);
-        partial = partial.slice(nl + 1);
-        if (fatal === undefined && /^postmap: (fatal|panic): /.test(line)) {
-          fatal = line;
-          // Postfix sleeps 1 s before a fatal exit; nothing else is printed after the line.
-          child.kill('SIGKILL');
-        }
-      }
-    });
-    child.once('error', (e) => { clearTimeout(timer); reject(e); });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      if (timedOut) { reject(new Error(`postmap -q ${JSON.stringify(key)} ${table} timed out`)); return; }
-      const stdout = Buffer.concat(out);
-      if (signal && fatal === undefined) resolve({ code: 128, stdout, stderr: errText, crashed: signal });
-      else if (fatal === undefined && code !== null && code > 1) resolve({ code, stdout, stderr: errText, crashed: `exit ${code}` });
-      else resolve({ code: fatal !== undefined ? 1 : code ?? 1, stdout, stderr: errText, fatal });
-    });
-  });
-}
-
-type Outcome = 'found' | 'notfound' | 'temp' | 'crash' | 'other';
-
-function outcome(r: Run): Outcome {
-  if (r.crashed !== undefined) return 'crash';
-  if (r.fatal !== undefined) return QUERY_ERROR_RE.test(r.fatal) ? 'temp' : 'other';
-  if (r.code === 0 && r.stdout.length > 0) return 'found';
-  if (r.code === 1 && r.stdout.length === 0) return 'notfound';
-  return 'other';
-}
-
-function show(r: Run): string {
-  const o = outcome(r);
-  if (o === 'found') return `found ${JSON.stringify(r.stdout.toString('utf8'))}`;
-  if (o === 'crash') return `crash (${r.crashed})`;
-  if (o === 'other') return `other code=${r.code} ${JSON.stringify(r.stdout.toString('utf8'))} ${r.fatal ?? ''}`;
-  return o;
-}
 
 /** Bytes of hex_quote(value): '%', 0x00-0x20 and 0x7f-0xff take three bytes. */
 function quotedLength(b: Buffer): number {
   let n = 0;
   for (const c of b) n += c === 0x25 || c <= 0x20 || c >= 0x7f ? 3 : 1;
   return n;
-}
-
-async function mapLimit<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  }));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -157,18 +90,6 @@ function tcpLine(port: number, key: string): Promise<Buffer> {
     });
     s.on('error', reject);
     s.on('close', () => reject(new Error(`tcp_table connection closed before a reply (${JSON.stringify(key)})`)));
-  });
-}
-
-function explainCli(map: string, file: string, key: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CLI, 'explain', '--map', `${map}=${file}`, '--json', map, key], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => out.push(d));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.once('error', reject);
-    p.once('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr }));
   });
 }
 
@@ -222,12 +143,6 @@ interface MapInfo {
   wide: boolean;
 }
 
-function reproDir(seed: number): string {
-  const d = join(tmpdir(), 'ldap-socketmap-diff-random-tcp', `seed-${seed}`);
-  mkdirSync(d, { recursive: true });
-  return d;
-}
-
 async function runSeed(seed: number): Promise<{ mismatches: Mismatch[]; report: string[] }> {
   // The same directories, maps and keys as differential-random.test.ts for this seed.
   const setup = await setUpSeed(seed, SIZES, 'diff-random-tcp-cf-');
@@ -260,21 +175,21 @@ async function runSeed(seed: number): Promise<{ mismatches: Mismatch[]; report: 
     const answered: [string, string][] = [];
     for (const [name, m] of maps) {
       const t0 = Date.now();
-      const stats: Record<Outcome | 'oversize', number> = { found: 0, notfound: 0, temp: 0, crash: 0, other: 0, oversize: 0 };
+      const stats: Record<PostmapOutcome | 'oversize', number> = { found: 0, notfound: 0, temp: 0, crash: 0, other: 0, oversize: 0 };
       const crashes: string[] = [];
       await mapLimit([...m.keys, ...m.extra], PARALLEL, async (key) => {
         const [n, o] = await Promise.all([postmap(confDir, key, `ldap:${m.file}`), postmap(confDir, key, `tcp:127.0.0.1:${tcpPort(name)}`)]);
-        const no = outcome(n);
+        const no = postmapOutcome(n);
         if (no === 'crash') { crashes.push(key); return; }
         stats[no]++;
         if (no !== 'notfound') answered.push([name, key]);
-        let expected = show(n);
+        let expected = showPostmapRun(n);
         if (no === 'found') {
           const value = n.stdout.subarray(0, n.stdout.length - 1);
           if (4 + quotedLength(value) + 1 > TCP_MAX_REPLY) { expected = 'temp'; stats.oversize++; }
         }
-        if (expected !== show(o)) {
-          note({ kind: 'tcp', seed, map: name, key, expected, actual: show(o), detail: `native stderr: ${n.stderr.slice(0, 1500)}\ntcp stderr: ${o.stderr.slice(0, 1500)}` });
+        if (expected !== showPostmapRun(o)) {
+          note({ kind: 'tcp', seed, map: name, key, expected, actual: showPostmapRun(o), detail: `native stderr: ${n.stderr.slice(0, 1500)}\ntcp stderr: ${o.stderr.slice(0, 1500)}` });
         }
       });
       report.push(`seed ${seed} ${name} [${m.summary}] tcp: ${m.keys.length}+${m.extra.length} keys found=${stats.found} notfound=${stats.notfound} temp=${stats.temp} oversize=${stats.oversize} mismatches=${perMap.get(name)?.length ?? 0} ${Date.now() - t0}ms${crashes.length ? ` native-crashes=${JSON.stringify(crashes)}` : ''}`);
@@ -300,7 +215,7 @@ async function runSeed(seed: number): Promise<{ mismatches: Mismatch[]; report: 
     const reasonDiffs: string[] = [];
     await mapLimit(sample, 2, async ([name, key]) => {
       const m = maps.get(name)!;
-      const [ex, frame, line] = await Promise.all([explainCli(name, m.file, key), socketmapFrame(daemon!.ports[0]!, name, key), tcpLine(tcpPort(name), key)]);
+      const [ex, frame, line] = await Promise.all([runCli(['explain', '--map', `${name}=${m.file}`, '--json', name, key]), socketmapFrame(daemon!.ports[0]!, name, key), tcpLine(tcpPort(name), key)]);
       const fail = (expected: string, actual: string, detail?: string) => note({ kind: 'explain', seed, map: name, key, expected, actual, detail });
       let r: ExplainReport;
       try {
@@ -336,7 +251,7 @@ async function runSeed(seed: number): Promise<{ mismatches: Mismatch[]; report: 
     for (const d of reasonDiffs) report.push(`  temporary error, reason differs (timing): ${d}`);
 
     if (mismatches.length > 0) {
-      const d = reproDir(seed);
+      const d = reproDir('diff-random-tcp', seed);
       writeFileSync(join(d, 'directory.ldif'), dir.ldif);
       if (wideDir) writeFileSync(join(d, 'wide-directory.ldif'), wideDir.ldif);
       for (const [name, list] of perMap) {

@@ -26,14 +26,13 @@
  * Keys for which the native postmap itself crashes (a Postfix 3.7 / libldap 2.5 bug seen after a
  * URL with a bad filter) are listed in the report, not compared.
  */
-import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startDaemon, type RunningDaemon } from '../support/daemon.js';
-import { POSTMAP } from '../support/postfix.js';
-import { seedSizesFromEnv, seedsFromEnv, setUpSeed } from '../support/random-seed.js';
+import { mapLimit } from '../support/map-limit.js';
+import { seedSizesFromEnv, seedsFromEnv, setUpSeed, reproDir } from '../support/random-seed.js';
+import { postmapOutcome, type PostmapOutcome, postmapRun, type PostmapRun, QUERY_ERROR_RE, showPostmapRun } from '../support/postmap-run.js';
 
 /**
  * Seeds run by `npm test`: 3-17 for variety (list loops, referral objects, echo maps, many
@@ -56,95 +55,16 @@ const PARALLEL = 4;
 // ---------------------------------------------------------------------------------------
 // postmap runner
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-  /** The fatal line, if postmap died with one (it is killed right after it). */
-  fatal?: string;
-  /** Lines of stderr matching the count pattern (verbose lookups). */
-  lookups: number;
-  /** Signal that ended postmap (a crash), if any. */
-  crashed?: string;
-}
-
 const LDAP_LOOKUP_RE = /^postmap: dict_ldap_lookup: In dict_ldap_lookup$/;
 const SOCKMAP_LOOKUP_RE = /^postmap: dict_sockmap_lookup: key /;
-const QUERY_ERROR_RE = /^postmap: fatal: table .*: query error/;
 
-function postmap(confDir: string, args: string[], input: string | undefined, countRe?: RegExp): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(POSTMAP, ['-c', confDir, ...args], { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let errText = '';
-    let partial = '';
-    let lookups = 0;
-    let fatal: string | undefined;
-    let timedOut = false;
-    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, 300_000);
-    child.stdout!.on('data', (b: Buffer) => out.push(b));
-    child.stderr!.on('data', (b: Buffer) => {
-      const s = b.toString('utf8');
-      errText += s.length + errText.length > 200_000 ? '' : s;
-      partial += s;
-      let nl: number;
-      while ((nl = partial.indexOf('\n')) >= 0) {
-        const line = partial.slice(0, nl);
-        partial = partial.slice(nl + 1);
-        if (countRe?.test(line)) lookups++;
-        if (fatal === undefined && /^postmap: (fatal|panic): /.test(line)) {
-          fatal = line;
-          // Postfix sleeps 1 s before a fatal exit; nothing else is printed after the line.
-          child.kill('SIGKILL');
-        }
-      }
-    });
-    child.once('error', (e) => { clearTimeout(timer); reject(e); });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      if (timedOut) {
-        reject(new Error(`postmap ${args.join(' ')} timed out`));
-        return;
-      }
-      const stdout = Buffer.concat(out).toString('utf8');
-      // Postfix itself can crash (libldap assertion, SIGSEGV): reported, never compared.
-      if (signal && fatal === undefined) resolve({ code: 128, stdout, stderr: errText, lookups, crashed: signal });
-      else if (fatal === undefined && code !== null && code > 1) resolve({ code, stdout, stderr: errText, lookups, crashed: `exit ${code}` });
-      else resolve({ code: fatal !== undefined ? 1 : code ?? 1, stdout, stderr: errText, fatal, lookups });
-    });
-    if (input !== undefined) {
-      child.stdin!.on('error', () => {});
-      child.stdin!.end(input);
-    }
-  });
+function postmap(confDir: string, args: string[], input: string | undefined, countRe?: RegExp): Promise<PostmapRun> {
+  return postmapRun(confDir, args, { input, countRe, timeoutMs: 300_000, stderrCap: 200_000 });
 }
 
-type Outcome = 'found' | 'notfound' | 'temp' | 'crash' | 'other';
+/** postmap's stdout as text (batch outputs are compared and split as text). */
+const text = (r: PostmapRun): string => r.stdout.toString('utf8');
 
-function outcome(r: Run): Outcome {
-  if (r.crashed !== undefined) return 'crash';
-  if (r.fatal !== undefined) return QUERY_ERROR_RE.test(r.fatal) ? 'temp' : 'other';
-  if (r.code === 0 && r.stdout.length > 0) return 'found';
-  if (r.code === 1 && r.stdout === '') return 'notfound';
-  return 'other';
-}
-
-function show(r: Run): string {
-  const o = outcome(r);
-  return o === 'found' ? `found ${JSON.stringify(r.stdout)}` : o === 'crash' ? `crash (${r.crashed})` : o === 'other' ? `other code=${r.code} ${JSON.stringify(r.stdout)} ${r.fatal ?? ''}` : o;
-}
-
-async function mapLimit<T, R>(items: T[], n: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const res: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      res[i] = await fn(items[i]!);
-    }
-  }));
-  return res;
-}
 
 // ---------------------------------------------------------------------------------------
 // comparison
@@ -168,7 +88,7 @@ interface MapCtx {
   cfText: string;
   confDir: string;
   daemon: RunningDaemon;
-  stats: Record<Outcome, number>;
+  stats: Record<PostmapOutcome, number>;
   /** Keys for which the native postmap crashed (Postfix/libldap bug, nothing to compare). */
   crashes: string[];
 }
@@ -180,15 +100,15 @@ async function perKey(ctx: MapCtx, keys: string[]): Promise<Mismatch[]> {
       postmap(ctx.confDir, ['-q', key, `ldap:${ctx.cfFile}`], undefined),
       postmap(ctx.confDir, ['-q', key, ctx.daemon.table(ctx.name)], undefined),
     ]);
-    const no = outcome(n);
+    const no = postmapOutcome(n);
     if (no === 'crash') {
       ctx.crashes.push(key);
       return;
     }
-    if (no === 'other') throw new GeneratorError(`native postmap ended oddly for map ${ctx.name} key ${JSON.stringify(key)}: ${show(n)}\n${n.stderr}\n--- ${ctx.cfFile}\n${ctx.cfText}`);
+    if (no === 'other') throw new GeneratorError(`native postmap ended oddly for map ${ctx.name} key ${JSON.stringify(key)}: ${showPostmapRun(n)}\n${n.stderr}\n--- ${ctx.cfFile}\n${ctx.cfText}`);
     ctx.stats[no]++;
-    if (show(n) !== show(o)) {
-      found.push({ seed: ctx.seed, map: ctx.name, key, native: show(n), ours: show(o), oursStderr: o.stderr.slice(0, 2000), nativeStderr: n.stderr.slice(0, 2000) });
+    if (showPostmapRun(n) !== showPostmapRun(o)) {
+      found.push({ seed: ctx.seed, map: ctx.name, key, native: showPostmapRun(n), ours: showPostmapRun(o), oursStderr: o.stderr.slice(0, 2000), nativeStderr: n.stderr.slice(0, 2000) });
     }
   });
   return found;
@@ -223,8 +143,8 @@ async function compareMap(ctx: MapCtx, keys: string[]): Promise<Mismatch[]> {
       throw new GeneratorError(`native postmap refused map ${ctx.name}: ${n.fatal}\n--- ${ctx.cfFile}\n${ctx.cfText}`);
     }
     if (n.fatal === undefined && o.fatal === undefined) {
-      if (n.stdout !== o.stdout) mismatches.push(...(await perKey(ctx, rest)));
-      else for (const line of n.stdout.split('\n')) if (line.includes('\t')) ctx.stats.found++;
+      if (text(n) !== text(o)) mismatches.push(...(await perKey(ctx, rest)));
+      else for (const line of text(n).split('\n')) if (line.includes('\t')) ctx.stats.found++;
       break;
     }
     const nStop = n.fatal !== undefined ? n.lookups - 1 : rest.length;
@@ -237,8 +157,8 @@ async function compareMap(ctx: MapCtx, keys: string[]): Promise<Mismatch[]> {
         postmap(ctx.confDir, ['-q', '-', `ldap:${ctx.cfFile}`], batchInput(prefix)),
         postmap(ctx.confDir, ['-q', '-', ctx.daemon.table(ctx.name)], batchInput(prefix)),
       ]);
-      if (pn.fatal !== undefined || po.fatal !== undefined || pn.stdout !== po.stdout) mismatches.push(...(await perKey(ctx, prefix)));
-      else for (const line of pn.stdout.split('\n')) if (line.includes('\t')) ctx.stats.found++;
+      if (pn.fatal !== undefined || po.fatal !== undefined || text(pn) !== text(po)) mismatches.push(...(await perKey(ctx, prefix)));
+      else for (const line of text(pn).split('\n')) if (line.includes('\t')) ctx.stats.found++;
     }
     const key = rest[stop]!;
     if (nStop === oStop) {
@@ -253,12 +173,6 @@ async function compareMap(ctx: MapCtx, keys: string[]): Promise<Mismatch[]> {
 }
 
 // ---------------------------------------------------------------------------------------
-
-function reproDir(seed: number): string {
-  const d = join(tmpdir(), 'ldap-socketmap-diff-random', `seed-${seed}`);
-  mkdirSync(d, { recursive: true });
-  return d;
-}
 
 function describeMismatch(m: Mismatch, cfText: string): string {
   return [
@@ -277,7 +191,7 @@ async function runSeed(seed: number): Promise<{ mismatches: Mismatch[]; report: 
   try {
     if (process.env.DIFF_DUMP) {
       // Everything the seed generated, for reading (hunting aid).
-      const d = reproDir(seed);
+      const d = reproDir('diff-random', seed);
       writeFileSync(join(d, 'directory.ldif'), dir.ldif);
       if (wideDir) writeFileSync(join(d, 'wide-directory.ldif'), wideDir.ldif);
       for (const [name, m] of maps) writeFileSync(join(d, `${name}.cf`), m.text);
@@ -299,7 +213,7 @@ async function runSeed(seed: number): Promise<{ mismatches: Mismatch[]; report: 
       report.push(`seed ${seed} ${name} [${m.summary}] found=${ctx.stats.found} temp=${ctx.stats.temp} perkey-notfound=${ctx.stats.notfound} mismatches=${found.length} ${Date.now() - t0}ms${ctx.crashes.length ? ` native-crashes=${JSON.stringify(ctx.crashes)}` : ''}`);
       mismatches.push(...found);
       if (found.length > 0) {
-        const d = reproDir(seed);
+        const d = reproDir('diff-random', seed);
         writeFileSync(join(d, m.wide ? 'wide-directory.ldif' : 'directory.ldif'), m.wide ? wideDir!.ldif : dir.ldif);
         writeFileSync(join(d, `${name}.cf`), m.text);
         writeFileSync(join(d, `${name}-keys.txt`), keys.join('\n') + '\n');

@@ -20,6 +20,7 @@ import { startDaemon, REPO, type RunningDaemon } from '../support/daemon.js';
 import { makeTmpDir } from '../support/tmp.js';
 import { backdate, classify, makePostfixConfigDir, postmapQuery, valueOf } from '../support/postfix.js';
 import { parseMainCf, parseMasterCf, startPostfix, swaks, type PostfixInstance, type QueueEntry } from '../support/postfix-instance.js';
+import { sleep } from '../support/wait.js';
 
 const SNIPPETS = resolve(REPO, 'postfix-snippets');
 const SENDER = 'sender@example.net';
@@ -214,7 +215,7 @@ describe('mail through Postfix with the daemon as socketmap', () => {
       // except virtual(8), which is never reached).
       expect(p.maillogSince(mark)).toContain(`socketmap:inet:127.0.0.1:${daemon!.ports[0]}:`);
       await p.flush();
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(500);
       expect(mailboxesWith(p, t)).toEqual([]);
     } finally {
       await s.start();

@@ -6,14 +6,14 @@
  * its final answer must be byte for byte what the daemon answers over socketmap for the same
  * key (a raw socketmap request; postmap through the socketmap client for two of them).
  */
-import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExplainReport, SearchNode, ValueNode } from '../../src/explain/types.js';
-import { CLI, socketmapFrame as rawSocketmapFrame, startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { startDaemonWithMetrics, type DaemonWithMetrics, runCli } from '../support/daemon.js';
 import { bigListExpected, bigListLdif } from '../support/fixtures.js';
 import { classify, makePostfixConfigDir, postmapQuery, valueOf, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
+import { socketmapFrame as rawSocketmapFrame } from '../support/socketmap-client.js';
 
 const SALES = 'alice@example.org,robert@example.org,Bob.Builder@Example.ORG,bob@example.org,sales-archive@elsewhere.net';
 const ENG = `eng-announce@example.org,carol@example.org,carol@elsewhere.net,${SALES}`;
@@ -32,22 +32,10 @@ const MAPS: Record<string, string> = {
 };
 
 let slapd: Slapd;
-let daemon: RunningDaemon;
+let daemon: DaemonWithMetrics;
 let adminPort: number;
 let confDir: string;
 const files: Record<string, string> = {};
-
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => out.push(d));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.once('error', reject);
-    p.once('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr }));
-  });
-}
 
 /** `explain --map NAME=FILE NAME KEY` as JSON and as text. */
 async function explain(map: string, key: string): Promise<{ report: ExplainReport; text: string; code: number | null }> {
@@ -83,12 +71,11 @@ beforeAll(async () => {
   const dir = makeTmpDir('explain-');
   for (const [name, template] of Object.entries(MAPS)) files[name] = writeFixtureCf(dir, template, { LDAP_URL: slapd.url });
   confDir = await makePostfixConfigDir();
-  daemon = await startDaemon([
-    '--socketmap', 'inet:127.0.0.1:0', '--metrics', '127.0.0.1:0',
+  daemon = await startDaemonWithMetrics([
+    '--socketmap', 'inet:127.0.0.1:0',
     ...Object.entries(files).flatMap(([name, file]) => ['--map', `${name}=${file}`]),
   ]);
-  const line = await daemon.waitForLog(/metrics on \S+:\d+/);
-  adminPort = Number(/:(\d+)\s*$/.exec(line)![1]);
+  adminPort = daemon.metricsPort;
 }, 120_000);
 
 afterAll(async () => {

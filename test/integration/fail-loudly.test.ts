@@ -4,23 +4,14 @@
  * about. The built CLI is run as users run it, against a real slapd.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, REPO } from '../support/daemon.js';
+import { REPO, runCli } from '../support/daemon.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
 
-interface Run { code: number | null; stdout: string; stderr: string }
-
-function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((res) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: 30_000, env: { ...process.env, JOURNAL_STREAM: '', ...env } }, (err, stdout, stderr) => {
-      const code = err ? ((err as { code?: number }).code ?? null) : 0;
-      res({ code: typeof code === 'number' ? code : null, stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
-}
+/** The CLI as a shell would start it (no journal on stderr). */
+const cli = (args: string[], env: NodeJS.ProcessEnv = {}) => runCli(args, { env: { JOURNAL_STREAM: '', ...env } });
 
 let slapd: Slapd;
 let dir: string;

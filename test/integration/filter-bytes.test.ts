@@ -13,14 +13,14 @@
  * sentinel search after each line to tell which requests belong to which line.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BerWriter } from 'ldapts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FilterError, parseFilter } from '../../src/ldap/filter.js';
 import { prng as rng } from '../support/prng.js';
+import { makeTmpDir } from '../support/tmp.js';
 
 // libldap is the referee here: without ldapsearch this file must fail, never skip.
 const haveLdapsearch = spawnSync('ldapsearch', ['-VV'], { encoding: 'utf8' }).error === undefined;
@@ -163,7 +163,7 @@ async function libldap(cap: Capture, filter: string): Promise<string> {
 
 /** libldap's verdicts on "(&LINE)" for many lines, through one ldapsearch -c -f. */
 async function libldapBulk(cap: Capture, lines: string[]): Promise<string[]> {
-  const dir = mkdtempSync(join(tmpdir(), 'filter-bytes-'));
+  const dir = makeTmpDir('filter-bytes-');
   try {
     const file = join(dir, 'filters');
     const sentinel = (i: number): string => `(zzsentinel=${i})`;

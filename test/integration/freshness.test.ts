@@ -11,14 +11,13 @@
  * - no syncprov (modifyTimestamp): an added member shows within 1 + 1 s; a deletion is not seen
  *   and waits for the TTL, the documented limit of that marker.
  */
-import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { startDaemonWithMetrics, type DaemonWithMetrics, runCli } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, valueOf, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
+import { sleep, waitFor } from '../support/wait.js';
+import { metricValue, scrapeMetrics } from '../support/metrics.js';
+import { makeTmpDir } from '../support/tmp.js';
 
 const POLL_S = 1;
 /** "within poll interval + 1 s", measured from the moment ldapmodify returned. */
@@ -61,11 +60,10 @@ listName: fresh-new
 contact: uid=carol,ou=People,dc=example,dc=org
 `;
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 interface Setup {
   slapd: Slapd;
-  daemon: RunningDaemon;
+  daemon: DaemonWithMetrics;
   files: Record<string, string>;
   adminPort: number;
 }
@@ -76,20 +74,18 @@ let plain: Setup;
 
 async function setup(syncprov: boolean, extraArgs: (files: Record<string, string>) => string[] = () => []): Promise<Setup> {
   const slapd = await startSlapd({ ldif: [directoryLdif(), EXTRA_LDIF], syncprov });
-  const dir = mkdtempSync(join(tmpdir(), 'lsm-fresh-'));
+  const dir = makeTmpDir('fresh-');
   const vars = { LDAP_URL: slapd.url };
   const files = { aliases: writeFixtureCf(dir, 'aliases', vars), mailboxes: writeFixtureCf(dir, 'mailboxes', vars) };
-  const daemon = await startDaemon([
-    '--socketmap', 'inet:127.0.0.1:0', '--metrics', '127.0.0.1:0',
+  const daemon = await startDaemonWithMetrics([
+    '--socketmap', 'inet:127.0.0.1:0',
     '--map', `aliases=${files.aliases}`, '--map', `mailboxes=${files.mailboxes}`,
     '--set', 'cache_ttl=1h', '--set', 'cache_negative_ttl=1h', '--set', 'stale_if_error=1h',
     '--set', `change_poll_interval=${POLL_S}`,
     ...extraArgs(files),
   ]);
-  // The "metrics on" line follows "ready:", so startDaemon may not have seen it yet.
-  const line = await daemon.waitForLog(/metrics on \S+:\d+/);
   await daemon.waitForLog(/change watcher .*: (contextCSN|\(modifyTimestamp)/);
-  return { slapd, daemon, files, adminPort: Number(/:(\d+)\s*$/.exec(line)![1]) };
+  return { slapd, daemon, files, adminPort: daemon.metricsPort };
 }
 
 beforeAll(async () => {
@@ -118,30 +114,8 @@ async function q(s: Setup, map: string, key: string): Promise<{ kind: string; va
 /** Polls until ok(answer), failing after `ms`; returns the answer and the time it took. */
 async function within(s: Setup, map: string, key: string, ok: (a: { kind: string; value: string }) => boolean, ms: number) {
   const start = Date.now();
-  let last = await q(s, map, key);
-  while (!ok(last)) {
-    if (Date.now() - start > ms) throw new Error(`${map} ${key}: still ${JSON.stringify(last)} after ${Date.now() - start} ms`);
-    await sleep(100);
-    last = await q(s, map, key);
-  }
-  return { answer: last, ms: Date.now() - start };
-}
-
-async function scrape(s: Setup): Promise<Map<string, number>> {
-  const text = await (await fetch(`http://127.0.0.1:${s.adminPort}/metrics`)).text();
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^(\S+?)(\{.*\})? (\S+)$/.exec(line);
-    if (m) out.set(`${m[1]}${m[2] ?? ''}`, Number(m[3]));
-  }
-  return out;
-}
-
-function total(m: Map<string, number>, name: string, label = ''): number {
-  let n = 0;
-  for (const [k, v] of m) if ((k === name || k.startsWith(`${name}{`)) && k.includes(label)) n += v;
-  return n;
+  const answer = await waitFor(`${map} ${key}`, () => q(s, map, key), ok, ms, 100);
+  return { answer, ms: Date.now() - start };
 }
 
 async function readyz(s: Setup): Promise<{ status: number; body: { ok: boolean; maps: Record<string, { ok: boolean; watcher?: { state: string; markers: Record<string, string>; error?: string } }> } }> {
@@ -151,14 +125,6 @@ async function readyz(s: Setup): Promise<{ status: number; body: { ok: boolean; 
 
 /** LDAP searches slapd saw for one list since the last reset. */
 const searchesFor = (s: Setup, needle: string) => s.slapd.searches().filter((x) => x.filter.includes(needle)).length;
-
-function runCli(args: string[]): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: 20_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: `${stdout}${stderr}` });
-    });
-  });
-}
 
 /* with syncprov -------------------------------------------------------------------------------- */
 
@@ -189,9 +155,9 @@ describe('slapd with syncprov: contextCSN', () => {
     sync.slapd.resetSearchCount();
     expect(await q(sync, 'aliases', 'fresh-other@example.org')).toEqual(other);
     expect(searchesFor(sync, 'fresh-other')).toBe(0);
-    const m = await scrape(sync);
-    expect(total(m, 'ldap_socketmap_directory_changes_total', 'kind="modified"')).toBeGreaterThanOrEqual(1);
-    expect(total(m, 'ldap_socketmap_cache_invalidations_total', 'map="aliases"')).toBeGreaterThanOrEqual(1);
+    const m = await scrapeMetrics(sync.adminPort);
+    expect(metricValue(m, 'ldap_socketmap_directory_changes_total', { kind: 'modified' })).toBeGreaterThanOrEqual(1);
+    expect(metricValue(m, 'ldap_socketmap_cache_invalidations_total', { map: 'aliases' })).toBeGreaterThanOrEqual(1);
   });
 
   it('a deleted person disappears from lists and mailboxes within poll interval + 1 s', async () => {
@@ -203,8 +169,8 @@ describe('slapd with syncprov: contextCSN', () => {
     await within(sync, 'aliases', 'fresh-team@example.org', (a) => a.kind === 'found' && !a.value.includes('fresh-gone'), WITHIN_MS);
     await within(sync, 'mailboxes', 'fresh-gone@example.org', (a) => a.kind === 'notfound', WITHIN_MS - (Date.now() - t0));
     expect(await q(sync, 'aliases', 'fresh-team@example.org')).toEqual({ kind: 'found', value: 'alice@example.org,erin@example.org' });
-    const m = await scrape(sync);
-    expect(total(m, 'ldap_socketmap_directory_changes_total', 'kind="deleted"')).toBeGreaterThanOrEqual(1);
+    const m = await scrapeMetrics(sync.adminPort);
+    expect(metricValue(m, 'ldap_socketmap_directory_changes_total', { kind: 'deleted' })).toBeGreaterThanOrEqual(1);
   });
 
   it('a new list shows within poll interval + 1 s although "not found" was cached for an hour', async () => {
@@ -223,7 +189,7 @@ describe('slapd with syncprov: contextCSN', () => {
     const other = await q(sync, 'aliases', 'fresh-other@example.org');
     const mailbox = await q(sync, 'mailboxes', 'alice@example.org');
     expect(mailbox).toEqual({ kind: 'found', value: 'alice' });
-    const before = await scrape(sync);
+    const before = await scrapeMetrics(sync.adminPort);
 
     await sync.slapd.stop();
     try {
@@ -232,10 +198,10 @@ describe('slapd with syncprov: contextCSN', () => {
       expect(await q(sync, 'aliases', 'fresh-team@example.org')).toEqual(team);
       expect(await q(sync, 'aliases', 'fresh-other@example.org')).toEqual(other);
       expect(await q(sync, 'mailboxes', 'alice@example.org')).toEqual(mailbox);
-      const down = await scrape(sync);
-      expect(total(down, 'ldap_socketmap_change_poll_errors_total') - total(before, 'ldap_socketmap_change_poll_errors_total')).toBeGreaterThanOrEqual(2);
-      expect(total(down, 'ldap_socketmap_cache_invalidations_total')).toBe(total(before, 'ldap_socketmap_cache_invalidations_total'));
-      expect(total(down, 'ldap_socketmap_change_poll_age_seconds')).toBeGreaterThanOrEqual(2);
+      const down = await scrapeMetrics(sync.adminPort);
+      expect(metricValue(down, 'ldap_socketmap_change_poll_errors_total') - metricValue(before, 'ldap_socketmap_change_poll_errors_total')).toBeGreaterThanOrEqual(2);
+      expect(metricValue(down, 'ldap_socketmap_cache_invalidations_total')).toBe(metricValue(before, 'ldap_socketmap_cache_invalidations_total'));
+      expect(metricValue(down, 'ldap_socketmap_change_poll_age_seconds')).toBeGreaterThanOrEqual(2);
       const r = await readyz(sync);
       expect(r.body.maps.aliases!.watcher!.state).toBe('failing');
       expect(r.body.maps.aliases!.watcher!.error).toBeTruthy();
@@ -245,16 +211,12 @@ describe('slapd with syncprov: contextCSN', () => {
       await sync.slapd.start();
     }
     sync.slapd.resetSearchCount();
-    const deadline = Date.now() + 15_000;
-    while ((await readyz(sync)).body.maps.aliases!.watcher!.state !== 'ok') {
-      if (Date.now() > deadline) throw new Error('watcher did not resume');
-      await sleep(200);
-    }
+    await waitFor('watcher resumed', () => readyz(sync), (r) => r.body.maps.aliases!.watcher!.state === 'ok', 15_000);
     await sleep(POLL_S * 1000 * 2 + 200);
-    const after = await scrape(sync);
-    expect(total(after, 'ldap_socketmap_cache_invalidations_total')).toBe(total(before, 'ldap_socketmap_cache_invalidations_total'));
-    expect(total(after, 'ldap_socketmap_directory_changes_total')).toBe(total(before, 'ldap_socketmap_directory_changes_total'));
-    expect(total(after, 'ldap_socketmap_change_poll_age_seconds')).toBeLessThan(POLL_S * 2 + 1);
+    const after = await scrapeMetrics(sync.adminPort);
+    expect(metricValue(after, 'ldap_socketmap_cache_invalidations_total')).toBe(metricValue(before, 'ldap_socketmap_cache_invalidations_total'));
+    expect(metricValue(after, 'ldap_socketmap_directory_changes_total')).toBe(metricValue(before, 'ldap_socketmap_directory_changes_total'));
+    expect(metricValue(after, 'ldap_socketmap_change_poll_age_seconds')).toBeLessThan(POLL_S * 2 + 1);
     // Everything still answered from the cache: not one lookup search reached slapd.
     expect(await q(sync, 'aliases', 'fresh-team@example.org')).toEqual(team);
     expect(await q(sync, 'aliases', 'fresh-other@example.org')).toEqual(other);
@@ -266,8 +228,8 @@ describe('slapd with syncprov: contextCSN', () => {
   }, 60_000);
 
   it('check reports the contextCSN marker and what it sees', async () => {
-    const r = await runCli(['check', '--map', `aliases=${sync.files.aliases}`]);
-    expect(r.out).toMatch(/change marker: contextCSN of "dc=example,dc=org" \(syncprov\): sees additions, modifications, deletions and renames/);
+    const r = await runCli(['check', '--map', `aliases=${sync.files.aliases}`], { timeoutMs: 20_000 });
+    expect(r.stdout + r.stderr).toMatch(/change marker: contextCSN of "dc=example,dc=org" \(syncprov\): sees additions, modifications, deletions and renames/);
     expect(r.code).toBe(0);
   });
 });
@@ -307,9 +269,9 @@ describe('slapd without syncprov: modifyTimestamp', () => {
   });
 
   it('check reports modifyTimestamp and that it does not see deletions', async () => {
-    const r = await runCli(['check', '--map', `aliases=${plain.files.aliases}`]);
-    expect(r.out).toMatch(/change marker: \(modifyTimestamp>=LAST\) under "dc=example,dc=org": sees additions and modifications, NOT deletions or renames/);
-    expect(r.out).toMatch(/modifyTimestamp does not see deletions or renames/);
+    const r = await runCli(['check', '--map', `aliases=${plain.files.aliases}`], { timeoutMs: 20_000 });
+    expect(r.stdout + r.stderr).toMatch(/change marker: \(modifyTimestamp>=LAST\) under "dc=example,dc=org": sees additions and modifications, NOT deletions or renames/);
+    expect(r.stdout + r.stderr).toMatch(/modifyTimestamp does not see deletions or renames/);
     expect(r.code).toBe(0);
   });
 });

@@ -5,18 +5,20 @@
  * stale answers where enabled) and slapd SIGKILLed and restarted.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, statSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, type RunningDaemon } from '../support/daemon.js';
+import { CLI, type DaemonWithMetrics, startDaemonWithMetrics } from '../support/daemon.js';
+import { httpRequest } from '../support/http.js';
+import { metricsText, metricValue } from '../support/metrics.js';
 import { classify, makePostfixConfigDir, postmapQuery, writeCf, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
-import { httpGet, metricsText, metricValue, SmClient, sleep, startDaemonWithMetrics, waitFor } from './hardening-support.js';
+import { SocketmapClient } from '../support/socketmap-client.js';
+import { sleep, waitFor } from '../support/wait.js';
+import { makeTmpDir } from '../support/tmp.js';
 
 let slapd: Slapd;
-let daemon: RunningDaemon;
+let daemon: DaemonWithMetrics;
 let confDir: string;
 let dir: string;
 let badBindCf: string;
@@ -41,16 +43,12 @@ function cutProxied(): void {
   proxied.clear();
 }
 
-async function metric(name: string, labels: Record<string, string> = {}): Promise<number> {
-  return metricValue(await metricsText(daemon.metricsPort!), name, labels);
-}
-
 const GROUPS_CF = 'search_base = ou=Groups,dc=example,dc=org\nquery_filter = (&(objectClass=*)(listName=%u))\nresult_attribute = mail\nspecial_result_attribute = contact\n';
 
 beforeAll(async () => {
   slapd = await startSlapd({ ldif: directoryLdif() });
   confDir = await makePostfixConfigDir();
-  dir = mkdtempSync(join(tmpdir(), 'lsm-faults-'));
+  dir = makeTmpDir('faults-');
 
   deadServer = net.createServer((s) => { deadAttempts++; s.destroy(); });
   const deadPort = await listenLocal(deadServer);
@@ -99,7 +97,7 @@ afterAll(async () => {
 
 describe('first server_host dead', () => {
   it('fails over with no visible error, and the dead server is retried later with backoff', async () => {
-    const c = new SmClient(daemon.ports[0]!);
+    const c = new SocketmapClient(daemon.ports[0]!);
     expect(await c.ask('failover', 'sales@example.org')).toBe(`OK ${SALES}`);
     expect(deadAttempts).toBe(1);
     // Force a reconnect every 250 ms for ~6 s: every lookup still succeeds, and the dead
@@ -127,7 +125,7 @@ describe('first server_host dead', () => {
 describe('bind failure (wrong bind_pw)', () => {
   it('answers TEMP, logs one loud line, does not storm the directory with binds', async () => {
     slapd.resetSearchCount();
-    const c = new SmClient(daemon.ports[0]!);
+    const c = new SocketmapClient(daemon.ports[0]!);
     const t0 = Date.now();
     let lookups = 0;
     const answers = new Set<string>();
@@ -154,8 +152,8 @@ describe('bind failure (wrong bind_pw)', () => {
   it('the password appears nowhere: log, /metrics, /readyz, check output; the readable-file warning is logged', async () => {
     await daemon.waitForLog(/badbind\.cf:\d+: bind_pw: .*readable by other users/);
     expect(daemon.log.join('\n')).not.toContain(MARKER);
-    expect(await metricsText(daemon.metricsPort!)).not.toContain(MARKER);
-    const ready = await httpGet(daemon.metricsPort!, '/readyz');
+    expect(await metricsText(daemon.metricsPort)).not.toContain(MARKER);
+    const ready = await httpRequest(daemon.metricsPort, '/readyz', 'GET', 10_000);
     expect(ready.status).toBe(503);
     expect(ready.body).not.toContain(MARKER);
     const check = spawnSync(process.execPath, [CLI, 'check', '--map', `badbind=${badBindCf}`], { encoding: 'utf8', timeout: 30_000 });
@@ -173,7 +171,7 @@ describe('bind failure (wrong bind_pw)', () => {
 
 describe('slapd hung (SIGSTOP)', () => {
   it('TIMEOUT at the request deadline, queue bounded by the waiting clients, stale answers where enabled; SIGCONT: normal service', async () => {
-    const warm = new SmClient(daemon.ports[0]!);
+    const warm = new SocketmapClient(daemon.ports[0]!);
     expect(await warm.ask('hung', 'sales@example.org')).toBe(`OK ${SALES}`);
     expect(await warm.ask('stale', 'sales@example.org')).toBe(`OK ${SALES}`);
     await sleep(1_200); // the stale map's answer (cache_ttl 1 s) has expired
@@ -197,13 +195,13 @@ describe('slapd hung (SIGSTOP)', () => {
       let peakInFlight = 0;
       const sampler = (async () => {
         while (!stop) {
-          const text = await metricsText(daemon.metricsPort!);
+          const text = await metricsText(daemon.metricsPort);
           peakQueued = Math.max(peakQueued, metricValue(text, 'ldap_socketmap_ldap_queued_requests', { servers: hungUrl }));
           peakInFlight = Math.max(peakInFlight, metricValue(text, 'ldap_socketmap_ldap_in_flight', { servers: hungUrl }));
           await sleep(200);
         }
       })();
-      const clients = Array.from({ length: CLIENTS }, () => new SmClient(daemon.ports[0]!));
+      const clients = Array.from({ length: CLIENTS }, () => new SocketmapClient(daemon.ports[0]!));
       const workers = clients.map(async (c, i) => {
         let n = 0;
         while (!stop) {
@@ -224,7 +222,7 @@ describe('slapd hung (SIGSTOP)', () => {
       // (A client answered TIMEOUT may queue its next search a few ms before its previous one
       // leaves the queue: allow that overlap.)
       expect(peakQueued).toBeLessThanOrEqual(CLIENTS + 4);
-      expect(await metric('ldap_socketmap_ldap_queue_timeouts_total', { servers: hungUrl })).toBeGreaterThan(0);
+      expect(await daemon.metric('ldap_socketmap_ldap_queue_timeouts_total', { servers: hungUrl })).toBeGreaterThan(0);
       console.log(`hung slapd: ${JSON.stringify(Object.fromEntries(kinds))} answers from ${CLIENTS} clients in 6 s; peak queued ${peakQueued}, peak in flight ${peakInFlight}`);
     } finally {
       slapd.resume();
@@ -233,7 +231,7 @@ describe('slapd hung (SIGSTOP)', () => {
     await waitFor('service after SIGCONT', () => warm.ask('hung', 'eng@example.org', 15_000), (r) => r.startsWith('OK '), 20_000, 200);
     console.log(`hung slapd: first OK ${Date.now() - back} ms after SIGCONT`);
     await waitFor('queue drained', async () => {
-      const t = await metricsText(daemon.metricsPort!);
+      const t = await metricsText(daemon.metricsPort);
       return metricValue(t, 'ldap_socketmap_ldap_queued_requests') + metricValue(t, 'ldap_socketmap_ldap_in_flight');
     }, (n) => n === 0, 15_000, 200);
     warm.end();
@@ -242,11 +240,11 @@ describe('slapd hung (SIGSTOP)', () => {
 
 describe('slapd killed (SIGKILL) and restarted', () => {
   it('TEMP while it is gone, answers again without restarting the daemon', async () => {
-    const c = new SmClient(daemon.ports[0]!);
+    const c = new SocketmapClient(daemon.ports[0]!);
     expect(await c.ask('aliases', 'sales@example.org')).toBe(`OK ${SALES}`);
     const pid = daemon.proc.pid;
     process.kill(slapd.pid, 'SIGKILL');
-    await waitFor('slapd gone', () => slapd.running(), (r) => !r, 10_000);
+    await waitFor('slapd gone', () => slapd.running(), (r) => !r, 10_000, 100);
     expect(await c.ask('aliases', 'sales@example.org')).toMatch(/^TEMP /);
     await slapd.start();
     await waitFor('answers after restart', () => c.ask('aliases', 'eng@example.org'), (r) => r.startsWith('OK '), 20_000, 200);

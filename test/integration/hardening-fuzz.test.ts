@@ -11,20 +11,22 @@
  *    the answers. Keys with NUL (which Postfix itself can never send) must not reach LDAP as
  *    anything but an inert value.
  */
-import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningDaemon } from '../support/daemon.js';
+import { type DaemonWithMetrics, startDaemonWithMetrics } from '../support/daemon.js';
+import { mapLimit } from '../support/map-limit.js';
+import { metricsText, metricValue } from '../support/metrics.js';
 import { classify, makePostfixConfigDir, postmapQuery, valueOf, writeCf } from '../support/postfix.js';
+import { prng as rng, int, pick, type Rand, randomBytes } from '../support/prng.js';
 import { directoryLdif, startSlapd, type SearchRecord, type Slapd } from '../support/slapd.js';
-import { frame, metricsText, metricValue, pool, rng, SmClient, sleep, startDaemonWithMetrics } from './hardening-support.js';
+import { frame, SocketmapClient } from '../support/socketmap-client.js';
+import { sleep } from '../support/wait.js';
+import { makeTmpDir } from '../support/tmp.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed1);
 
 let slapd: Slapd;
-let daemon: RunningDaemon;
+let daemon: DaemonWithMetrics;
 let confDir: string;
 let filtCf: string;
 let dnCf: string;
@@ -32,7 +34,7 @@ let dnCf: string;
 beforeAll(async () => {
   slapd = await startSlapd({ ldif: directoryLdif() });
   confDir = await makePostfixConfigDir();
-  const dir = mkdtempSync(join(tmpdir(), 'lsm-fuzz-'));
+  const dir = makeTmpDir('fuzz-');
   // Several substitutions in one filter: %s whole key, %u local part, %1 last domain label.
   filtCf = writeCf(dir, 'filt.cf', [
     `server_host = ${slapd.url}`,
@@ -63,16 +65,6 @@ afterAll(async () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-
-type Rand = () => number;
-const int = (r: Rand, n: number): number => Math.floor(r() * n);
-const pick = <T>(r: Rand, xs: readonly T[]): T => xs[int(r, xs.length)]!;
-
-function randomBytes(r: Rand, n: number): Buffer {
-  const b = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) b[i] = int(r, 256);
-  return b;
-}
 
 const MAPS = ['filt', 'dn', 'nosuchmap', '', 'FILT'];
 
@@ -141,13 +133,13 @@ describe('arbitrary bytes against the live daemon', () => {
     const sessions = Array.from({ length: SESSIONS }, (_, i) => (i % 3 === 2 ? { tcp: true, bytes: tcpSession(r) } : { tcp: false, bytes: socketmapSession(r) }));
     const chunkSeeds = sessions.map(() => int(r, 2 ** 31));
     const totalBytes = sessions.reduce((n, s) => n + s.bytes.length, 0);
-    const errorsBefore = metricValue(await metricsText(daemon.metricsPort!), 'ldap_socketmap_protocol_errors_total');
+    const errorsBefore = await daemon.metric('ldap_socketmap_protocol_errors_total');
 
     // The well-behaved neighbour.
     let stop = false;
     const latencies: number[] = [];
     const canary = (async () => {
-      const c = new SmClient(daemon.ports[0]!);
+      const c = new SocketmapClient(daemon.ports[0]!);
       while (!stop) {
         const t0 = performance.now();
         expect(await c.ask('filt', 'alice@example.org', 5_000)).toBe('OK alice');
@@ -157,7 +149,7 @@ describe('arbitrary bytes against the live daemon', () => {
       c.end();
     })();
 
-    const outcomes = await pool(sessions, 50, (s, i) => new Promise<'closed' | 'hung'>((resolve) => {
+    const outcomes = await mapLimit(sessions, 50, (s, i) => new Promise<'closed' | 'hung'>((resolve) => {
       const cr = rng(chunkSeeds[i]!);
       const sock = net.connect(s.tcp ? daemon.tcpPorts[0]! : daemon.ports[0]!, '127.0.0.1');
       sock.on('error', () => undefined);
@@ -183,7 +175,7 @@ describe('arbitrary bytes against the live daemon', () => {
     expect(outcomes.filter((o) => o === 'hung')).toHaveLength(0);
     expect(daemon.proc.exitCode).toBe(null);
     expect(daemon.log.filter((l) => l.startsWith('error:'))).toEqual([]);
-    const text = await metricsText(daemon.metricsPort!);
+    const text = await metricsText(daemon.metricsPort);
     const protocolErrors = metricValue(text, 'ldap_socketmap_protocol_errors_total') - errorsBefore;
     expect(protocolErrors).toBeGreaterThan(SESSIONS / 4);
     expect(metricValue(text, 'ldap_socketmap_client_connections')).toBeLessThanOrEqual(1);
@@ -192,7 +184,7 @@ describe('arbitrary bytes against the live daemon', () => {
     expect(latencies.length).toBeGreaterThan(20);
     expect(p99).toBeLessThan(500);
     // Still serving normally afterwards.
-    const after = new SmClient(daemon.ports[0]!);
+    const after = new SocketmapClient(daemon.ports[0]!);
     expect(await after.ask('filt', 'alice@example.org')).toBe('OK alice');
     after.end();
     console.log(`fuzz: ${SESSIONS} hostile sessions, ${totalBytes} bytes, ${protocolErrors} protocol errors; neighbour p99 ${p99.toFixed(1)} ms over ${latencies.length} lookups (seed ${SEED})`);
@@ -203,7 +195,7 @@ describe('escaping: the daemon sends the filters and bases native Postfix sends'
   const searchesOf = (): SearchRecord[] => slapd.searches().map(({ base, scope, filter }) => ({ conn: 0, op: 0, base, scope, filter }));
 
   async function compare(map: 'filt' | 'dn', cf: string, keys: string[]): Promise<{ searched: number }> {
-    const c = new SmClient(daemon.ports[0]!);
+    const c = new SocketmapClient(daemon.ports[0]!);
     let searched = 0;
     const mismatches: string[] = [];
     for (const key of keys) {
@@ -247,7 +239,7 @@ describe('escaping: the daemon sends the filters and bases native Postfix sends'
   }, 60_000);
 
   it('NUL in a key (Postfix never sends one) reaches LDAP as nothing but an inert value', async () => {
-    const c = new SmClient(daemon.ports[0]!);
+    const c = new SocketmapClient(daemon.ports[0]!);
     for (const key of ['\0', 'a\0b', 'alice@example.org\0', '\0*', '*\0)(uid=*', 'x\0)(|(uid=*)(']) {
       slapd.resetSearchCount();
       const reply = await c.ask('filt', Buffer.from(key, 'utf8'));

@@ -3,33 +3,30 @@
  * max_connections, idle_timeout and request_read_timeout (the slowloris guard). Small limits
  * here so the file runs in seconds; the defaults are checked through the config loader.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDaemonConfig } from '../../src/config/daemon-config.js';
 import { defaultDaemonLimits } from '../../src/config/limits.js';
 import { ConfigError } from '../../src/config/errors.js';
-import type { RunningDaemon } from '../support/daemon.js';
+import { type DaemonWithMetrics, startDaemonWithMetrics } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
-import { frame, metricsText, metricValue, SmClient, sleep, startDaemonWithMetrics, waitFor } from './hardening-support.js';
+import { frame, SocketmapClient } from '../support/socketmap-client.js';
+import { sleep, waitFor } from '../support/wait.js';
+import { makeTmpDir } from '../support/tmp.js';
 
 let slapd: Slapd;
-let daemon: RunningDaemon;
+let daemon: DaemonWithMetrics;
 let confDir: string;
 let dir: string;
 const MAX_CONN = 30;
 
-async function metric(name: string, labels: Record<string, string> = {}): Promise<number> {
-  return metricValue(await metricsText(daemon.metricsPort!), name, labels);
-}
-
 beforeAll(async () => {
   slapd = await startSlapd({ ldif: directoryLdif() });
   confDir = await makePostfixConfigDir();
-  dir = mkdtempSync(join(tmpdir(), 'lsm-limits-'));
+  dir = makeTmpDir('limits-');
   const aliases = writeFixtureCf(dir, 'aliases', { LDAP_URL: slapd.url });
   const conf = join(dir, 'daemon.cf');
   // max_request_size stays at its default (16384): that default is what is tested.
@@ -67,16 +64,16 @@ describe('limit settings', () => {
 
 describe('max_request_size (default 16384)', () => {
   it('a request of exactly the limit is answered; one byte more closes the connection before any payload is read', async () => {
-    const before = await metric('ldap_socketmap_protocol_errors_total', { protocol: 'socketmap', reason: 'too_long' });
-    const ok = new SmClient(daemon.ports[0]!);
+    const before = await daemon.metric('ldap_socketmap_protocol_errors_total', { protocol: 'socketmap', reason: 'too_long' });
+    const ok = new SocketmapClient(daemon.ports[0]!);
     const key = 'k'.repeat(16384 - 'aliases '.length);
     expect(await ok.ask('aliases', key)).toBe('NOTFOUND ');
     ok.end();
-    const big = new SmClient(daemon.ports[0]!);
+    const big = new SocketmapClient(daemon.ports[0]!);
     big.send('16385:'); // only the length: the daemon refuses to wait for the payload
     expect(await big.waitClosed(3_000)).toBe(true);
     await daemon.waitForLog(/malformed request \(too_long\): .*16384 \(max_request_size = 16384\); closing connection/);
-    expect(await metric('ldap_socketmap_protocol_errors_total', { protocol: 'socketmap', reason: 'too_long' })).toBe(before + 1);
+    expect(await daemon.metric('ldap_socketmap_protocol_errors_total', { protocol: 'socketmap', reason: 'too_long' })).toBe(before + 1);
   });
 
   it('tcp_table: a key of 6000 non-ASCII bytes (18000 on the %XX-encoded line) is answered; a line over three times the limit closes that connection', async () => {
@@ -98,17 +95,17 @@ describe('max_request_size (default 16384)', () => {
       s.write('get ' + 'x'.repeat(3 * 16384 + 2));
     });
     expect(closed).toBe(true);
-    expect(await metric('ldap_socketmap_protocol_errors_total', { protocol: 'tcp_table', reason: 'line_too_long' })).toBe(1);
+    expect(await daemon.metric('ldap_socketmap_protocol_errors_total', { protocol: 'tcp_table', reason: 'line_too_long' })).toBe(1);
   });
 });
 
 describe(`max_connections (${MAX_CONN} here)`, () => {
   it('connections beyond the limit get a TEMP answer and are closed; those open are undisturbed', async () => {
-    expect(await metric('ldap_socketmap_client_connections_max')).toBe(MAX_CONN);
-    const held = Array.from({ length: MAX_CONN }, () => new SmClient(daemon.ports[0]!));
+    expect(await daemon.metric('ldap_socketmap_client_connections_max')).toBe(MAX_CONN);
+    const held = Array.from({ length: MAX_CONN }, () => new SocketmapClient(daemon.ports[0]!));
     // Each held connection has been accepted and counted once it answered.
     for (const c of held) expect(await c.ask('aliases', 'sales@example.org')).toMatch(/^OK /);
-    const extra = Array.from({ length: 5 }, () => new SmClient(daemon.ports[0]!));
+    const extra = Array.from({ length: 5 }, () => new SocketmapClient(daemon.ports[0]!));
     for (const c of extra) {
       c.send(frame('aliases sales@example.org'));
       expect(await c.reply()).toBe('TEMP too many connections to ldap-socketmap (max_connections = 30)');
@@ -131,25 +128,25 @@ describe(`max_connections (${MAX_CONN} here)`, () => {
     // The held ones are untouched.
     for (const c of held) expect(await c.ask('aliases', 'eng@example.org')).toMatch(/^OK /);
     expect(held.every((c) => !c.closed)).toBe(true);
-    expect(await metric('ldap_socketmap_client_connections_rejected_total', { protocol: 'socketmap' })).toBe(6);
-    expect(await metric('ldap_socketmap_client_connections_rejected_total', { protocol: 'tcp_table' })).toBe(1);
+    expect(await daemon.metric('ldap_socketmap_client_connections_rejected_total', { protocol: 'socketmap' })).toBe(6);
+    expect(await daemon.metric('ldap_socketmap_client_connections_rejected_total', { protocol: 'tcp_table' })).toBe(1);
     expect(daemon.log.filter((l) => /max_connections\); refusing new ones/.test(l)).length).toBe(1);
     // Room again once some close.
     for (const c of held.slice(0, 5)) c.end();
-    await waitFor('room again', () => metric('ldap_socketmap_client_connections', { protocol: 'socketmap' }), (n) => n <= MAX_CONN - 5);
-    const again = new SmClient(daemon.ports[0]!);
+    await waitFor('room again', () => daemon.metric('ldap_socketmap_client_connections', { protocol: 'socketmap' }), (n) => n <= MAX_CONN - 5, 20_000, 100);
+    const again = new SocketmapClient(daemon.ports[0]!);
     expect(await again.ask('aliases', 'sales@example.org')).toMatch(/^OK /);
     again.end();
     for (const c of held) c.end();
-    await waitFor('all closed', () => metric('ldap_socketmap_client_connections', { protocol: 'socketmap' }), (n) => n === 0);
+    await waitFor('all closed', () => daemon.metric('ldap_socketmap_client_connections', { protocol: 'socketmap' }), (n) => n === 0, 20_000, 100);
   }, 30_000);
 });
 
 describe('idle_timeout (2 s here)', () => {
   it('closes a connection silent for idle_timeout, not one that keeps asking', async () => {
-    const before = await metric('ldap_socketmap_client_timeouts_total', { protocol: 'socketmap', kind: 'idle' });
-    const idle = new SmClient(daemon.ports[0]!);
-    const busy = new SmClient(daemon.ports[0]!);
+    const before = await daemon.metric('ldap_socketmap_client_timeouts_total', { protocol: 'socketmap', kind: 'idle' });
+    const idle = new SocketmapClient(daemon.ports[0]!);
+    const busy = new SocketmapClient(daemon.ports[0]!);
     expect(await idle.ask('aliases', 'sales@example.org')).toMatch(/^OK /);
     const t0 = Date.now();
     for (let i = 0; i < 4; i++) {
@@ -161,14 +158,14 @@ describe('idle_timeout (2 s here)', () => {
     expect(idle.closedAt - t0).toBeLessThan(3_500);
     expect(busy.closed).toBe(false);
     busy.end();
-    expect(await metric('ldap_socketmap_client_timeouts_total', { protocol: 'socketmap', kind: 'idle' })).toBe(before + 1);
+    expect(await daemon.metric('ldap_socketmap_client_timeouts_total', { protocol: 'socketmap', kind: 'idle' })).toBe(before + 1);
   });
 });
 
 describe('request_read_timeout (2 s here): slowloris', () => {
   it('a request trickled byte by byte is cut off; a request split in two quick parts is fine', async () => {
-    const before = await metric('ldap_socketmap_client_timeouts_total', { protocol: 'socketmap', kind: 'read' });
-    const slow = new SmClient(daemon.ports[0]!);
+    const before = await daemon.metric('ldap_socketmap_client_timeouts_total', { protocol: 'socketmap', kind: 'read' });
+    const slow = new SocketmapClient(daemon.ports[0]!);
     await slow.ready();
     const payload = frame('aliases sales@example.org');
     const t0 = Date.now();
@@ -184,9 +181,9 @@ describe('request_read_timeout (2 s here): slowloris', () => {
     expect(slow.closedAt - t0).toBeGreaterThan(1_500);
     expect(slow.closedAt - t0).toBeLessThan(3_500);
     await daemon.waitForLog(/request still incomplete after 2 s \(request_read_timeout\); closing connection/);
-    expect(await metric('ldap_socketmap_client_timeouts_total', { protocol: 'socketmap', kind: 'read' })).toBe(before + 1);
+    expect(await daemon.metric('ldap_socketmap_client_timeouts_total', { protocol: 'socketmap', kind: 'read' })).toBe(before + 1);
 
-    const split = new SmClient(daemon.ports[0]!);
+    const split = new SocketmapClient(daemon.ports[0]!);
     split.send(payload.subarray(0, 10));
     await sleep(500);
     split.send(payload.subarray(10));

@@ -6,14 +6,15 @@
  * request_read_timeout while well-behaved clients see no slowdown.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningDaemon } from '../support/daemon.js';
+import { type DaemonWithMetrics, startDaemonWithMetrics } from '../support/daemon.js';
+import { metricsText, metricValue } from '../support/metrics.js';
 import { writeFixtureCf } from '../support/postfix.js';
+import { fdLimit, rssKb } from '../support/proc.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
-import { fdLimit, frame, metricsText, metricValue, rssKb, SmClient, sleep, startDaemonWithMetrics, waitFor } from './hardening-support.js';
+import { frame, SocketmapClient } from '../support/socketmap-client.js';
+import { sleep, waitFor } from '../support/wait.js';
+import { makeTmpDir } from '../support/tmp.js';
 
 const CONNECTIONS = 5_000;
 const SLOWLORIS = 300;
@@ -21,7 +22,7 @@ const READ_TIMEOUT_S = 3;
 const KEYS = ['sales@example.org', 'eng@example.org', 'nobody@example.org', 'deep1@example.org', 'ghost@example.org', 'dupes@example.org'];
 
 let slapd: Slapd;
-let daemon: RunningDaemon;
+let daemon: DaemonWithMetrics;
 const mb = (kb: number): number => Math.round(kb / 102.4) / 10;
 
 /** Makes sure `pid` may hold `need` descriptors, raising its soft limit with prlimit(1) if needed. */
@@ -39,17 +40,17 @@ function percentile(xs: number[], p: number): number {
 }
 
 /** Opens `n` connections, a batch at a time (the listen backlog is finite). */
-async function openMany(n: number): Promise<SmClient[]> {
-  const out: SmClient[] = [];
+async function openMany(n: number): Promise<SocketmapClient[]> {
+  const out: SocketmapClient[] = [];
   for (let i = 0; i < n; i += 250) {
-    const batch = Array.from({ length: Math.min(250, n - i) }, () => new SmClient(daemon.ports[0]!));
+    const batch = Array.from({ length: Math.min(250, n - i) }, () => new SocketmapClient(daemon.ports[0]!));
     await Promise.all(batch.map((c) => c.ready(20_000)));
     out.push(...batch);
   }
   return out;
 }
 
-async function useAll(clients: SmClient[]): Promise<{ ok: number; notfound: number; other: number; p99: number; max: number }> {
+async function useAll(clients: SocketmapClient[]): Promise<{ ok: number; notfound: number; other: number; p99: number; max: number }> {
   const lat: number[] = [];
   let ok = 0;
   let notfound = 0;
@@ -68,7 +69,7 @@ async function useAll(clients: SmClient[]): Promise<{ ok: number; notfound: numb
 beforeAll(async () => {
   ensureFds(process.pid, CONNECTIONS + SLOWLORIS + 500);
   slapd = await startSlapd({ ldif: directoryLdif() });
-  const dir = mkdtempSync(join(tmpdir(), 'lsm-load-'));
+  const dir = makeTmpDir('load-');
   const aliases = writeFixtureCf(dir, 'aliases', { LDAP_URL: slapd.url });
   daemon = await startDaemonWithMetrics([
     '--socketmap', 'inet:127.0.0.1:0', '--map', `aliases=${aliases}`,
@@ -85,7 +86,7 @@ afterAll(async () => {
 describe(`${CONNECTIONS} concurrent connections`, () => {
   it('are all held and answered, three rounds; memory stays bounded, no growth per round', async () => {
     const pid = daemon.proc.pid!;
-    const warm = new SmClient(daemon.ports[0]!);
+    const warm = new SocketmapClient(daemon.ports[0]!);
     for (const k of KEYS) await warm.ask('aliases', k);
     warm.end();
     const rssStart = rssKb(pid);
@@ -94,7 +95,7 @@ describe(`${CONNECTIONS} concurrent connections`, () => {
       const t0 = Date.now();
       const clients = await openMany(CONNECTIONS);
       const openMs = Date.now() - t0;
-      await waitFor('all counted', async () => metricValue(await metricsText(daemon.metricsPort!), 'ldap_socketmap_client_connections'), (n) => n === CONNECTIONS, 20_000);
+      await waitFor('all counted', () => daemon.metric('ldap_socketmap_client_connections'), (n) => n === CONNECTIONS, 20_000, 100);
       const first = await useAll(clients);
       const second = await useAll(clients);
       for (const r of [first, second]) {
@@ -103,12 +104,12 @@ describe(`${CONNECTIONS} concurrent connections`, () => {
       }
       // Still all open (no one dropped), and the daemon still answers a newcomer.
       expect(clients.filter((c) => c.closed)).toHaveLength(0);
-      const extra = new SmClient(daemon.ports[0]!);
+      const extra = new SocketmapClient(daemon.ports[0]!);
       expect(await extra.ask('aliases', 'sales@example.org')).toMatch(/^OK /);
       extra.end();
       const peakRss = rssKb(pid);
       for (const c of clients) c.end();
-      await waitFor('all closed', async () => metricValue(await metricsText(daemon.metricsPort!), 'ldap_socketmap_client_connections'), (n) => n === 0, 20_000);
+      await waitFor('all closed', () => daemon.metric('ldap_socketmap_client_connections'), (n) => n === 0, 20_000, 100);
       await sleep(500);
       rounds.push({ open: clients.length, peakRss, afterRss: rssKb(pid), ok: first.ok + second.ok, p99: Math.max(first.p99, second.p99), max: Math.max(first.max, second.max), openMs });
     }
@@ -125,9 +126,9 @@ describe(`${CONNECTIONS} concurrent connections`, () => {
 
 describe(`slowloris: ${SLOWLORIS} connections trickling a byte at a time`, () => {
   it('are reaped after request_read_timeout while other clients see no slowdown', async () => {
-    const before = metricValue(await metricsText(daemon.metricsPort!), 'ldap_socketmap_client_timeouts_total', { kind: 'read' });
+    const before = await daemon.metric('ldap_socketmap_client_timeouts_total', { kind: 'read' });
     const measure = async (ms: number): Promise<number[]> => {
-      const clients = Array.from({ length: 20 }, () => new SmClient(daemon.ports[0]!));
+      const clients = Array.from({ length: 20 }, () => new SocketmapClient(daemon.ports[0]!));
       const lat: number[] = [];
       const end = Date.now() + ms;
       await Promise.all(clients.map(async (c, i) => {
@@ -154,7 +155,7 @@ describe(`slowloris: ${SLOWLORIS} connections trickling a byte at a time`, () =>
       }
     })();
     const during = await measure(READ_TIMEOUT_S * 1000 + 1_500);
-    await waitFor('slowloris reaped', () => slow.filter((c) => !c.closed).length, (n) => n === 0, 10_000);
+    await waitFor('slowloris reaped', () => slow.filter((c) => !c.closed).length, (n) => n === 0, 10_000, 100);
     trickling = false;
     await trickle;
     const reapedAfter = Math.max(...slow.map((c) => c.closedAt)) - t0;
@@ -163,7 +164,7 @@ describe(`slowloris: ${SLOWLORIS} connections trickling a byte at a time`, () =>
     expect(slow.every((c) => c.pending.length === 0)).toBe(true);
     expect(firstReaped).toBeGreaterThanOrEqual(READ_TIMEOUT_S * 1000 - 200);
     expect(reapedAfter).toBeLessThan(READ_TIMEOUT_S * 1000 + 2_000);
-    const text = await metricsText(daemon.metricsPort!);
+    const text = await metricsText(daemon.metricsPort);
     expect(metricValue(text, 'ldap_socketmap_client_timeouts_total', { kind: 'read' }) - before).toBe(SLOWLORIS);
     const b99 = percentile(baseline, 0.99);
     const d99 = percentile(during, 0.99);

@@ -3,14 +3,12 @@
  * restarted, hung — the daemon answers TEMP/TIMEOUT (Postfix defers the mail) and recovers by
  * itself. Seen through the real Postfix client.
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { waitFor } from '../support/wait.js';
+import { makeTmpDir } from '../support/tmp.js';
 
 let slapd: Slapd;
 let daemon: RunningDaemon;
@@ -21,7 +19,7 @@ beforeAll(async () => {
   slapd = await startSlapd({ ldif: directoryLdif() });
   await slapd.stop();
   confDir = await makePostfixConfigDir();
-  const dir = mkdtempSync(join(tmpdir(), 'lsm-down-'));
+  const dir = makeTmpDir('down-');
   const vars = { LDAP_URL: slapd.url, LDAP_HOST: slapd.host, LDAP_PORT: String(slapd.port), DEAD_PORT: '1' };
   const aliases = writeFixtureCf(dir, 'aliases', vars);
   const timeout1 = writeFixtureCf(dir, 'timeout-1', vars);

@@ -5,25 +5,18 @@
  * every command the CLI offers and every signal `serve` handles.
  */
 import { describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { CLI, REPO } from '../support/daemon.js';
+import { REPO, runCli } from '../support/daemon.js';
 import { makeTmpDir } from '../support/tmp.js';
+import { runCommand } from '../support/run.js';
 
 const MANDOC = '/usr/bin/mandoc';
 const PAGE8 = resolve(REPO, 'man/ldap-socketmap.8');
 const PAGE5 = resolve(REPO, 'man/ldap-socketmap.conf.5');
 
-function run(cmd: string, args: string[]): Promise<{ code: number; out: string }> {
-  return new Promise((res, rej) => {
-    execFile(cmd, args, { timeout: 30_000 }, (err, stdout, stderr) => {
-      if (err && typeof (err as NodeJS.ErrnoException).code === 'string') return rej(new Error(`${cmd}: ${err.message} (Debian package 'mandoc')`));
-      res({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: `${stdout}${stderr}` });
-    });
-  });
-}
+const mandoc = (args: string[]) => runCommand(MANDOC, args).catch((e: Error) => { throw new Error(`${e.message} (Debian package 'mandoc')`); });
 
 interface SettingDef { name: string }
 interface ConfigModule {
@@ -59,21 +52,21 @@ function settingNames(page: string): string[] {
 describe('man pages', () => {
   it('pass mandoc -T lint -W all without a single message', async () => {
     for (const page of [PAGE8, PAGE5]) {
-      const r = await run(MANDOC, ['-T', 'lint', '-W', 'all', page]);
-      expect(r.out, page).toBe('');
+      const r = await mandoc(['-T', 'lint', '-W', 'all', page]);
+      expect(r.output, page).toBe('');
       expect(r.code, page).toBe(0);
     }
     // The linter is live: a broken page is reported.
     const bad = join(makeTmpDir('man-lint-'), 'bad.8');
     writeFileSync(bad, readFileSync(PAGE8, 'utf8').replace('.SH NAME', '.SH NAME\n.BR\n.TP\n.TP'));
-    const broken = await run(MANDOC, ['-T', 'lint', '-W', 'all', bad]);
-    expect(broken.out).toMatch(/WARNING|ERROR/);
+    const broken = await mandoc(['-T', 'lint', '-W', 'all', bad]);
+    expect(broken.output).toMatch(/WARNING|ERROR/);
     expect(broken.code).not.toBe(0);
   });
 
   it('ldap-socketmap.conf(5) is what scripts/gen-man-conf.mjs writes from the code (no drift)', async () => {
-    const r = await run(process.execPath, [resolve(REPO, 'scripts/gen-man-conf.mjs'), '--check']);
-    expect(r.out).toBe('');
+    const r = await runCommand(process.execPath, [resolve(REPO, 'scripts/gen-man-conf.mjs'), '--check']);
+    expect(r.output).toBe('');
     expect(r.code).toBe(0);
   });
 
@@ -102,9 +95,9 @@ describe('man pages', () => {
 
   it('ldap-socketmap(8) covers every command, every signal serve handles, the exit codes and files', async () => {
     const page = readFileSync(PAGE8, 'utf8');
-    const help = await run(process.execPath, [CLI, '--help']);
-    const commands = [...help.out.matchAll(/^\s+ldap-socketmap ([a-z]+(?: [a-z]+)?)(?= |$)/gm)].map((m) => m[1]!).filter((c) => c !== 'completion');
-    expect(commands.sort()).toEqual(['cache flush', 'check', 'explain', 'query', 'serve']);
+    const help = await runCli(['--help']);
+    const commands = [...help.output.matchAll(/^\s+ldap-socketmap ([a-z]+(?: [a-z]+)?)(?= |$)/gm)].map((m) => m[1]!).filter((c) => c !== 'completion');
+    expect(commands.sort()).toEqual(['cache flush', 'check', 'explain', 'migrate', 'query', 'serve', 'verify']);
     for (const c of commands) expect(page, c).toMatch(new RegExp(`^\\.SS ${c}$`, 'm'));
     const serve = readFileSync(resolve(REPO, 'src/cli/serve.ts'), 'utf8');
     const signals = [...new Set([...serve.matchAll(/process\.on\('(SIG[A-Z0-9]+)'/g)].map((m) => m[1]!))];

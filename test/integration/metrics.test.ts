@@ -8,17 +8,18 @@ import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAP_SETTING_DEFS } from '../../src/config/settings.js';
-import { startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { startDaemonWithMetrics, type DaemonWithMetrics } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
-import { waitFor } from '../support/wait.js';
+import { sleep, waitFor } from '../support/wait.js';
+import { metricValue, parseExposition, type Sample } from '../support/metrics.js';
 
 const PROMTOOL = '/usr/bin/promtool';
 const MAPS = ['aliases', 'mailboxes', 'sizelimit', 'brief'];
 
 let slapd: Slapd;
-let daemon: RunningDaemon;
+let daemon: DaemonWithMetrics;
 let confDir: string;
 let adminPort: number;
 
@@ -26,38 +27,7 @@ let adminPort: number;
 /* helpers                                                                                      */
 /* ------------------------------------------------------------------------------------------ */
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-/** Text exposition → samples (HELP/TYPE lines skipped). */
-function parseExposition(text: string): Sample[] {
-  const out: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)(?: \d+)?$/.exec(line);
-    if (!m) throw new Error(`unparsable exposition line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const lm of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[lm[1]!] = lm[2]!;
-    out.push({ name: m[1]!, labels, value: Number(m[3]) });
-  }
-  return out;
-}
-
-/** Sum over every sample of `name` whose labels include `labels`. */
-function sum(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
-  let total = 0;
-  for (const s of samples) {
-    if (s.name !== name) continue;
-    if (Object.entries(labels).every(([k, v]) => s.labels[k] === v)) total += s.value;
-  }
-  return total;
-}
 
 async function scrapeText(): Promise<string> {
   const res = await fetch(`http://127.0.0.1:${adminPort}/metrics`);
@@ -124,8 +94,8 @@ beforeAll(async () => {
   confDir = await makePostfixConfigDir();
   const dir = makeTmpDir('metrics-');
   const vars = { LDAP_URL: slapd.url };
-  daemon = await startDaemon([
-    '--socketmap', 'inet:127.0.0.1:0', '--metrics', '127.0.0.1:0',
+  daemon = await startDaemonWithMetrics([
+    '--socketmap', 'inet:127.0.0.1:0',
     '--map', `aliases=${writeFixtureCf(dir, 'aliases', vars)}`,
     '--map', `mailboxes=${writeFixtureCf(dir, 'mailboxes', vars)}`,
     // size_limit = 2: "triple" matches 3 entries, a temporary error every time.
@@ -134,9 +104,7 @@ beforeAll(async () => {
     '--map', `brief=${writeFixtureCf(dir, 'mailboxes', vars)}`,
     '--set', 'map.brief.cache_ttl=1', '--set', 'map.brief.cache_negative_ttl=1', '--set', 'map.brief.stale_if_error=0',
   ]);
-  // The "metrics on" line follows "ready:", so startDaemon may not have seen it yet.
-  const line = await daemon.waitForLog(/metrics on \S+:\d+/);
-  adminPort = Number(/:(\d+)\s*$/.exec(line)![1]);
+  adminPort = daemon.metricsPort;
   // Where the daemon has a change watcher (on by default), it expires every answer cached
   // before it has found its change marker, including lookups running at that moment. Counting
   // hits exactly needs that behind us.
@@ -178,7 +146,7 @@ describe('metrics after real traffic', () => {
   let before: Sample[];
   let after: Sample[];
   let text: string;
-  const d = (name: string, labels: Record<string, string> = {}) => sum(after, name, labels) - sum(before, name, labels);
+  const d = (name: string, labels: Record<string, string> = {}) => metricValue(after, name, labels) - metricValue(before, name, labels);
 
   beforeAll(async () => {
     before = await scrape();
@@ -243,18 +211,18 @@ describe('metrics after real traffic', () => {
     expect(d('ldap_socketmap_cache_misses_total')).toBe(TRAFFIC.length - fresh - negative);
     expect(d('ldap_socketmap_cache_hits_total') + d('ldap_socketmap_cache_misses_total')).toBe(TRAFFIC.length);
     // aliases holds sales, eng, nope; mailboxes alice, nobody; sizelimit nothing (errors).
-    expect(sum(after, 'ldap_socketmap_cache_entries', { map: 'aliases' })).toBe(3);
-    expect(sum(after, 'ldap_socketmap_cache_entries', { map: 'mailboxes' })).toBe(2);
-    expect(sum(after, 'ldap_socketmap_cache_entries', { map: 'sizelimit' })).toBe(0);
-    expect(sum(after, 'ldap_socketmap_cache_bytes', { map: 'aliases' })).toBeGreaterThan(0);
+    expect(metricValue(after, 'ldap_socketmap_cache_entries', { map: 'aliases' })).toBe(3);
+    expect(metricValue(after, 'ldap_socketmap_cache_entries', { map: 'mailboxes' })).toBe(2);
+    expect(metricValue(after, 'ldap_socketmap_cache_entries', { map: 'sizelimit' })).toBe(0);
+    expect(metricValue(after, 'ldap_socketmap_cache_bytes', { map: 'aliases' })).toBeGreaterThan(0);
     // LDAP: the searches were made and succeeded (size limit is counted per search as an error or success, not "down").
     expect(d('ldap_socketmap_ldap_requests_total', { server: slapd.url })).toBeGreaterThanOrEqual(TRAFFIC.filter((t) => t.source === 'ldap').length);
     expect(d('ldap_socketmap_ldap_requests_total', { result: 'down' })).toBe(0);
     expect(d('ldap_socketmap_ldap_request_duration_seconds_count')).toBe(d('ldap_socketmap_ldap_requests_total'));
-    expect(sum(after, 'ldap_socketmap_ldap_connections', { server: slapd.url, state: 'open' })).toBeGreaterThanOrEqual(1);
+    expect(metricValue(after, 'ldap_socketmap_ldap_connections', { server: slapd.url, state: 'open' })).toBeGreaterThanOrEqual(1);
     expect(d('ldap_socketmap_client_connections_total', { protocol: 'socketmap' })).toBeGreaterThanOrEqual(TRAFFIC.length);
     expect(d('ldap_socketmap_protocol_errors_total', { protocol: 'socketmap' })).toBe(1);
-    expect(sum(after, 'ldap_socketmap_build_info')).toBe(1);
+    expect(metricValue(after, 'ldap_socketmap_build_info')).toBe(1);
   });
 
   it('no key, answer or client-chosen name in any label value; label values are from bounded sets', () => {

@@ -8,13 +8,14 @@
  *   one of that metric's labels in the daemon's registry.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { REPO, socketmapFrame, startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { REPO, startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { socketmapFrame } from '../support/socketmap-client.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
+import { type CommandRun, runCommand } from '../support/run.js';
 
 const PROMTOOL = '/usr/bin/promtool';
 const RULES = resolve(REPO, 'contrib/prometheus/ldap-socketmap.rules.yml');
@@ -23,14 +24,9 @@ const DASHBOARD = resolve(REPO, 'contrib/dashboards/ldap-socketmap.json');
 /** Labels Prometheus adds to every scraped series. */
 const TARGET_LABELS = ['instance', 'job'];
 
-function promtool(args: string[], cwd?: string): Promise<{ code: number; out: string }> {
+function promtool(args: string[], cwd?: string): Promise<CommandRun> {
   if (!existsSync(PROMTOOL)) throw new Error(`${PROMTOOL} not found: install the Debian package 'prometheus'`);
-  return new Promise((res) => {
-    execFile(PROMTOOL, args, { cwd, timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err ? Number((err as { code?: number }).code ?? 1) : 0;
-      res({ code, out: `${stdout}${stderr}` });
-    });
-  });
+  return runCommand(PROMTOOL, args, { cwd, timeoutMs: 60_000 });
 }
 
 /** PromQL expressions of the rules file (block scalars and one-line `expr:`). */
@@ -128,7 +124,7 @@ function problems(expr: string): string[] {
 describe('alert rules', () => {
   it('pass promtool check rules', async () => {
     const r = await promtool(['check', 'rules', RULES]);
-    expect(r.out).toMatch(/SUCCESS: 5 rules found/);
+    expect(r.output).toMatch(/SUCCESS: 5 rules found/);
     expect(r.code).toBe(0);
   });
 
@@ -136,7 +132,7 @@ describe('alert rules', () => {
   // instances, maps below the threshold, flat counters) are tested NOT to fire.
   it('pass promtool test rules, and each alert has a case where it must fire', async () => {
     const r = await promtool(['test', 'rules', RULE_TESTS]);
-    expect(r.out).toMatch(/SUCCESS/);
+    expect(r.output).toMatch(/SUCCESS/);
     expect(r.code).toBe(0);
     const alerts = [...readFileSync(RULES, 'utf8').matchAll(/^\s*- alert: (\S+)$/gm)].map((m) => m[1]!);
     expect(alerts).toHaveLength(5);
@@ -153,7 +149,7 @@ describe('alert rules', () => {
     copyFileSync(RULE_TESTS, join(dir, 'tests.yml'));
     const r = await promtool(['test', 'rules', 'tests.yml'], dir);
     expect(r.code).not.toBe(0);
-    expect(r.out).toMatch(/alertname: LdapSocketmapDeferringLookups/);
+    expect(r.output).toMatch(/alertname: LdapSocketmapDeferringLookups/);
   });
 
   it('query only metrics and labels the daemon exports', () => {

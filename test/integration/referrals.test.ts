@@ -7,14 +7,13 @@
  * from the URL or implied by the search, anonymously) and the map sees the entries as if they
  * were local. Every key is asked through `postmap -q` over ldap: and over our socketmap.
  */
-import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { startDaemon, type RunningDaemon, runCli } from '../support/daemon.js';
 import { backdate, classify, makePostfixConfigDir, postmapQueryAll } from '../support/postfix.js';
 import { deadPort, startSlapd, type Slapd } from '../support/slapd.js';
+import { makeTmpDir } from '../support/tmp.js';
 
 const SUFFIX = 'dc=example,dc=org';
 const top = `dn: ${SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\no: Example\ndc: example\n\n`;
@@ -121,7 +120,7 @@ beforeAll(async () => {
   await home.add(referral(`ou=K4,${SUFFIX}`, 'ou', [`${R}/ou=K5,ou=Hops,${SUFFIX}`]));
   await remote.add(`dn: ou=K5,ou=Hops,${SUFFIX}\nobjectClass: organizationalUnit\nou: K5\n\n${person(`uid=x,ou=K5,ou=Hops,${SUFFIX}`, 'x', 'five-hops@remote.example')}`);
 
-  const dir = mkdtempSync(join(tmpdir(), 'lsm-referrals-'));
+  const dir = makeTmpDir('referrals-');
   const bases: [string, string, string][] = [
     ['groups', `ou=Groups,${SUFFIX}`, 'sub'],
     ['groups-one', `ou=Groups,${SUFFIX}`, 'one'],
@@ -195,10 +194,9 @@ describe('chase_referrals', () => {
 describe('explain with chase_referrals = yes', () => {
   it('gives the answer the daemon gives, and says where entries may come from', async () => {
     const name = 'remote-yes';
-    const out = await new Promise<string>((resolve, reject) => {
-      execFile(process.execPath, [CLI, 'explain', '--map', `${name}=${maps.get(name)}`, name, 'via-one', '--json'], (err, stdout) => (err ? reject(err) : resolve(stdout)));
-    });
-    const report = JSON.parse(out) as { answer: { kind: string; value?: string }; notes: string[] };
+    const run = await runCli(['explain', '--map', `${name}=${maps.get(name)}`, name, 'via-one', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const report = JSON.parse(run.stdout) as { answer: { kind: string; value?: string }; notes: string[] };
     const viaDaemon = await postmapQueryAll(confDir, daemon.table(name), ['via-one']);
     expect(report.answer).toMatchObject({ kind: 'found', value: 'g3@remote.example,rp2@remote.example' });
     expect(`${report.answer.value}\n`).toBe(viaDaemon.get('via-one')!.stdout);

@@ -3,14 +3,15 @@
  * connections, SIGTERM lets an in-flight answer finish and exits 0, and Unix sockets are
  * created, protected from a second daemon, replaced when stale and removed on stop.
  */
-import { existsSync, mkdtempSync, writeFileSync, chmodSync } from 'node:fs';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
+import { sleep } from '../support/wait.js';
+import { SocketmapClient } from '../support/socketmap-client.js';
+import { makeTmpDir } from '../support/tmp.js';
 
 let slapd: Slapd;
 let confDir: string;
@@ -23,40 +24,10 @@ result_attribute = ${attr}
 special_result_attribute = contact
 `;
 
-function frame(s: string): Buffer {
-  const b = Buffer.from(s);
-  return Buffer.concat([Buffer.from(`${b.length}:`), b, Buffer.from(',')]);
-}
-
-/** One request on an existing socket, resolving with the reply payload. */
-function ask(sock: net.Socket, req: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const onData = (d: Buffer) => {
-      buf += d.toString();
-      const m = /^(\d+):/.exec(buf);
-      if (m && buf.length >= m[0].length + Number(m[1]) + 1) {
-        sock.off('data', onData);
-        resolve(buf.slice(m[0].length, m[0].length + Number(m[1])));
-      }
-    };
-    sock.on('data', onData);
-    sock.once('error', reject);
-    sock.write(frame(req));
-  });
-}
-
-function connect(port: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(port, '127.0.0.1', () => resolve(s));
-    s.once('error', reject);
-  });
-}
-
 beforeAll(async () => {
   slapd = await startSlapd({ ldif: directoryLdif() });
   confDir = await makePostfixConfigDir();
-  dir = mkdtempSync(join(tmpdir(), 'lsm-reload-'));
+  dir = makeTmpDir('reload-');
   chmodSync(dir, 0o755);
 }, 60_000);
 
@@ -72,14 +43,14 @@ describe('reload (SIGHUP)', () => {
     writeFileSync(conf, `socketmap_listen = inet:127.0.0.1:0\nmap.aliases = ${cf}\ncache_ttl = 0\ncache_negative_ttl = 0\n`);
     const d = await startDaemon(['--config', conf]);
     try {
-      const sock = await connect(d.ports[0]!);
-      expect(await ask(sock, 'aliases eng@example.org')).toMatch(/^OK .*@/);
+      const sock = await SocketmapClient.connect(d.ports[0]!);
+      expect(await sock.ask('aliases', 'eng@example.org')).toMatch(/^OK .*@/);
 
       // result_attribute = uid now: members' uids instead of addresses.
       writeFileSync(cf, ALIASES(slapd.url, 'uid'));
       d.proc.kill('SIGHUP');
       await d.waitForLog(/reloaded: maps aliases/);
-      const after = await ask(sock, 'aliases sales@example.org');
+      const after = await sock.ask('aliases', 'sales@example.org');
       expect(after).toMatch(/^OK /);
       expect(after).not.toContain('@');
 
@@ -87,8 +58,8 @@ describe('reload (SIGHUP)', () => {
       writeFileSync(cf, ALIASES(slapd.url, 'uid') + 'bind = sasl\n');
       d.proc.kill('SIGHUP');
       await d.waitForLog(/reload failed, old configuration stays in force: .*aliases\.cf:6: bind/);
-      expect(await ask(sock, 'aliases sales@example.org')).toBe(after);
-      sock.destroy();
+      expect(await sock.ask('aliases', 'sales@example.org')).toBe(after);
+      sock.end();
     } finally {
       expect(await d.stop()).toBe(0);
     }
@@ -100,17 +71,17 @@ describe('stop (SIGTERM)', () => {
     const cf = join(dir, 'stop.cf');
     writeFileSync(cf, ALIASES(slapd.url, 'mail'));
     const d = await startDaemon(['--socketmap', 'inet:127.0.0.1:0', '--map', `aliases=${cf}`, '--set', 'cache_ttl=0']);
-    const sock = await connect(d.ports[0]!);
-    expect(await ask(sock, 'aliases eng@example.org')).toMatch(/^OK /);
+    const sock = await SocketmapClient.connect(d.ports[0]!);
+    expect(await sock.ask('aliases', 'eng@example.org')).toMatch(/^OK /);
     slapd.pause();
     let reply: Promise<string>;
     try {
-      reply = ask(sock, 'aliases sales@example.org');
-      await new Promise((r) => setTimeout(r, 300));
+      reply = sock.ask('aliases', 'sales@example.org', Infinity);
+      await sleep(300);
       d.proc.kill('SIGTERM');
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(500);
       // New connections are no longer accepted while draining.
-      await expect(connect(d.ports[0]!).then((s) => { s.destroy(); return 'accepted'; })).rejects.toThrow();
+      await expect(SocketmapClient.connect(d.ports[0]!).then((c) => { c.end(); return 'accepted'; })).rejects.toThrow();
     } finally {
       slapd.resume();
     }

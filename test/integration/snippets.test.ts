@@ -4,33 +4,17 @@
  * (The end-to-end mail test runs mail through exactly these files.)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { chmodSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { REPO, CLI } from '../support/daemon.js';
+import { REPO, runCli } from '../support/daemon.js';
 import { backdate } from '../support/postfix.js';
 import { POSTCONF, parseMainCf, parseMasterCf } from '../support/postfix-instance.js';
 import { startSlapd, directoryLdif, type Slapd } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
+import { runCommand } from '../support/run.js';
 
 const SNIPPETS = resolve(REPO, 'postfix-snippets');
 const STOCK_MASTER_CF = '/etc/postfix/master.cf';
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[]): Promise<Run> {
-  return new Promise((res, rej) => {
-    execFile(cmd, args, { timeout: 30_000 }, (err, stdout, stderr) => {
-      if (err && typeof (err as NodeJS.ErrnoException).code === 'string') return rej(err);
-      const code = err ? ((err as { code?: number }).code ?? 1) : 0;
-      res({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
-}
 
 function snippet(name: string): string {
   return readFileSync(join(SNIPPETS, name), 'utf8');
@@ -76,7 +60,7 @@ describe('postfix-snippets accepted by postconf', () => {
 
   it('before the switch: the example .cf files as ldap: tables pass postconf -n without warnings', async () => {
     const before = buildConfigDir(true);
-    const r = await run(POSTCONF, ['-c', before, '-n']);
+    const r = await runCommand(POSTCONF, ['-c', before, '-n']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`virtual_alias_maps = ldap:${before}/ldap-aliases.cf`);
@@ -84,7 +68,7 @@ describe('postfix-snippets accepted by postconf', () => {
   });
 
   it('main.cf: postconf -n shows every snippet parameter and warns about nothing', async () => {
-    const r = await run(POSTCONF, ['-c', dir, '-n']);
+    const r = await runCommand(POSTCONF, ['-c', dir, '-n']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const shown = parseMainCf(r.stdout);
@@ -102,20 +86,20 @@ describe('postfix-snippets accepted by postconf', () => {
 
   it('main.cf: every parameter name is one Postfix knows (postconf -d)', async () => {
     const names = [...parseMainCf(snippet('main.cf')).keys()];
-    const r = await run(POSTCONF, ['-c', dir, '-d', ...names]);
+    const r = await runCommand(POSTCONF, ['-c', dir, '-d', ...names]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
   });
 
   it('master.cf: postconf -M parses the combined file without warnings; virtual(8) gets the ldap: override', async () => {
-    const r = await run(POSTCONF, ['-c', dir, '-M']);
+    const r = await runCommand(POSTCONF, ['-c', dir, '-M']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const virtual = r.stdout.split('\n').filter((l) => /^virtual\s+unix\s/.test(l));
     expect(virtual).toEqual([
       expect.stringMatching(/^virtual\s+unix\s+-\s+n\s+n\s+-\s+-\s+virtual -o virtual_mailbox_maps=ldap:\S+\/ldap-mailboxes\.cf$/),
     ]);
-    const p = await run(POSTCONF, ['-c', dir, '-P', 'virtual/unix/virtual_mailbox_maps']);
+    const p = await runCommand(POSTCONF, ['-c', dir, '-P', 'virtual/unix/virtual_mailbox_maps']);
     expect(p.stderr).toBe('');
     expect(p.stdout.trim()).toBe(`virtual/unix/virtual_mailbox_maps = ldap:${dir}/ldap-mailboxes.cf`);
     expect(snippet('master.cf')).toContain('-o virtual_mailbox_maps=ldap:/etc/postfix/ldap-mailboxes.cf');
@@ -156,7 +140,7 @@ describe('example daemon config and ldap .cf files', () => {
   });
 
   it('pass `ldap-socketmap check` with no warning', async () => {
-    const r = await run(process.execPath, [CLI, 'check', '--config', conf]);
+    const r = await runCli(['check', '--config', conf]);
     const out = r.stdout + r.stderr;
     expect(r.code, out).toBe(0);
     expect(out).not.toMatch(/warning|error|FAILED/i);
@@ -166,9 +150,9 @@ describe('example daemon config and ldap .cf files', () => {
 
   it('answer the documented lookups (`ldap-socketmap query`)', async () => {
     const [sales, alice, tagged] = await Promise.all([
-      run(process.execPath, [CLI, 'query', '--config', conf, 'aliases', 'sales@example.org']),
-      run(process.execPath, [CLI, 'query', '--config', conf, 'mailboxes', 'alice@example.org']),
-      run(process.execPath, [CLI, 'query', '--config', conf, 'mailboxes', 'alice+tag@example.org']),
+      runCli(['query', '--config', conf, 'aliases', 'sales@example.org']),
+      runCli(['query', '--config', conf, 'mailboxes', 'alice@example.org']),
+      runCli(['query', '--config', conf, 'mailboxes', 'alice+tag@example.org']),
     ]);
     expect(sales.stdout.trim()).toBe('alice@example.org,robert@example.org,Bob.Builder@Example.ORG,bob@example.org,sales-archive@elsewhere.net');
     expect(alice.stdout.trim()).toBe('alice');
@@ -178,20 +162,14 @@ describe('example daemon config and ldap .cf files', () => {
   });
 
   it('`query NAME -` reads keys from stdin like postmap -q -; a key starting with "-" goes after "--"', async () => {
-    const batch = await new Promise<Run>((res, rej) => {
-      const child = execFile(process.execPath, [CLI, 'query', '--config', conf, 'mailboxes', '-'], { timeout: 30_000 }, (err, stdout, stderr) => {
-        if (err && typeof (err as NodeJS.ErrnoException).code === 'string') return rej(err);
-        res({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout: String(stdout), stderr: String(stderr) });
-      });
-      child.stdin!.end('alice@example.org\nnobody@example.org\n-dash@example.org\n');
-    });
+    const batch = await runCli(['query', '--config', conf, 'mailboxes', '-'], { input: 'alice@example.org\nnobody@example.org\n-dash@example.org\n' });
     expect(batch.stderr).toBe('');
     expect(batch.stdout).toBe('alice@example.org\talice\n');
     expect(batch.code).toBe(0);
     // Not found (exit 1), but asked: before, yargs took "-dash@example.org" for an option (exit 2).
-    const dash = await run(process.execPath, [CLI, 'query', '--config', conf, 'mailboxes', '--', '-dash@example.org']);
+    const dash = await runCli(['query', '--config', conf, 'mailboxes', '--', '-dash@example.org']);
     expect({ code: dash.code, stderr: dash.stderr }).toEqual({ code: 1, stderr: '' });
-    const explained = await run(process.execPath, [CLI, 'explain', '--json', '--config', conf, 'mailboxes', '--', '-dash@example.org']);
+    const explained = await runCli(['explain', '--json', '--config', conf, 'mailboxes', '--', '-dash@example.org']);
     expect((JSON.parse(explained.stdout) as { key: string }).key).toBe('-dash@example.org');
   });
 });

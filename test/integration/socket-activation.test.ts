@@ -5,13 +5,14 @@
  * Unix sockets it creates so that Postfix's user can connect.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, startDaemon } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, freePort, startSlapd, type Slapd } from '../support/slapd.js';
+import { sleep } from '../support/wait.js';
+import { makeTmpDir } from '../support/tmp.js';
 
 let slapd: Slapd;
 let confDir: string;
@@ -21,7 +22,7 @@ let aliases: string;
 beforeAll(async () => {
   slapd = await startSlapd({ ldif: directoryLdif() });
   confDir = await makePostfixConfigDir();
-  dir = mkdtempSync(join(tmpdir(), 'lsm-sd-'));
+  dir = makeTmpDir('sd-');
   chmodSync(dir, 0o755);
   aliases = writeFixtureCf(dir, 'aliases', { LDAP_URL: slapd.url });
 }, 60_000);
@@ -42,7 +43,7 @@ describe('socket activation', () => {
     proc.stderr.on('data', (d: Buffer) => log.push(d.toString()));
     try {
       // Nothing runs yet; this connection waits in the backlog while the daemon starts.
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(500);
       const r = await postmapQuery(confDir, `socketmap:inet:127.0.0.1:${port}:aliases`, 'eng@example.org');
       expect(classify(r), log.join('')).toBe('found');
       expect(log.join('')).toMatch(new RegExp(`listening on socketmap inet:127\\.0\\.0\\.1:${port}, tcp_table inet:127\\.0\\.0\\.1:${tcpPort}`));
@@ -59,7 +60,7 @@ describe('socket activation', () => {
     let err = '';
     proc.stderr.on('data', (d: Buffer) => { err += d.toString(); });
     const exited = new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     const answer = await postmapQuery(confDir, `socketmap:inet:127.0.0.1:${port}:aliases`, 'eng@example.org');
     expect(classify(answer)).toBe('temp');
     const code = await exited;

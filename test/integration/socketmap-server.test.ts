@@ -5,71 +5,27 @@
  * file exits 2 naming file, line and key.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { bigListLdif } from '../support/fixtures.js';
 import { classify, makePostfixConfigDir, postmapQuery, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
+import { sleep } from '../support/wait.js';
+import { frame, SocketmapClient } from '../support/socketmap-client.js';
+import { makeTmpDir } from '../support/tmp.js';
 
 let slapd: Slapd;
 let daemon: RunningDaemon;
 let confDir: string;
 let dir: string;
 
-function frame(s: string | Buffer): Buffer {
-  const b = Buffer.isBuffer(s) ? s : Buffer.from(s, 'utf8');
-  return Buffer.concat([Buffer.from(`${b.length}:`), b, Buffer.from(',')]);
-}
-
-/** A raw socketmap client: sends frames, collects complete reply payloads, notices close. */
-class RawClient {
-  private buf = Buffer.alloc(0);
-  private waiters: (() => void)[] = [];
-  closed = false;
-  private sock: net.Socket;
-  constructor(port: number) {
-    this.sock = net.connect(port, '127.0.0.1');
-    this.sock.on('data', (d) => { this.buf = Buffer.concat([this.buf, d]); this.wake(); });
-    this.sock.on('close', () => { this.closed = true; this.wake(); });
-    this.sock.on('error', () => undefined);
-  }
-  private wake() { for (const w of this.waiters.splice(0)) w(); }
-  send(b: Buffer | string) { this.sock.write(b); }
-  async reply(ms = 10_000): Promise<string> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const colon = this.buf.indexOf(0x3a);
-      if (colon > 0) {
-        const len = Number(this.buf.subarray(0, colon).toString());
-        if (this.buf.length >= colon + 1 + len + 1) {
-          const payload = this.buf.subarray(colon + 1, colon + 1 + len).toString('utf8');
-          expect(this.buf[colon + 1 + len]).toBe(0x2c);
-          this.buf = this.buf.subarray(colon + 2 + len);
-          return payload;
-        }
-      }
-      if (this.closed) throw new Error('connection closed');
-      if (Date.now() > end) throw new Error('no reply');
-      await new Promise<void>((r) => { this.waiters.push(r); setTimeout(r, 200); });
-    }
-  }
-  async waitClosed(ms = 5_000): Promise<boolean> {
-    const end = Date.now() + ms;
-    while (!this.closed && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
-    return this.closed;
-  }
-  end() { this.sock.destroy(); }
-}
-
 beforeAll(async () => {
   // 5000 members x ~26 bytes: well over the 100000-byte socketmap reply limit.
   slapd = await startSlapd({ ldif: [directoryLdif(), bigListLdif('huge', 5000)] });
   confDir = await makePostfixConfigDir();
-  dir = mkdtempSync(join(tmpdir(), 'lsm-wire-'));
+  dir = makeTmpDir('wire-');
   const aliases = writeFixtureCf(dir, 'aliases', { LDAP_URL: slapd.url });
   daemon = await startDaemon(['--socketmap', 'inet:127.0.0.1:0', '--map', `aliases=${aliases}`]);
 }, 120_000);
@@ -81,7 +37,7 @@ afterAll(async () => {
 
 describe('socketmap server', () => {
   it('answers many requests in sequence on one connection, exactly like socketmap_table(5) says', async () => {
-    const c = new RawClient(daemon.ports[0]!);
+    const c = new SocketmapClient(daemon.ports[0]!);
     c.send(frame('aliases sales@example.org'));
     expect(await c.reply()).toBe('OK alice@example.org,robert@example.org,Bob.Builder@example.org,bob@example.org,sales-archive@elsewhere.net'.replace('Bob.Builder@example.org', 'Bob.Builder@Example.ORG'));
     c.send(frame('aliases nobody@example.org'));
@@ -92,14 +48,14 @@ describe('socketmap server', () => {
   });
 
   it('an unknown map name is a configuration error (PERM) naming the known maps', async () => {
-    const c = new RawClient(daemon.ports[0]!);
+    const c = new SocketmapClient(daemon.ports[0]!);
     c.send(frame('alias sales@example.org'));
     expect(await c.reply()).toBe('PERM unknown map name "alias"; known maps: aliases');
     c.end();
   });
 
   it('an answer over the 100000-byte limit is TEMP (never truncated) and logged with map, key and size', async () => {
-    const c = new RawClient(daemon.ports[0]!);
+    const c = new SocketmapClient(daemon.ports[0]!);
     c.send(frame('aliases huge@example.org'));
     const r = await c.reply(30_000);
     expect(r).toMatch(/^TEMP .*too large/);
@@ -110,9 +66,9 @@ describe('socketmap server', () => {
   }, 60_000);
 
   it('malformed netstrings close that connection only; others keep being answered', async () => {
-    const good = new RawClient(daemon.ports[0]!);
+    const good = new SocketmapClient(daemon.ports[0]!);
     const bads = ['abc:xyz,', '5:aliasesX', '-1:x,', `999999999:`, '3:abc;', 'x'.repeat(10)].map((junk) => {
-      const b = new RawClient(daemon.ports[0]!);
+      const b = new SocketmapClient(daemon.ports[0]!);
       b.send(junk);
       return b;
     });
@@ -121,7 +77,7 @@ describe('socketmap server', () => {
     good.send(frame('aliases eng@example.org'));
     expect(await good.reply()).toMatch(/^OK /);
     // A request without the space between name and key is malformed too.
-    const nospace = new RawClient(daemon.ports[0]!);
+    const nospace = new SocketmapClient(daemon.ports[0]!);
     nospace.send(frame('aliases'));
     expect(await nospace.waitClosed()).toBe(true);
     good.send(frame('aliases sales@example.org'));
@@ -131,7 +87,7 @@ describe('socketmap server', () => {
   });
 
   it('serves 200 connections at once, each with several requests', async () => {
-    const clients = Array.from({ length: 200 }, () => new RawClient(daemon.ports[0]!));
+    const clients = Array.from({ length: 200 }, () => new SocketmapClient(daemon.ports[0]!));
     const results = await Promise.all(clients.map(async (c, i) => {
       const key = ['sales@example.org', 'eng@example.org', 'nobody@example.org', 'deep1@example.org'][i % 4]!;
       const out: string[] = [];
@@ -151,12 +107,12 @@ describe('socketmap server', () => {
   it('a clean EOF between requests is normal, not an error in the log', async () => {
     const before = daemon.log.filter((l) => /^(warning|error):/.test(l)).length;
     for (let i = 0; i < 20; i++) {
-      const c = new RawClient(daemon.ports[0]!);
+      const c = new SocketmapClient(daemon.ports[0]!);
       c.send(frame('aliases sales@example.org'));
       await c.reply();
       c.end();
     }
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     expect(daemon.log.filter((l) => /^(warning|error):/.test(l)).length).toBe(before);
   });
 });

@@ -12,14 +12,15 @@
  * PID 1 here is not systemd, so the units cannot be started for real.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { join, resolve } from 'node:path';
 import { REPO, CLI } from '../support/daemon.js';
 import { backdate, classify, makePostfixConfigDir, postmapQuery, valueOf } from '../support/postfix.js';
 import { startSlapd, directoryLdif, type Slapd } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
+import { httpRequest } from '../support/http.js';
+import { runCommand } from '../support/run.js';
 
 const UNITS = resolve(REPO, 'systemd');
 const SERVICE = join(UNITS, 'ldap-socketmap.service');
@@ -27,23 +28,6 @@ const SOCKET = join(UNITS, 'ldap-socketmap.socket');
 const SYSTEMD_ANALYZE = '/usr/bin/systemd-analyze';
 const STRACE = '/usr/bin/strace';
 const PERL = '/usr/bin/perl';
-
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], timeoutMs = 30_000): Promise<Run> {
-  return new Promise((res, rej) => {
-    execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err && typeof (err as NodeJS.ErrnoException).code === 'string') return rej(err);
-      const e = err as (Error & { code?: number; signal?: NodeJS.Signals }) | null;
-      res({ code: e ? (e.code ?? null) : 0, signal: e?.signal ?? null, stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
-}
 
 function requireTool(path: string, pkg: string): void {
   if (!existsSync(path)) throw new Error(`${path} not found: install the Debian package '${pkg}'`);
@@ -96,7 +80,7 @@ describe('systemd units', () => {
   it('pass systemd-analyze verify (together and each alone) without a single message', async () => {
     const u = unitsForVerify();
     for (const files of [[u.service, u.socket], [u.service], [u.socket]]) {
-      const r = await run(SYSTEMD_ANALYZE, ['verify', '--man=no', ...files]);
+      const r = await runCommand(SYSTEMD_ANALYZE, ['verify', '--man=no', ...files]);
       expect(r.stdout + r.stderr, `${files.join(' ')} (${u.note})`).toBe('');
       expect(r.code).toBe(0);
     }
@@ -106,7 +90,7 @@ describe('systemd units', () => {
     const dir = makeTmpDir('units-bad-');
     const bad = join(dir, 'ldap-socketmap.service');
     writeFileSync(bad, readFileSync(SERVICE, 'utf8').replace('ProtectSystem=strict', 'ProtectSystem=strickt\nProtectSistem=yes'));
-    const r = await run(SYSTEMD_ANALYZE, ['verify', '--man=no', bad]);
+    const r = await runCommand(SYSTEMD_ANALYZE, ['verify', '--man=no', bad]);
     expect(r.stderr).toMatch(/Failed to parse protect system value/);
     expect(r.stderr).toMatch(/Unknown key name 'ProtectSistem'|Unknown key 'ProtectSistem'/);
   });
@@ -154,7 +138,7 @@ describe('systemd units', () => {
   });
 
   it('systemd-analyze security rates the service OK or better', async () => {
-    const r = await run(SYSTEMD_ANALYZE, ['security', '--offline=yes', '--no-pager', SERVICE]);
+    const r = await runCommand(SYSTEMD_ANALYZE, ['security', '--offline=yes', '--no-pager', SERVICE]);
     const m = /Overall exposure level for ldap-socketmap\.service: ([0-9.]+) (\S+)/.exec(r.stdout + r.stderr);
     expect(m, r.stdout + r.stderr).not.toBeNull();
     expect(Number(m![1])).toBeLessThanOrEqual(2.5);
@@ -165,7 +149,7 @@ describe('systemd units', () => {
 
 /** Every syscall name in a `systemd-analyze syscall-filter` group, groups expanded. */
 async function syscallGroups(): Promise<Map<string, string[]>> {
-  const r = await run(SYSTEMD_ANALYZE, ['syscall-filter', '--no-pager']);
+  const r = await runCommand(SYSTEMD_ANALYZE, ['syscall-filter', '--no-pager']);
   const groups = new Map<string, string[]>();
   let current: string[] | undefined;
   for (const line of r.stdout.split('\n')) {
@@ -208,19 +192,6 @@ async function allowedSyscalls(unitText: string): Promise<Set<string>> {
   }
   for (const s of deny) allow.delete(s);
   return allow;
-}
-
-function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((res, rej) => {
-    const req = request({ host: '127.0.0.1', port, path, method: 'GET' }, (r) => {
-      let body = '';
-      r.setEncoding('utf8');
-      r.on('data', (c: string) => (body += c));
-      r.on('end', () => res({ status: r.statusCode ?? 0, body }));
-    });
-    req.on('error', rej);
-    req.end();
-  });
 }
 
 describe('hardening vs. Node at run time', () => {
@@ -329,8 +300,8 @@ describe('hardening vs. Node at run time', () => {
         postmapQuery(pc, `socketmap:inet:127.0.0.1:${port}:mailboxes`, 'nobody@example.org'),
         postmapQuery(pc, `socketmap:unix:${sock}:mailboxes`, 'alice+tag@example.org'),
       ]);
-      expect((await httpGet(metricsPort, '/metrics')).status).toBe(200);
-      await httpGet(metricsPort, '/healthz');
+      expect((await httpRequest(metricsPort, '/metrics')).status).toBe(200);
+      await httpRequest(metricsPort, '/healthz');
     };
     await workload();
     process.kill(daemonPid as number, 'SIGHUP');
@@ -367,7 +338,7 @@ describe('hardening vs. Node at run time', () => {
     // syscall 157 on x86_64. Kernels before 6.3 lack PR_SET_MDWE: nothing to show there.
     if (process.arch !== 'x64' || !existsSync(PERL)) ctx.skip();
     const mdwe = (nodeArgs: string[]) =>
-      run(PERL, ['-e', 'syscall(157, 65, 1, 0, 0, 0) == 0 or exit 99; exec @ARGV or exit 98', '--', process.execPath, ...nodeArgs]);
+      runCommand(PERL, ['-e', 'syscall(157, 65, 1, 0, 0, 0) == 0 or exit 99; exec @ARGV or exit 98', '--', process.execPath, ...nodeArgs]);
     const hot = 'let s = 0; for (let i = 0; i < 1e7; i++) s += i % 7; console.log("done", s);';
     const jit = await mdwe(['-e', hot]);
     if (jit.code === 99) ctx.skip();

@@ -3,14 +3,12 @@
  * `--tcp-table NAME=LISTEN` listener must answer like the native ldap: table, including keys
  * that need %XX quoting, not-found and temporary errors.
  */
-import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, postmapQueryAll, writeFixtureCf } from '../support/postfix.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
+import { makeTmpDir } from '../support/tmp.js';
 
 let slapd: Slapd;
 let daemon: RunningDaemon;
@@ -20,7 +18,7 @@ let aliases: string;
 beforeAll(async () => {
   slapd = await startSlapd({ ldif: directoryLdif() });
   confDir = await makePostfixConfigDir();
-  const dir = mkdtempSync(join(tmpdir(), 'lsm-tcp-'));
+  const dir = makeTmpDir('tcp-');
   aliases = writeFixtureCf(dir, 'aliases', { LDAP_URL: slapd.url });
   daemon = await startDaemon(['--map', `aliases=${aliases}`, '--tcp-table', 'aliases=inet:127.0.0.1:0']);
 }, 60_000);

@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import net from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type CommandRun, runCommand, type RunOptions } from './run.js';
+import { metricsText, metricValue } from './metrics.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const REPO = resolve(here, '../..');
@@ -25,13 +26,23 @@ export interface RunningDaemon {
 const running = new Set<ChildProcess>();
 process.on('exit', () => { for (const p of running) p.kill('SIGKILL'); });
 
+/** Runs the built CLI (`node dist/cli/main.js ARGS`) to its end, like runCommand. */
+export function runCli(args: string[], opts: RunOptions = {}): Promise<CommandRun> {
+  return runCommand(process.execPath, [CLI, ...args], opts);
+}
+
 /**
  * Starts the built CLI (`node dist/cli/main.js serve ...`) — the program users run — and waits
  * for its "ready:" line, from which the ports bound with port 0 are read.
  */
-export async function startDaemon(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunningDaemon> {
+export async function startDaemon(
+  args: string[],
+  /** prefix: a command the daemon runs under, e.g. `ip netns exec NS` (it must exec, not fork). */
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; prefix?: string[] } = {},
+): Promise<RunningDaemon> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run the build (npm test runs tsc first)`);
-  const proc = spawn(process.execPath, [CLI, 'serve', ...args], {
+  const argv = [...(opts.prefix ?? []), process.execPath, CLI, 'serve', ...args];
+  const proc = spawn(argv[0] as string, argv.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, JOURNAL_STREAM: '', ...opts.env },
   });
@@ -92,25 +103,19 @@ export async function startDaemon(args: string[], opts: { env?: NodeJS.ProcessEn
   };
 }
 
-/** One raw socketmap request to 127.0.0.1:PORT; resolves with the whole reply frame. */
-export function socketmapFrame(port: number, map: string, key: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const payload = Buffer.from(`${map} ${key}`, 'utf8');
-    const s = net.connect({ host: '127.0.0.1', port }, () => {
-      s.write(Buffer.concat([Buffer.from(`${payload.length}:`), payload, Buffer.from(',')]));
-    });
-    let buf = Buffer.alloc(0);
-    s.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      const colon = buf.indexOf(0x3a);
-      if (colon < 0) return;
-      const end = colon + 1 + Number(buf.toString('latin1', 0, colon)) + 1;
-      if (buf.length >= end) {
-        s.destroy();
-        resolve(buf.subarray(0, end));
-      }
-    });
-    s.on('error', reject);
-    s.on('close', () => reject(new Error(`socketmap connection closed before a reply (${JSON.stringify(key)})`)));
+export type DaemonWithMetrics = RunningDaemon & {
+  metricsPort: number;
+  /** Scrapes /metrics now: the sum of `name` over the series whose labels include `labels`. */
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+};
+
+/** startDaemon with its admin listener on `--metrics 127.0.0.1:0`; resolves once that listener is up. */
+export async function startDaemonWithMetrics(args: string[], opts: Parameters<typeof startDaemon>[1] = {}): Promise<DaemonWithMetrics> {
+  const d = await startDaemon([...args, '--metrics', '127.0.0.1:0'], opts);
+  if (d.metricsPort === undefined) throw new Error(`no "metrics on" line from the daemon:\n${d.log.join('\n')}`);
+  const port = d.metricsPort;
+  return Object.assign(d, {
+    metricsPort: port,
+    metric: async (name: string, labels: Record<string, string> = {}) => metricValue(await metricsText(port), name, labels),
   });
 }

@@ -30,12 +30,15 @@
  * kills the master's process group; and a detached shell watchdog that stops the instance
  * and removes its directory if this Node process dies without running exit hooks.
  */
-import { spawn, execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync, readFileSync, readdirSync, rmSync, chmodSync, chownSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { backdate } from './postfix.js';
 import { freePort, deadPort } from './slapd.js';
 import { makeTmpDir } from './tmp.js';
+import { sleep } from './wait.js';
+import { ExitRegistry } from './exit-registry.js';
+import { type CommandRun, runCommand } from './run.js';
 
 export const POSTFIX = '/usr/sbin/postfix';
 export const POSTQUEUE = '/usr/sbin/postqueue';
@@ -141,11 +144,7 @@ export interface QueueEntry {
   recipients: QueueRecipient[];
 }
 
-export interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export type RunResult = CommandRun;
 
 export interface WaitOptions {
   timeoutMs?: number;
@@ -267,29 +266,6 @@ const DEFAULT_SMTPD = '127.0.0.1:{PORT} inet n - n - - smtpd';
 // ---------------------------------------------------------------------------------------
 // process helpers
 
-function run(cmd: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(cmd, args, { timeout: opts.timeoutMs ?? 30_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err && typeof (err as NodeJS.ErrnoException).code === 'string') {
-        reject(new Error(`${cmd}: ${err.message}`));
-        return;
-      }
-      if (err && (err as { killed?: boolean }).killed) {
-        reject(new Error(`${cmd} ${args.join(' ')}: killed after ${opts.timeoutMs ?? 30_000} ms\n${String(stdout)}${String(stderr)}`));
-        return;
-      }
-      const code = err ? (err as { code?: number }).code ?? 1 : 0;
-      resolve({ code: typeof code === 'number' ? code : 1, stdout: String(stdout), stderr: String(stderr) });
-    });
-    child.stdin?.on('error', () => {});
-    child.stdin?.end(opts.input ?? '');
-  });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -308,28 +284,8 @@ function lookupId(file: '/etc/passwd' | '/etc/group', name: string): number | un
   return undefined;
 }
 
-interface Live {
-  dir: string;
-  pid(): number | undefined;
-}
-const live = new Set<Live>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const l of live) {
-      const pid = l.pid();
-      // The master is a session leader: its children share its process group.
-      if (pid !== undefined) {
-        try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ }
-      }
-      try { rmSync(l.dir, { recursive: true, force: true }); } catch { /* ignore */ }
-    }
-    live.clear();
-  });
-}
+/** The master is a session leader: its children share its process group. */
+const live = new ExitRegistry((pid) => process.kill(-pid, 'SIGKILL'));
 
 /** Stops the instance and removes its directory if this Node process dies without exit hooks. */
 function spawnWatchdog(masterPid: number, dir: string): void {
@@ -356,7 +312,6 @@ function requireTools(): void {
 /** Creates, configures and starts a private Postfix instance. */
 export async function startPostfix(opts: PostfixInstanceOptions = {}): Promise<PostfixInstance> {
   requireTools();
-  installExitHook();
 
   // Under the per-process scratch root (removed by its own watchdog once this process is gone).
   const dir = makeTmpDir('postfix-');
@@ -405,8 +360,7 @@ export async function startPostfix(opts: PostfixInstanceOptions = {}): Promise<P
   let smtpPort = 0;
   let masterCf = '';
   let masterPid: number | undefined;
-  const liveRec: Live = { dir, pid: () => masterPid };
-  live.add(liveRec);
+  const forget = live.add(dir, () => masterPid);
 
   const readMasterPid = (): number | undefined => {
     try {
@@ -424,7 +378,7 @@ export async function startPostfix(opts: PostfixInstanceOptions = {}): Promise<P
     try { return statSync(maillogFile).size; } catch { return 0; }
   };
 
-  const pf = (args: string[]) => run(POSTFIX, ['-c', confDir, ...args]);
+  const pf = (args: string[]) => runCommand(POSTFIX, ['-c', confDir, ...args]);
 
   const stopMaster = async (): Promise<void> => {
     const pid = masterPid ?? readMasterPid();
@@ -473,7 +427,7 @@ export async function startPostfix(opts: PostfixInstanceOptions = {}): Promise<P
     spawnWatchdog(masterPid, dir);
   } catch (e) {
     await stopMaster();
-    live.delete(liveRec);
+    forget();
     rmSync(dir, { recursive: true, force: true });
     throw e;
   }
@@ -550,7 +504,7 @@ export async function startPostfix(opts: PostfixInstanceOptions = {}): Promise<P
     },
 
     async queue() {
-      const r = await run(POSTQUEUE, ['-c', confDir, '-j']);
+      const r = await runCommand(POSTQUEUE, ['-c', confDir, '-j']);
       if (r.code !== 0) throw new Error(`postqueue -j failed (exit ${r.code}): ${r.stderr}`);
       return r.stdout
         .split('\n')
@@ -572,12 +526,12 @@ export async function startPostfix(opts: PostfixInstanceOptions = {}): Promise<P
       }
     },
     async flush() {
-      const r = await run(POSTQUEUE, ['-c', confDir, '-f']);
+      const r = await runCommand(POSTQUEUE, ['-c', confDir, '-f']);
       if (r.code !== 0) throw new Error(`postqueue -f failed (exit ${r.code}): ${r.stderr}`);
     },
 
-    sendmail: (from, to, message) => run(SENDMAIL, ['-C', confDir, '-f', from, '-i', '--', ...to], { input: message }),
-    postconf: (args) => run(POSTCONF, ['-c', confDir, ...args]),
+    sendmail: (from, to, message) => runCommand(SENDMAIL, ['-C', confDir, '-f', from, '-i', '--', ...to], { input: message }),
+    postconf: (args) => runCommand(POSTCONF, ['-c', confDir, ...args]),
 
     async reload(changes) {
       applyMain(changes);
@@ -590,7 +544,7 @@ export async function startPostfix(opts: PostfixInstanceOptions = {}): Promise<P
     },
     async destroy() {
       await stopMaster();
-      live.delete(liveRec);
+      forget();
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -677,7 +631,7 @@ export async function swaks(server: string, o: SwaksOptions): Promise<SwaksResul
     ...(o.headers ?? []).flatMap((h) => ['--add-header', h]),
     '--body', o.body ?? 'This is an ldap-socketmap end-to-end test message.',
   ];
-  const r = await run(SWAKS, args, { timeoutMs: (o.timeoutMs ?? 30_000) + 5000 });
+  const r = await runCommand(SWAKS, args, { timeoutMs: (o.timeoutMs ?? 30_000) + 5000 });
   const transcript = r.stdout + r.stderr;
-  return { code: r.code, transcript, ...parseSwaksTranscript(transcript) };
+  return { code: r.code ?? 1, transcript, ...parseSwaksTranscript(transcript) };
 }

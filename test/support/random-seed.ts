@@ -5,7 +5,8 @@
  * start from here, so seed N is the same directory, maps and keys in both; the draws from the
  * PRNG streams happen in one fixed order (changing it changes every seed).
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { backdate, makePostfixConfigDir } from './postfix.js';
 import { randomCf, randomDirectory, randomKeys, Rng, targetedKeys, wideCf, wideDirectory, wideKeys, type Directory } from './random-directory.js';
@@ -127,4 +128,14 @@ export async function setUpSeed(seed: number, sizes: SeedSizes, tmpPrefix: strin
     await destroy();
     throw err;
   }
+}
+
+/**
+ * Where a failing seed leaves its reproduction files (.cf, LDIF, mismatches). Deliberately
+ * outside the per-process scratch root: they must outlive the test run.
+ */
+export function reproDir(test: string, seed: number): string {
+  const d = join(tmpdir(), `ldap-socketmap-${test}`, `seed-${seed}`);
+  mkdirSync(d, { recursive: true });
+  return d;
 }

@@ -10,12 +10,15 @@
  * that kills slapd (and removes its directory) if this Node process disappears without
  * running exit hooks (e.g. a vitest worker killed with SIGKILL).
  */
-import { spawn, spawnSync, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { writeFileSync, readFileSync, rmSync, openSync, closeSync, statSync, chmodSync, mkdirSync, existsSync, readdirSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
 import { createServer, connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { makeTmpDir } from './tmp.js';
+import { sleep } from './wait.js';
+import { ExitRegistry } from './exit-registry.js';
+import { runCommand } from './run.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const FIXTURES_DIR = resolve(here, '../fixtures/ldap');
@@ -129,28 +132,11 @@ export interface Slapd {
 // ---------------------------------------------------------------------------------------
 // process cleanup registry
 
-interface Live {
-  pid(): number | undefined;
-  dir: string;
-}
-const live = new Set<Live>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const l of live) {
-      const pid = l.pid();
-      if (pid !== undefined) {
-        try { process.kill(pid, 'SIGCONT'); } catch { /* gone */ }
-        try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-      }
-      try { rmSync(l.dir, { recursive: true, force: true }); } catch { /* ignore */ }
-    }
-    live.clear();
-  });
-}
+/** SIGCONT first: a paused slapd (pause()) must not stay stopped. */
+const live = new ExitRegistry((pid) => {
+  try { process.kill(pid, 'SIGCONT'); } catch { /* gone */ }
+  process.kill(pid, 'SIGKILL');
+});
 
 /**
  * Detached watchdog: when this Node process dies (for whatever reason), kill slapd and
@@ -217,21 +203,6 @@ export function isRefused(port: number): Promise<boolean> {
 // ---------------------------------------------------------------------------------------
 // helpers
 
-function run(cmd: string, args: string[], input?: string, timeoutMs = 30_000, env?: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((res, rej) => {
-    const child = execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, ...(env ? { env: { ...process.env, ...env } } : {}) }, (err, stdout, stderr) => {
-      if (err && typeof (err as NodeJS.ErrnoException).code === 'string') {
-        rej(new Error(`${cmd}: ${err.message}`));
-        return;
-      }
-      const code = err ? ((err as { code?: number }).code ?? 1) : 0;
-      res({ code: typeof code === 'number' ? code : 1, stdout: String(stdout), stderr: String(stderr) });
-    });
-    if (input !== undefined) child.stdin?.end(input);
-    else child.stdin?.end();
-  });
-}
-
 function requireBinary(path: string, pkg: string): void {
   if (!existsSync(path)) {
     throw new Error(`${path} not found: install the Debian package '${pkg}' (see .ci/run). Integration tests need a real slapd.`);
@@ -270,9 +241,6 @@ function parseSearches(text: string): SearchRecord[] {
   return out;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 // ---------------------------------------------------------------------------------------
 
@@ -303,7 +271,6 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<Slapd> {
   requireBinary('/usr/sbin/slapd', 'slapd');
   requireBinary('/usr/sbin/slapadd', 'slapd');
   requireBinary('/usr/bin/ldapsearch', 'ldap-utils');
-  installExitHook();
 
   const suffix = opts.suffix ?? 'dc=example,dc=org';
   const rootDn = `cn=admin,${suffix}`;
@@ -368,8 +335,7 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<Slapd> {
   let exited = true;
   let exitPromise: Promise<void> = Promise.resolve();
   let logOffset = 0;
-  const liveRec: Live = { pid: () => (exited ? undefined : child?.pid), dir };
-  live.add(liveRec);
+  const forget = live.add(dir, () => (exited ? undefined : child?.pid));
 
   const readLogBuf = (): Buffer => {
     try { return readFileSync(logFile); } catch { return Buffer.alloc(0); }
@@ -408,10 +374,10 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<Slapd> {
     const deadline = Date.now() + READY_TIMEOUT_MS;
     while (Date.now() < deadline) {
       if (exited) return false;
-      const r = await run('/usr/bin/ldapsearch', ['-x', ...probeTls, '-H', `ldap://127.0.0.1:${p}/`, '-b', '', '-s', 'base', '-o', 'nettimeout=2', PROBE_FILTER, '1.1'], undefined, 5000, probeEnv).catch(() => undefined);
+      const r = await runCommand('/usr/bin/ldapsearch', ['-x', ...probeTls, '-H', `ldap://127.0.0.1:${p}/`, '-b', '', '-s', 'base', '-o', 'nettimeout=2', PROBE_FILTER, '1.1'], { timeoutMs: 5000, env: probeEnv }).catch(() => undefined);
       if (r && r.code === 0) {
         if (!ldapiUrl) return true;
-        const r2 = await run('/usr/bin/ldapsearch', ['-x', '-H', ldapiUrl, '-b', '', '-s', 'base', PROBE_FILTER, '1.1'], undefined, 5000).catch(() => undefined);
+        const r2 = await runCommand('/usr/bin/ldapsearch', ['-x', '-H', ldapiUrl, '-b', '', '-s', 'base', PROBE_FILTER, '1.1'], { timeoutMs: 5000 }).catch(() => undefined);
         if (r2 && r2.code === 0) return true;
       }
       await sleep(50);
@@ -455,13 +421,13 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<Slapd> {
   try {
     await startOn(undefined);
   } catch (e) {
-    live.delete(liveRec);
+    forget();
     rmSync(dir, { recursive: true, force: true });
     throw e;
   }
 
   const ldapTool = async (tool: 'ldapmodify' | 'ldapadd', ldif: string): Promise<void> => {
-    const r = await run(`/usr/bin/${tool}`, ['-x', '-H', `ldap://127.0.0.1:${port}/`, '-D', rootDn, '-w', rootPw], ldif);
+    const r = await runCommand(`/usr/bin/${tool}`, ['-x', '-H', `ldap://127.0.0.1:${port}/`, '-D', rootDn, '-w', rootPw], { input: ldif });
     if (r.code !== 0) throw new Error(`${tool} failed (exit ${r.code}): ${r.stderr}${r.stdout}`);
   };
 
@@ -508,7 +474,7 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<Slapd> {
     async add(ldif: string) { await ldapTool('ldapadd', ldif); },
     async destroy() {
       await killChild();
-      live.delete(liveRec);
+      forget();
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -526,13 +492,5 @@ export function directoryLdif(): string {
 
 /** Stop and remove every instance started by this worker. */
 export async function stopAllSlapd(): Promise<void> {
-  for (const l of [...live]) {
-    const pid = l.pid();
-    if (pid !== undefined) {
-      try { process.kill(pid, 'SIGCONT'); } catch { /* gone */ }
-      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-    }
-    rmSync(l.dir, { recursive: true, force: true });
-    live.delete(l);
-  }
+  live.killAll();
 }

@@ -1,5 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
@@ -13,21 +12,13 @@ import {
   splitList,
 } from '../../src/config/cf-file.js';
 import { ConfigError, formatWarning } from '../../src/config/errors.js';
+import { makeTmpDir } from '../support/tmp.js';
+import { thrownBy } from '../support/throws.js';
 
 const F = '/etc/postfix/test.cf';
 
 function values(text: string): Record<string, string> {
   return Object.fromEntries([...parseCf(text, F).params].map(([k, v]) => [k, v.value]));
-}
-
-function catchError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
 }
 
 describe('ConfigError / warnings', () => {
@@ -112,32 +103,32 @@ describe('parseCf: lines', () => {
 
 describe('parseCf: errors', () => {
   it("missing '=' names file and line, not the text", () => {
-    const e = catchError(() => parseCf('a = 1\n\nhunter2\n', F));
+    const e = thrownBy(ConfigError, () => parseCf('a = 1\n\nhunter2\n', F));
     expect(e.message).toBe(`${F}:3: missing '=' after parameter name (expected 'name = value')`);
     expect(e.line).toBe(3);
     expect(e.message).not.toContain('hunter2');
   });
 
   it("a name with inner space is missing '='", () => {
-    const e = catchError(() => parseCf('search base = x\n', F));
+    const e = thrownBy(ConfigError, () => parseCf('search base = x\n', F));
     expect(e.line).toBe(1);
     expect(e.problem).toMatch(/missing '='/);
   });
 
   it('missing name is an error with file and line', () => {
-    const e = catchError(() => parseCf('a = 1\n= value\n', F));
+    const e = thrownBy(ConfigError, () => parseCf('a = 1\n= value\n', F));
     expect(e.message).toBe(`${F}:2: missing parameter name before '='`);
   });
 
   it('readCfFile: unreadable file names the file', () => {
-    const e = catchError(() => readCfFile('/nonexistent/dir/x.cf'));
+    const e = thrownBy(ConfigError, () => readCfFile('/nonexistent/dir/x.cf'));
     expect(e.file).toBe('/nonexistent/dir/x.cf');
     expect(e.message).toMatch(/^\/nonexistent\/dir\/x\.cf: cannot read file: ENOENT/);
   });
 });
 
 describe('readCfFile', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cfg-cf-'));
+  const dir = makeTmpDir('cfg-cf-');
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   it('reads a file', () => {
     const p = join(dir, 'x.cf');
@@ -184,9 +175,9 @@ describe('typed getters', () => {
     expect(cfGetStr(cf, 'name', 'd')).toBe('value');
     expect(cfGetStr(cf, 'absent', 'd')).toBe('d');
     expect(cfGetStr(cf, 'empty', 'd')).toBe('');
-    const e = catchError(() => cfGetStr(cf, 'empty', 'd', 1));
+    const e = thrownBy(ConfigError, () => cfGetStr(cf, 'empty', 'd', 1));
     expect(e.message).toBe(`${F}:1: empty: value must not be empty`);
-    expect(catchError(() => cfGetStr(cf, 'name', '', 0, 3)).message).toBe(`${F}:2: name: bad string length 5 > 3`);
+    expect(thrownBy(ConfigError, () => cfGetStr(cf, 'name', '', 0, 3)).message).toBe(`${F}:2: name: bad string length 5 > 3`);
     expect(cfGetOptStr(cf, 'empty')).toBeUndefined();
     expect(cfGetOptStr(cf, 'absent')).toBeUndefined();
     expect(cfGetOptStr(cf, 'name')).toBe('value');
@@ -208,14 +199,14 @@ describe('typed getters', () => {
       ['empty', 1],
       ['name', 2],
     ] as const) {
-      const e = catchError(() => cfGetInt(cf, key, 0));
+      const e = thrownBy(ConfigError, () => cfGetInt(cf, key, 0));
       expect(e.message).toMatch(new RegExp(`^${F}:${line}: ${key}: bad numerical configuration`));
     }
   });
 
   it('int: min/max checks (0 = no check), naming the key', () => {
-    expect(catchError(() => cfGetInt(cf, 'neg', 0, 1)).message).toBe(`${F}:4: neg: invalid parameter value -7 < 1`);
-    expect(catchError(() => cfGetInt(cf, 'n', 0, 0, 10)).message).toBe(`${F}:3: n: invalid parameter value 42 > 10`);
+    expect(thrownBy(ConfigError, () => cfGetInt(cf, 'neg', 0, 1)).message).toBe(`${F}:4: neg: invalid parameter value -7 < 1`);
+    expect(thrownBy(ConfigError, () => cfGetInt(cf, 'n', 0, 0, 10)).message).toBe(`${F}:3: n: invalid parameter value 42 > 10`);
     expect(cfGetInt(cf, 'neg', 0, 0, 0)).toBe(-7);
   });
 
@@ -233,7 +224,7 @@ describe('typed getters', () => {
       ['on', 17],
       ['empty', 1],
     ] as const) {
-      const e = catchError(() => cfGetBool(cf, key, false));
+      const e = thrownBy(ConfigError, () => cfGetBool(cf, key, false));
       expect(e.message).toMatch(new RegExp(`^${F}:${line}: ${key}: bad boolean configuration`));
     }
   });

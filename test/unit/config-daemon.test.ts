@@ -1,5 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -7,9 +6,11 @@ import { type DaemonOverrides, loadDaemonConfig } from '../../src/config/daemon-
 import { parseListen } from '../../src/config/listen.js';
 import { MAP_SETTING_DEFS, defaultMapSettings } from '../../src/config/settings.js';
 import { ConfigError } from '../../src/config/errors.js';
+import { makeTmpDir } from '../support/tmp.js';
+import { thrownBy } from '../support/throws.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/config/', import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), 'cfg-daemon-'));
+const dir = makeTmpDir('cfg-daemon-');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 let n = 0;
@@ -19,20 +20,10 @@ function load(text: string, overrides?: DaemonOverrides) {
   return { path: p, config: loadDaemonConfig(p, overrides) };
 }
 
-function catchError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
-}
-
 function errorOf(text: string, overrides?: DaemonOverrides): { path: string; error: ConfigError } {
   const p = join(dir, `e${n++}.cf`);
   writeFileSync(p, text);
-  return { path: p, error: catchError(() => loadDaemonConfig(p, overrides)) };
+  return { path: p, error: thrownBy(ConfigError, () => loadDaemonConfig(p, overrides)) };
 }
 
 describe('parseListen', () => {
@@ -59,7 +50,7 @@ describe('parseListen', () => {
       ['', /empty/],
       ['a b:1', /whitespace/],
     ] as const) {
-      const e = catchError(() => parseListen(spec, { file: 'x.cf', line: 7, key: 'socketmap_listen' }));
+      const e = thrownBy(ConfigError, () => parseListen(spec, { file: 'x.cf', line: 7, key: 'socketmap_listen' }));
       expect(e.message.startsWith(`x.cf:7: socketmap_listen: invalid listen address '${spec}': `)).toBe(true);
       expect(e.message).toMatch(re);
     }
@@ -82,8 +73,10 @@ describe('settings table', () => {
       staleIfError: 600,
       requestTimeout: 30,
       changePollInterval: 5,
+      blindCacheTtl: 30,
       ldapMaxInFlight: 0,
       batchMemberFetch: false,
+      rangeRetrieval: false,
     });
     for (const def of Object.values(MAP_SETTING_DEFS)) {
       expect(def.name).toMatch(/^[a-z0-9_]+$/);
@@ -207,7 +200,7 @@ describe('loadDaemonConfig: errors name file, line and key', () => {
   }
 
   it('a missing config file is an error naming it', () => {
-    const e = catchError(() => loadDaemonConfig(join(dir, 'absent.cf')));
+    const e = thrownBy(ConfigError, () => loadDaemonConfig(join(dir, 'absent.cf')));
     expect(e.message).toMatch(/absent\.cf: cannot read file: ENOENT/);
   });
 
@@ -263,7 +256,7 @@ describe('loadDaemonConfig: command-line overrides', () => {
   });
 
   it('errors from flags name the flag', () => {
-    const cl = (o: DaemonOverrides) => catchError(() => loadDaemonConfig(undefined, o));
+    const cl = (o: DaemonOverrides) => thrownBy(ConfigError, () => loadDaemonConfig(undefined, o));
     expect(cl({ socketmap: ['nope'] }).message).toBe(
       "command line: --socketmap: invalid listen address 'nope': expected host:port, inet:host:port or unix:/path",
     );

@@ -1,29 +1,20 @@
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseCf } from '../../src/config/cf-file.js';
 import { ConfigError } from '../../src/config/errors.js';
 import { type MapConfig, loadMapConfig, mapConfigFromCf } from '../../src/config/map-config.js';
+import { makeTmpDir } from '../support/tmp.js';
+import { thrownBy } from '../support/throws.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/config/', import.meta.url));
 const F = '/etc/postfix/t.cf';
-const dir = mkdtempSync(join(tmpdir(), 'cfg-map-'));
+const dir = makeTmpDir('cfg-map-');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function cfg(text: string, options?: { mode?: number; baseDir?: string }): MapConfig {
   return mapConfigFromCf(parseCf(text, F), options);
-}
-
-function catchError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
 }
 
 function messages(c: MapConfig): string[] {
@@ -72,7 +63,7 @@ describe('worked example (§9a)', () => {
   });
 
   it('a missing file is a ConfigError naming it', () => {
-    const e = catchError(() => loadMapConfig(join(dir, 'nope.cf')));
+    const e = thrownBy(ConfigError, () => loadMapConfig(join(dir, 'nope.cf')));
     expect(e.message).toContain('nope.cf: cannot read file: ENOENT');
   });
 });
@@ -158,24 +149,24 @@ describe('server_host (§2.1)', () => {
   });
 
   it('nothing usable left → ConfigError', () => {
-    const e = catchError(() => cfg('# x\nserver_host = ldap://bad:0\n'));
+    const e = thrownBy(ConfigError, () => cfg('# x\nserver_host = ldap://bad:0\n'));
     expect(e.message).toBe(`${F}:2: server_host: no usable LDAP server in the list`);
   });
 
   it('explicitly empty → ConfigError', () => {
-    expect(catchError(() => cfg('server_host =\n')).message).toBe(`${F}:1: server_host: value must not be empty`);
+    expect(thrownBy(ConfigError, () => cfg('server_host =\n')).message).toBe(`${F}:1: server_host: value must not be empty`);
   });
 
   it('host:port items that are no valid URL → ConfigError (Postfix would fail every lookup)', () => {
-    expect(catchError(() => cfg('server_host = h:abc')).message).toMatch(/^\/etc\/postfix\/t\.cf:1: server_host: item 'h:abc'/);
-    expect(catchError(() => cfg('server_host = ::1')).message).toMatch(/IPv6 address in brackets/);
+    expect(thrownBy(ConfigError, () => cfg('server_host = h:abc')).message).toMatch(/^\/etc\/postfix\/t\.cf:1: server_host: item 'h:abc'/);
+    expect(thrownBy(ConfigError, () => cfg('server_host = ::1')).message).toMatch(/IPv6 address in brackets/);
   });
 
   it('a bare host with an unusable server_port names server_port', () => {
-    const e = catchError(() => cfg('server_host = a\nserver_port = 0\n'));
+    const e = thrownBy(ConfigError, () => cfg('server_host = a\nserver_port = 0\n'));
     expect(e.message).toMatch(/^\/etc\/postfix\/t\.cf:2: server_port: port 0 out of range/);
     expect(cfg('server_host = ldap://a\nserver_port = 0\n').serverPort).toBe(0);
-    expect(catchError(() => cfg('server_port = x\n')).key).toBe('server_port');
+    expect(thrownBy(ConfigError, () => cfg('server_port = x\n')).key).toBe('server_port');
   });
 });
 
@@ -185,15 +176,15 @@ describe('templates and result_format', () => {
     expect(cfg('result_filter = %d').resultFormat).toBe('%d');
     expect(cfg('result_format =\nresult_filter = smtp:[%d]').resultFormat).toBe('smtp:[%d]');
     expect(cfg('result_format = %s\nresult_filter =').resultFormat).toBe('%s');
-    expect(catchError(() => cfg('result_filter =')).message).toBe(`${F}:1: result_filter: value must not be empty`);
+    expect(thrownBy(ConfigError, () => cfg('result_filter =')).message).toBe(`${F}:1: result_filter: value must not be empty`);
   });
 
   it('invalid % codes are ConfigErrors naming the key; fixed query_filter warns', () => {
-    expect(catchError(() => cfg('x = 1\nquery_filter = (mail=%x)')).message).toMatch(
+    expect(thrownBy(ConfigError, () => cfg('x = 1\nquery_filter = (mail=%x)')).message).toMatch(
       /^\/etc\/postfix\/t\.cf:2: query_filter: invalid template: unknown expansion '%x'/,
     );
-    expect(catchError(() => cfg('search_base = dc=%')).message).toMatch(/search_base: invalid template: lone '%'/);
-    expect(catchError(() => cfg('result_filter = %q')).key).toBe('result_filter');
+    expect(thrownBy(ConfigError, () => cfg('search_base = dc=%')).message).toMatch(/search_base: invalid template: lone '%'/);
+    expect(thrownBy(ConfigError, () => cfg('result_filter = %q')).key).toBe('result_filter');
     expect(messages(cfg('query_filter = (objectClass=*)'))).toEqual([
       '1 query_filter: fixed query_filter (objectClass=*) is probably useless',
     ]);
@@ -208,7 +199,7 @@ describe('scalar parameters', () => {
     const c = cfg('scope = subtree');
     expect(c.scope).toBe('sub');
     expect(messages(c)).toEqual(["1 scope: unrecognized value 'subtree' for scope; using sub"]);
-    expect(catchError(() => cfg('scope =')).message).toBe(`${F}:1: scope: value must not be empty`);
+    expect(thrownBy(ConfigError, () => cfg('scope =')).message).toBe(`${F}:1: scope: value must not be empty`);
   });
 
   it('bind: yes/simple, no/none, sasl case-insensitive; other fatal', () => {
@@ -219,15 +210,15 @@ describe('scalar parameters', () => {
     const sasl = cfg('bind = SASL\nsasl_mechs = plain external\nsasl_realm = R\nsasl_authz_id = dn:uid=x');
     expect(sasl.bind).toBe('sasl');
     expect(sasl.sasl).toEqual({ mechs: ['PLAIN', 'EXTERNAL'], realm: 'R', authzId: 'dn:uid=x', minSsf: 0 });
-    expect(catchError(() => cfg('bind = maybe')).message).toMatch(/^\/etc\/postfix\/t\.cf:1: bind: unsupported parameter value 'maybe'/);
-    expect(catchError(() => cfg('bind =')).key).toBe('bind');
+    expect(thrownBy(ConfigError, () => cfg('bind = maybe')).message).toMatch(/^\/etc\/postfix\/t\.cf:1: bind: unsupported parameter value 'maybe'/);
+    expect(thrownBy(ConfigError, () => cfg('bind =')).key).toBe('bind');
   });
 
   it('bind = sasl: mechanisms we cannot perform, no mechanism, or a minimum SSF are refused at startup', () => {
-    const gssapi = catchError(() => cfg('a = 1\nbind = SASL\nsasl_mechs = GSSAPI EXTERNAL'));
+    const gssapi = thrownBy(ConfigError, () => cfg('a = 1\nbind = SASL\nsasl_mechs = GSSAPI EXTERNAL'));
     expect(gssapi.message).toMatch(/^\/etc\/postfix\/t\.cf:3: sasl_mechs: SASL mechanism GSSAPI is not supported .*use sasl_mechs = EXTERNAL over ldapi/);
-    expect(catchError(() => cfg('bind = sasl')).message).toMatch(/^\/etc\/postfix\/t\.cf:1: bind: bind = sasl needs sasl_mechs/);
-    expect(catchError(() => cfg('bind = sasl\nsasl_mechs = EXTERNAL\nsasl_minssf = 56')).message).toMatch(/^\/etc\/postfix\/t\.cf:3: sasl_minssf: /);
+    expect(thrownBy(ConfigError, () => cfg('bind = sasl')).message).toMatch(/^\/etc\/postfix\/t\.cf:1: bind: bind = sasl needs sasl_mechs/);
+    expect(thrownBy(ConfigError, () => cfg('bind = sasl\nsasl_mechs = EXTERNAL\nsasl_minssf = 56')).message).toMatch(/^\/etc\/postfix\/t\.cf:3: sasl_minssf: /);
   });
 
   it('sasl_* parameters are known (no unknown warning) and not parsed without bind = sasl', () => {
@@ -237,13 +228,13 @@ describe('scalar parameters', () => {
   it('timeout: any int, including 0 and negative', () => {
     expect(cfg('timeout = 0').timeout).toBe(0);
     expect(cfg('timeout = -3').timeout).toBe(-3);
-    expect(catchError(() => cfg('timeout = 5s')).message).toMatch(/^\/etc\/postfix\/t\.cf:1: timeout: bad numerical/);
+    expect(thrownBy(ConfigError, () => cfg('timeout = 5s')).message).toMatch(/^\/etc\/postfix\/t\.cf:1: timeout: bad numerical/);
   });
 
   it('recursion_limit < 1 → error', () => {
     expect(cfg('recursion_limit = 1').recursionLimit).toBe(1);
-    expect(catchError(() => cfg('recursion_limit = 0')).message).toBe(`${F}:1: recursion_limit: invalid parameter value 0 < 1`);
-    expect(catchError(() => cfg('recursion_limit = -1')).key).toBe('recursion_limit');
+    expect(thrownBy(ConfigError, () => cfg('recursion_limit = 0')).message).toBe(`${F}:1: recursion_limit: invalid parameter value 0 < 1`);
+    expect(thrownBy(ConfigError, () => cfg('recursion_limit = -1')).key).toBe('recursion_limit');
   });
 
   it('size_limit defaults to expansion_limit', () => {
@@ -262,14 +253,14 @@ describe('scalar parameters', () => {
 
   it('chase_referrals, start_tls, tls_require_cert are strict booleans', () => {
     expect(cfg('chase_referrals = yes').chaseReferrals).toBe(true);
-    expect(catchError(() => cfg('chase_referrals = true')).message).toMatch(/chase_referrals: bad boolean configuration/);
-    expect(catchError(() => cfg('start_tls = 1')).key).toBe('start_tls');
-    expect(catchError(() => cfg('tls_require_cert = on')).key).toBe('tls_require_cert');
+    expect(thrownBy(ConfigError, () => cfg('chase_referrals = true')).message).toMatch(/chase_referrals: bad boolean configuration/);
+    expect(thrownBy(ConfigError, () => cfg('start_tls = 1')).key).toBe('start_tls');
+    expect(thrownBy(ConfigError, () => cfg('tls_require_cert = on')).key).toBe('tls_require_cert');
   });
 
   it('debuglevel is an int', () => {
     expect(cfg('debuglevel = 255').debuglevel).toBe(255);
-    expect(catchError(() => cfg('debuglevel = all')).key).toBe('debuglevel');
+    expect(thrownBy(ConfigError, () => cfg('debuglevel = all')).key).toBe('debuglevel');
   });
 });
 
@@ -287,8 +278,8 @@ describe('version', () => {
       '1 version: unknown version 4, using 2',
       '1 version: ldap-socketmap always speaks LDAP version 3 (Postfix would use version 2; servers that refuse version 2 binds answer Postfix differently)',
     ]);
-    expect(catchError(() => cfg('version = 1')).message).toBe(`${F}:1: version: invalid parameter value 1 < 2`);
-    expect(catchError(() => cfg('version = 0')).key).toBe('version');
+    expect(thrownBy(ConfigError, () => cfg('version = 1')).message).toBe(`${F}:1: version: invalid parameter value 1 < 2`);
+    expect(thrownBy(ConfigError, () => cfg('version = 0')).key).toBe('version');
   });
 
   it('settings we do not act on are said at startup, never silently ignored', () => {
@@ -333,8 +324,8 @@ describe('cache and tls parameters', () => {
       [3, 'cache_size'],
     ]);
     expect(c.warnings[0]!.message).toMatch(/ignored/);
-    expect(catchError(() => cfg('cache = maybe')).key).toBe('cache');
-    expect(catchError(() => cfg('cache_size = big')).key).toBe('cache_size');
+    expect(thrownBy(ConfigError, () => cfg('cache = maybe')).key).toBe('cache');
+    expect(thrownBy(ConfigError, () => cfg('cache_size = big')).key).toBe('cache_size');
   });
 
   it('tls settings are passed through; empty = unset', () => {
@@ -402,13 +393,13 @@ describe('domain', () => {
   });
 
   it('type:table items are unsupported → ConfigError naming the key', () => {
-    const e = catchError(() => cfg('a = 1\ndomain = example.com, hash:/etc/postfix/domains'));
+    const e = thrownBy(ConfigError, () => cfg('a = 1\ndomain = example.com, hash:/etc/postfix/domains'));
     expect(e.message).toMatch(/^\/etc\/postfix\/t\.cf:2: domain: lookup table item 'hash:\/etc\/postfix\/domains' is not supported/);
-    expect(catchError(() => cfg('domain = !ldap:/etc/x.cf')).key).toBe('domain');
+    expect(thrownBy(ConfigError, () => cfg('domain = !ldap:/etc/x.cf')).key).toBe('domain');
   });
 
   it("'!' without pattern → ConfigError", () => {
-    expect(catchError(() => cfg('domain = a, !')).message).toMatch(/domain: .*no pattern after '!'/);
+    expect(thrownBy(ConfigError, () => cfg('domain = a, !')).message).toMatch(/domain: .*no pattern after '!'/);
   });
 
   it('/path items read more items from a file', () => {
@@ -426,7 +417,7 @@ describe('domain', () => {
   });
 
   it('an unreadable /path is a ConfigError naming the key', () => {
-    const e = catchError(() => cfg('domain = /nonexistent/domains'));
+    const e = thrownBy(ConfigError, () => cfg('domain = /nonexistent/domains'));
     expect(e.message).toMatch(/^\/etc\/postfix\/t\.cf:1: domain: cannot read domain list file \/nonexistent\/domains: ENOENT/);
   });
 });
@@ -465,11 +456,11 @@ describe('passwords', () => {
   });
 
   it('unreadable bind_pw_file → error naming the key; both set → error', () => {
-    const e = catchError(() => loadMapConfig(writeCf('a = 1\nbind_pw_file = missing-pw\n')));
+    const e = thrownBy(ConfigError, () => loadMapConfig(writeCf('a = 1\nbind_pw_file = missing-pw\n')));
     expect(e.key).toBe('bind_pw_file');
     expect(e.line).toBe(2);
     expect(e.message).toMatch(/cannot read password file .*missing-pw: ENOENT/);
-    const both = catchError(() => cfg('bind_pw = s3cr3t\nbind_pw_file = /x'));
+    const both = thrownBy(ConfigError, () => cfg('bind_pw = s3cr3t\nbind_pw_file = /x'));
     expect(both.message).toBe(`${F}:2: bind_pw_file: bind_pw and bind_pw_file are both set; use only one`);
     expect(both.message).not.toContain('s3cr3t');
   });
@@ -485,7 +476,7 @@ describe('passwords', () => {
       const c = loadMapConfig(writeCf(t, 0o644));
       expect(JSON.stringify(c.warnings)).not.toContain(secret);
     }
-    const e = catchError(() => loadMapConfig(writeCf(`bind_pw = x\n${secret}\n`)));
+    const e = thrownBy(ConfigError, () => loadMapConfig(writeCf(`bind_pw = x\n${secret}\n`)));
     expect(e.message).not.toContain(secret);
   });
 });

@@ -24,6 +24,7 @@ function setup() {
   let down = false;
   const pool = {
     connected: true,
+    failingServers: [],
     ensureConnected: async () => {},
     search: async (): Promise<Entry[]> => {
       if (down) throw new LdapFailure('down', 'Connection closed', undefined, 'ldap://ldap.test/');

@@ -35,6 +35,7 @@ function scriptedPool(dir: Dir, top: Record<string, string[]>, delay: (base: str
   const entry = (dn: string): Entry => ({ dn, ...dir[dn]! }) as Entry;
   const pool = {
     connected: true,
+    failingServers: [],
     ensureConnected: async () => {},
     search: async (req: SearchRequest): Promise<Entry[]> => {
       await new Promise((r) => setTimeout(r, req.scope === 'base' ? delay(req.base) : 0));

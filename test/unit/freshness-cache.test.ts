@@ -4,7 +4,7 @@ import { type CacheOptions } from '../../src/cache/options.js';
 import type { Dependencies } from '../../src/cache/dependencies.js';
 import type { LookupContext, LookupMap } from '../../src/contracts/map.js';
 import { found, NOTFOUND, temp, type LookupResult } from '../../src/contracts/result.js';
-import { socketmapAnswers } from '../../src/protocol/socketmap-answers.js';
+import { socketmapAnswers, type SocketmapForm } from '../../src/protocol/socketmap-answers.js';
 
 /**
  * A stand-in for the LDAP map that walks like one: a subtree search for the list, the list entry,
@@ -154,7 +154,7 @@ describe('CachedMap dependency tracking and invalidation', () => {
 });
 
 /** Accounted bytes of the cached answer for `key` alone: flush it and see what goes. */
-async function bytesOf(cache: CachedMap, key: string): Promise<number> {
+async function bytesOf(cache: CachedMap<SocketmapForm>, key: string): Promise<number> {
   const before = cache.bytes;
   cache.flush(k(key));
   const n = before - cache.bytes;

@@ -16,6 +16,7 @@ import { setLogLevel } from '../../src/log.js';
 import type { LookupContext, LookupMap } from '../../src/contracts/map.js';
 import { found, NOTFOUND, type LookupResult } from '../../src/contracts/result.js';
 import { socketmapAnswers } from '../../src/protocol/socketmap-answers.js';
+import { sleep } from '../support/wait.js';
 
 const SUFFIX = 'dc=x';
 setLogLevel('error');
@@ -431,7 +432,7 @@ describe('ChangeWatcher costs: what is read, and what is kept', () => {
       const running = ask('eng');
       server.put('uid=bob,ou=People,dc=x', { mail: ['robert@x'] });
       await watcher.pollNow();
-      await new Promise((r) => setTimeout(r, 20));
+      await sleep(20);
       inner.gate = undefined;
       open();
       expect(await running).toBe('carol@x');

@@ -14,19 +14,20 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CachedMap } from '../../src/cache/cache-map.js';
+import { Uncached } from '../../src/cache/uncached.js';
 import { DeadlineMap } from '../../src/lookup/deadline.js';
 import type { LookupMap } from '../../src/contracts/map.js';
 import { found, NOTFOUND, temp, type LookupResult } from '../../src/contracts/result.js';
 import { encodeSocketmapReply } from '../../src/protocol/socketmap.js';
 import { serveConnection, type ConnectionHooks } from '../../src/server/connection.js';
 import { socketmapProtocol, type MapRegistry } from '../../src/server/handlers.js';
-import { prng as rng } from '../support/prng.js';
-import { socketmapAnswers } from '../../src/protocol/socketmap-answers.js';
+import { prng as rng, int } from '../support/prng.js';
+import { socketmapAnswers, type SocketmapForm } from '../../src/protocol/socketmap-answers.js';
+import { sleep } from '../support/wait.js';
+import { frame } from '../support/socketmap-client.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20240607);
 
-const int = (r: () => number, n: number): number => Math.floor(r() * n);
-const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
 
 /** A map whose answer is a pure function of the key, sometimes after a delay. */
 function answerFor(key: Buffer): LookupResult {
@@ -47,9 +48,10 @@ const map: LookupMap = {
 const cached = new DeadlineMap(new CachedMap(map, { ttlSec: 3600, negativeTtlSec: 3600, maxEntries: 1000, maxBytes: 1 << 20, staleIfErrorSec: 0 }, socketmapAnswers()), 10_000);
 /** Answers after 400 ms: longer than the idle_timeout of the timeout tests. */
 const slow: LookupMap = { name: 'slow', lookup: async (key) => { await sleep(400); return answerFor(Buffer.from(key)); } };
-const registry: MapRegistry = { get: (n) => (n === 'm' ? map : n === 'c' ? cached : n === 'slow' ? slow : undefined), names: () => ['m', 'c', 'slow'] };
+/** The servers take ServedMaps: the uncached ones as the chain builder makes them without a cache. */
+const served = { m: new Uncached<SocketmapForm>(map), c: cached, slow: new Uncached<SocketmapForm>(slow) };
+const registry: MapRegistry = { get: (n) => (n === 'm' || n === 'c' || n === 'slow' ? served[n] : undefined), names: () => ['m', 'c', 'slow'] };
 
-const frame = (b: Buffer): Buffer => Buffer.concat([Buffer.from(`${b.length}:`), b, Buffer.from(',')]);
 const MAX_REQUEST = 1024;
 
 let server: net.Server;

@@ -7,6 +7,8 @@ import {
   encodeNetstringWithPrefix,
 } from '../../src/protocol/netstring.js';
 import { prng } from '../support/prng.js';
+import { thrownBy } from '../support/throws.js';
+import { splitAt } from '../support/chunks.js';
 
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
@@ -15,24 +17,6 @@ const strs = (frames: Buffer[]): string[] => frames.map((f) => f.toString('latin
 function decodeAll(chunks: Buffer[], max = 1000): Buffer[] {
   const d = new NetstringDecoder(max);
   return chunks.flatMap((c) => d.push(c));
-}
-
-function errorOf(fn: () => unknown): ProtocolError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ProtocolError);
-    return err as ProtocolError;
-  }
-  throw new Error('expected a ProtocolError, nothing was thrown');
-}
-
-/** Splits `input` at the given cut points into consecutive chunks. */
-function splitAt(input: Buffer, cuts: number[]): Buffer[] {
-  const points = [0, ...cuts.slice().sort((x, y) => x - y), input.length];
-  const chunks: Buffer[] = [];
-  for (let i = 1; i < points.length; i++) chunks.push(input.subarray(points[i - 1], points[i]));
-  return chunks;
 }
 
 /**
@@ -158,30 +142,30 @@ describe('NetstringDecoder: limits', () => {
   it('rejects maxPayload + 1 as soon as the length digits prove it, before any data', () => {
     const d = new NetstringDecoder(100);
     expect(d.push(b('10'))).toEqual([]);
-    expect(errorOf(() => d.push(b('1'))).reason).toBe('too_long');
+    expect(thrownBy(ProtocolError, () => d.push(b('1'))).reason).toBe('too_long');
   });
 
   it('rejects a length with more digits than the maximum needs without waiting for ":"', () => {
     const d = new NetstringDecoder(99);
     expect(d.push(b('99'))).toEqual([]);
-    expect(errorOf(() => d.push(b('0'))).reason).toBe('too_long');
+    expect(thrownBy(ProtocolError, () => d.push(b('0'))).reason).toBe('too_long');
   });
 
   it('with maxPayload 0 accepts only empty payloads', () => {
     expect(strs(decodeAll([b('0:,')], 0))).toEqual(['']);
-    expect(errorOf(() => decodeAll([b('1')], 0)).reason).toBe('too_long');
+    expect(thrownBy(ProtocolError, () => decodeAll([b('1')], 0)).reason).toBe('too_long');
   });
 
   it('handles a limit as large as the socketmap one (100000) exactly at and one past', () => {
     const ok = Buffer.alloc(100000, 0x61);
     expect(decodeAll([encodeNetstring(ok)], 100000)[0]!.length).toBe(100000);
-    expect(errorOf(() => decodeAll([b('100001:')], 100000)).reason).toBe('too_long');
+    expect(thrownBy(ProtocolError, () => decodeAll([b('100001:')], 100000)).reason).toBe('too_long');
   });
 
   it(`allows ${MAX_LENGTH_DIGITS} length digits but not one more, even if they are zeros`, () => {
     const okHeader = '0'.repeat(MAX_LENGTH_DIGITS - 1) + '1:';
     expect(strs(decodeAll([b(okHeader + 'x,')]))).toEqual(['x']);
-    expect(errorOf(() => decodeAll([b('0'.repeat(MAX_LENGTH_DIGITS + 1))])).reason).toBe('bad_length');
+    expect(thrownBy(ProtocolError, () => decodeAll([b('0'.repeat(MAX_LENGTH_DIGITS + 1))])).reason).toBe('bad_length');
   });
 
   it('never buffers more than the declared payload plus its header', () => {
@@ -229,7 +213,7 @@ describe('NetstringDecoder: malformed input', () => {
   ];
   for (const [name, input, reason] of cases) {
     it(`rejects ${name} with ${reason}`, () => {
-      const err = errorOf(() => decodeAll([b(input)], 100));
+      const err = thrownBy(ProtocolError, () => decodeAll([b(input)], 100));
       expect(err.reason).toBe(reason);
       expect(err.name).toBe('ProtocolError');
       expect(PROTOCOL_ERROR_REASONS).toContain(err.reason);
@@ -238,15 +222,15 @@ describe('NetstringDecoder: malformed input', () => {
     it(`rejects ${name} with ${reason} whatever the chunking`, () => {
       const bytes = b(input);
       for (let i = 0; i <= bytes.length; i++) {
-        expect(errorOf(() => decodeAll(splitAt(bytes, [i]), 100)).reason, `split at ${i}`).toBe(reason);
+        expect(thrownBy(ProtocolError, () => decodeAll(splitAt(bytes, [i]), 100)).reason, `split at ${i}`).toBe(reason);
       }
     });
   }
 
   it('stays dead after an error and rethrows the same error', () => {
     const d = new NetstringDecoder(100);
-    const first = errorOf(() => d.push(b('x')));
-    const second = errorOf(() => d.push(b('1:a,')));
+    const first = thrownBy(ProtocolError, () => d.push(b('x')));
+    const second = thrownBy(ProtocolError, () => d.push(b('1:a,')));
     expect(second).toBe(first);
     expect(second.reason).toBe('bad_length');
   });

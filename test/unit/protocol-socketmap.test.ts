@@ -8,20 +8,11 @@ import {
   parseSocketmapRequest,
   socketmapNameEnd,
 } from '../../src/protocol/socketmap.js';
-import { prng } from '../support/prng.js';
+import { prng, randomBytes } from '../support/prng.js';
+import { thrownBy } from '../support/throws.js';
 
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
-
-function errorOf(fn: () => unknown): ProtocolError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ProtocolError);
-    return err as ProtocolError;
-  }
-  throw new Error('expected a ProtocolError, nothing was thrown');
-}
 
 /** The one payload inside a reply frame, read the way the Postfix client reads it. */
 function payloadOf(frame: Buffer): Buffer {
@@ -66,23 +57,23 @@ describe('parseSocketmapRequest', () => {
   });
 
   it('rejects a payload without a space', () => {
-    expect(errorOf(() => parseSocketmapRequest(b('aliases'))).reason).toBe('bad_request');
+    expect(thrownBy(ProtocolError, () => parseSocketmapRequest(b('aliases'))).reason).toBe('bad_request');
   });
 
   it('rejects an empty map name', () => {
-    expect(errorOf(() => parseSocketmapRequest(b(' user@example.com'))).reason).toBe('bad_request');
-    expect(errorOf(() => parseSocketmapRequest(b(' '))).reason).toBe('bad_request');
+    expect(thrownBy(ProtocolError, () => parseSocketmapRequest(b(' user@example.com'))).reason).toBe('bad_request');
+    expect(thrownBy(ProtocolError, () => parseSocketmapRequest(b(' '))).reason).toBe('bad_request');
   });
 
   it('socketmapNameEnd: where the name ends, with the same errors', () => {
     expect(socketmapNameEnd(b('aliases user@example.com'))).toBe(7);
     expect(socketmapNameEnd(b('m  a'))).toBe(1);
-    expect(errorOf(() => socketmapNameEnd(b('aliases'))).reason).toBe('bad_request');
-    expect(errorOf(() => socketmapNameEnd(b(' x'))).reason).toBe('bad_request');
+    expect(thrownBy(ProtocolError, () => socketmapNameEnd(b('aliases'))).reason).toBe('bad_request');
+    expect(thrownBy(ProtocolError, () => socketmapNameEnd(b(' x'))).reason).toBe('bad_request');
   });
 
   it('rejects an empty payload', () => {
-    expect(errorOf(() => parseSocketmapRequest(b(''))).reason).toBe('bad_request');
+    expect(thrownBy(ProtocolError, () => parseSocketmapRequest(b(''))).reason).toBe('bad_request');
   });
 
   it('decodes non-ASCII map names losslessly as latin1', () => {
@@ -222,11 +213,10 @@ describe('encodeSocketmapReply: what Postfix makes of it', () => {
   }
 
   function randomResult(rand: () => number): LookupResult {
-    const randomBytes = (n: number): Buffer => Buffer.from(Array.from({ length: n }, () => Math.floor(rand() * 256)));
     const randomText = (n: number): string =>
       String.fromCharCode(...Array.from({ length: n }, () => Math.floor(rand() * 0x3000)));
     const pick = Math.floor(rand() * 5);
-    if (pick === 0) return found(randomBytes(Math.floor(rand() * 120)));
+    if (pick === 0) return found(randomBytes(rand, Math.floor(rand() * 120)));
     if (pick === 1) return NOTFOUND;
     if (pick === 2) return temp(randomText(Math.floor(rand() * 200)));
     if (pick === 3) return timeout(randomText(Math.floor(rand() * 200)));

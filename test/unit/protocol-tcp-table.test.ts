@@ -8,30 +8,13 @@ import {
   hexQuote,
   hexUnquote,
 } from '../../src/protocol/tcp-table.js';
-import { prng } from '../support/prng.js';
+import { prng, randomBytes } from '../support/prng.js';
+import { thrownBy } from '../support/throws.js';
+import { splitAt } from '../support/chunks.js';
 
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 const keys = (requests: Array<{ key: Buffer }>): string[] => requests.map((r) => r.key.toString('latin1'));
-const randomBytes = (rand: () => number, n: number): Buffer =>
-  Buffer.from(Array.from({ length: n }, () => Math.floor(rand() * 256)));
-
-function errorOf(fn: () => unknown): ProtocolError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ProtocolError);
-    return err as ProtocolError;
-  }
-  throw new Error('expected a ProtocolError, nothing was thrown');
-}
-
-function splitAt(input: Buffer, cuts: number[]): Buffer[] {
-  const points = [0, ...cuts.slice().sort((x, y) => x - y), input.length];
-  const chunks: Buffer[] = [];
-  for (let i = 1; i < points.length; i++) chunks.push(input.subarray(points[i - 1], points[i]));
-  return chunks;
-}
 
 function decodeAll(chunks: Buffer[], maxLine = 1000): Buffer[] {
   const d = new TcpTableDecoder(maxLine);
@@ -110,7 +93,7 @@ describe('hexUnquote', () => {
 
   for (const bad of ['%', 'a%', '%4', 'x%4', '%4G', '%G4', '%%', '%%41', '% 41', '%-1', '%+F']) {
     it(`rejects the broken escape ${JSON.stringify(bad)}`, () => {
-      expect(errorOf(() => hexUnquote(b(bad))).reason).toBe('bad_escape');
+      expect(thrownBy(ProtocolError, () => hexUnquote(b(bad))).reason).toBe('bad_escape');
     });
   }
 });
@@ -194,23 +177,23 @@ describe('TcpTableDecoder: line limit (counts the newline)', () => {
   });
 
   it('rejects a line one byte longer', () => {
-    expect(errorOf(() => new TcpTableDecoder(16).push(b('get abcdefghijkl\n'))).reason).toBe('line_too_long');
+    expect(thrownBy(ProtocolError, () => new TcpTableDecoder(16).push(b('get abcdefghijkl\n'))).reason).toBe('line_too_long');
   });
 
   it('counts a CR as part of the line', () => {
     expect(keys(new TcpTableDecoder(16).push(b('get abcdefghij\r\n')))).toEqual(['abcdefghij']);
-    expect(errorOf(() => new TcpTableDecoder(16).push(b('get abcdefghijk\r\n'))).reason).toBe('line_too_long');
+    expect(thrownBy(ProtocolError, () => new TcpTableDecoder(16).push(b('get abcdefghijk\r\n'))).reason).toBe('line_too_long');
   });
 
   it('fails as soon as maxLine bytes arrive without a newline, without waiting for more', () => {
     const d = new TcpTableDecoder(16);
     expect(d.push(b('get abcdefghijk'))).toEqual([]);
     expect(d.bufferedBytes).toBe(15);
-    expect(errorOf(() => d.push(b('l'))).reason).toBe('line_too_long');
+    expect(thrownBy(ProtocolError, () => d.push(b('l'))).reason).toBe('line_too_long');
   });
 
   it('fails within a single big chunk without a newline', () => {
-    expect(errorOf(() => new TcpTableDecoder(16).push(Buffer.alloc(100000, 0x61))).reason).toBe('line_too_long');
+    expect(thrownBy(ProtocolError, () => new TcpTableDecoder(16).push(Buffer.alloc(100000, 0x61))).reason).toBe('line_too_long');
   });
 
   it('applies the limit per line, not per chunk', () => {
@@ -228,7 +211,7 @@ describe('TcpTableDecoder: line limit (counts the newline)', () => {
   it('one past the limit, rejects whatever the chunking', () => {
     const input = b('get abcdefghijkl\n');
     for (let i = 0; i <= input.length; i++) {
-      expect(errorOf(() => decodeAll(splitAt(input, [i]), 16)).reason, `split at ${i}`).toBe('line_too_long');
+      expect(thrownBy(ProtocolError, () => decodeAll(splitAt(input, [i]), 16)).reason, `split at ${i}`).toBe('line_too_long');
     }
   });
 
@@ -256,15 +239,15 @@ describe('TcpTableDecoder: malformed input', () => {
     it(`rejects ${name} with ${reason}, whatever the chunking`, () => {
       const bytes = b(input);
       for (let i = 0; i <= bytes.length; i++) {
-        expect(errorOf(() => decodeAll(splitAt(bytes, [i]))).reason, `split at ${i}`).toBe(reason);
+        expect(thrownBy(ProtocolError, () => decodeAll(splitAt(bytes, [i]))).reason, `split at ${i}`).toBe(reason);
       }
     });
   }
 
   it('stays dead after an error and rethrows the same error', () => {
     const d = new TcpTableDecoder(100);
-    const first = errorOf(() => d.push(b('bogus\n')));
-    const second = errorOf(() => d.push(b('get a\n')));
+    const first = thrownBy(ProtocolError, () => d.push(b('bogus\n')));
+    const second = thrownBy(ProtocolError, () => d.push(b('get a\n')));
     expect(second).toBe(first);
     expect(d.bufferedBytes).toBe(0);
   });
