@@ -45,7 +45,7 @@ contact: uid=erin,ou=People,dc=example,dc=org
 let slapd: Slapd;
 let confDir: string;
 let dir: string;
-let files: Record<string, string>;
+let files: { aliases: string; mailboxes: string };
 /** What native `postmap -q KEY ldap:FILE.cf` answered while slapd was up, by "map key". */
 const native = new Map<string, Answer>();
 const daemons: RunningDaemon[] = [];
@@ -57,7 +57,7 @@ async function ask(table: string, key: string): Promise<Answer> {
 }
 
 async function askNative(map: string, key: string): Promise<Answer> {
-  return ask(`ldap:${files[map]}`, key);
+  return ask(`ldap:${files[map as keyof typeof files]}`, key);
 }
 
 function snapshotFile(name: string): string {
@@ -219,7 +219,7 @@ describe('cache snapshot across restarts', () => {
 
     const cases: [string, () => void, RegExp][] = [
       ['truncated', () => { writeFileSync(file, good); truncateSync(file, Math.floor(good.length / 2)); }, /truncated: \d+ of \d+ bytes/],
-      ['one byte flipped', () => { const b = Buffer.from(good); b[b.length - 40] ^= 0xff; writeFileSync(file, b); }, /checksum mismatch/],
+      ['one byte flipped', () => { const b = Buffer.from(good); b.writeUInt8(b.readUInt8(b.length - 40) ^ 0xff, b.length - 40); writeFileSync(file, b); }, /checksum mismatch/],
       ['not a snapshot', () => writeFileSync(file, `${'hello, this is not a snapshot at all, just text\n'.repeat(3)}`), /wrong magic/],
     ];
     for (const [what, damage, reason] of cases) {

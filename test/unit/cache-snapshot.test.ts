@@ -81,11 +81,11 @@ describe('cache snapshot format', () => {
     const file = encodeSnapshot(sample());
     for (let i = 0; i < file.length; i++) {
       const bad = Buffer.from(file);
-      bad[i] ^= 0x5a;
+      bad.writeUInt8(bad.readUInt8(i) ^ 0x5a, i);
       expect(() => decodeSnapshot(bad), `byte ${i}`).toThrow(SnapshotFormatError);
     }
     const bad = Buffer.from(file);
-    bad[40] ^= 1;
+    bad.writeUInt8(bad.readUInt8(40) ^ 1, 40);
     expect(() => decodeSnapshot(bad)).toThrow(/checksum mismatch/);
     const v2 = Buffer.from(file);
     v2.writeUInt16BE(2, 8);
