@@ -10,7 +10,7 @@
 #   /etc/ldap-socketmap/ldap-socketmap.conf                    conffile
 #   /usr/share/man/man8/ldap-socketmap.8.gz, man5/ldap-socketmap.conf.5.gz
 #   /usr/share/ldap-socketmap/ldap-socketmap.rules.yml, dashboards/ldap-socketmap.json
-#   /usr/share/doc/ldap-socketmap/{copyright,changelog.gz,README.md.gz,postfix-snippets/}
+#   /usr/share/doc/ldap-socketmap/{copyright,changelog.gz,README.md.gz,docs/,postfix-snippets/}
 # Reproducible: file times are SOURCE_DATE_EPOCH (default: the last commit's time), owners
 # root, gzip without names or times, dpkg-deb sorts the members.
 set -euo pipefail
@@ -79,6 +79,9 @@ install -D -m 0644 man/$PKG.conf.5 "$ROOT/usr/share/man/man5/$PKG.conf.5"
 install -D -m 0644 contrib/prometheus/$PKG.rules.yml "$ROOT/usr/share/$PKG/$PKG.rules.yml"
 install -D -m 0644 contrib/dashboards/$PKG.json "$ROOT/usr/share/$PKG/dashboards/$PKG.json"
 install -D -m 0644 README.md "$DOC/README.md"
+# The README links to docs/ (the long evidence); same relative place here.
+mkdir -p "$DOC/docs"
+install -m 0644 docs/*.md "$DOC/docs/"
 mkdir -p "$DOC/postfix-snippets"
 cp -a postfix-snippets/. "$DOC/postfix-snippets/"
 install -D -m 0644 packaging/deb/lintian-overrides "$ROOT/usr/share/lintian/overrides/$PKG"
@@ -89,7 +92,7 @@ find "$LIB/node_modules" -maxdepth 4 -type f \( -iname 'licen[cs]e' -o -iname 'l
 DATE=$(date -u -d "@$SOURCE_DATE_EPOCH" -R)
 printf '%s (%s) unstable; urgency=medium\n\n  * Package built from the repository, commit %s.\n\n -- %s  %s\n' \
   "$PKG" "$VERSION" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" "$MAINTAINER" "$DATE" >"$DOC/changelog"
-gzip -9n "$DOC/changelog" "$DOC/README.md" "$ROOT/usr/share/man/man8/$PKG.8" "$ROOT/usr/share/man/man5/$PKG.conf.5"
+gzip -9n "$DOC/changelog" "$DOC/README.md" "$DOC"/docs/*.md "$ROOT/usr/share/man/man8/$PKG.8" "$ROOT/usr/share/man/man5/$PKG.conf.5"
 
 mkdir -p "$ROOT/DEBIAN"
 for s in postinst prerm postrm; do install -m 0755 "packaging/deb/$s" "$ROOT/DEBIAN/$s"; done

@@ -1,13 +1,13 @@
 // The demo: a private slapd on loopback loaded with examples/directory.ldif, the daemon serving
-// examples/ldap-*.cf.in as maps "aliases" and "mailboxes", and the postmap -q lines to compare
-// it with Postfix's own ldap: table. Everything lives in a temp directory removed on exit.
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, readFileSync, utimesSync, mkdirSync } from 'node:fs';
-import net from 'node:net';
+// examples/ldap-*.cf.in as maps "aliases" and "mailboxes" from its own config file, and the
+// postmap -q lines to compare it with Postfix's own ldap: table. The ports are the README's
+// (9054, 9105, LDAP 10389) when free, so the README's examples work as written. Everything
+// lives in a temp directory removed on exit.
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { CLI, README_PORTS, preferPort, startDemo } from './demo-setup.mjs';
 
-const repo = resolve(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'ldap-socketmap-demo-'));
 const children = [];
 const cleanup = () => {
@@ -17,84 +17,40 @@ const cleanup = () => {
 process.on('exit', cleanup);
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(0));
 
-function freePort() {
-  return new Promise((res) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => res(port)); });
-  });
-}
+const ports = {
+  ldap: await preferPort(README_PORTS.ldap),
+  socketmap: await preferPort(README_PORTS.socketmap),
+  metrics: await preferPort(README_PORTS.metrics),
+};
+const demo = await startDemo({ dir, ports, children });
+demo.daemon.on('exit', (code) => { console.error(`daemon exited (${code})`); process.exit(1); });
 
-async function waitForPort(port, ms = 10_000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const ok = await new Promise((r) => { const c = net.connect(port, '127.0.0.1', () => { c.destroy(); r(true); }); c.on('error', () => r(false)); });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`nothing listens on port ${port}`);
-}
-
-const backdate = (f) => { const t = new Date(Date.now() - 10_000); utimesSync(f, t, t); };
-
-// 1. slapd with the sample directory.
-const ldapPort = await freePort();
-mkdirSync(join(dir, 'db'));
-writeFileSync(join(dir, 'slapd.conf'), `include /etc/ldap/schema/core.schema
-include /etc/ldap/schema/cosine.schema
-include /etc/ldap/schema/inetorgperson.schema
-include ${join(repo, 'examples/mailing-list.schema')}
-pidfile ${join(dir, 'slapd.pid')}
-modulepath /usr/lib/ldap
-moduleload back_mdb
-database mdb
-suffix "dc=example,dc=org"
-rootdn "cn=admin,dc=example,dc=org"
-rootpw secret
-directory ${join(dir, 'db')}
-sizelimit unlimited
-`);
-const add = spawnSync('slapadd', ['-q', '-f', join(dir, 'slapd.conf'), '-l', join(repo, 'examples/directory.ldif')], { encoding: 'utf8' });
-if (add.status !== 0) throw new Error(`slapadd failed: ${add.stderr}`);
-const slapd = spawn('slapd', ['-d', '0', '-f', join(dir, 'slapd.conf'), '-h', `ldap://127.0.0.1:${ldapPort}/`], { stdio: 'ignore' });
-children.push(slapd);
-await waitForPort(ldapPort);
-
-// 2. The unchanged ldap_table files, and a Postfix config dir for postmap -c.
-const ldapUrl = `ldap://127.0.0.1:${ldapPort}/`;
-const cf = {};
-for (const name of ['aliases', 'mailboxes']) {
-  cf[name] = join(dir, `ldap-${name}.cf`);
-  writeFileSync(cf[name], readFileSync(join(repo, `examples/ldap-${name}.cf.in`), 'utf8').replaceAll('@LDAP_URL@', ldapUrl));
-  backdate(cf[name]);
-}
-writeFileSync(join(dir, 'main.cf'), 'compatibility_level = 3.6\n');
-backdate(join(dir, 'main.cf'));
-
-// 3. The daemon, as users run it.
-const smPort = await freePort();
-const metricsPort = await freePort();
-const daemon = spawn(process.execPath, [join(repo, 'dist/cli/main.js'), 'serve',
-  '--socketmap', `inet:127.0.0.1:${smPort}`, '--metrics', `127.0.0.1:${metricsPort}`,
-  '--map', `aliases=${cf.aliases}`, '--map', `mailboxes=${cf.mailboxes}`], { stdio: ['ignore', 'inherit', 'inherit'] });
-children.push(daemon);
-daemon.on('exit', (code) => { console.error(`daemon exited (${code})`); process.exit(1); });
-await waitForPort(smPort);
-
-const sm = (m) => `socketmap:inet:127.0.0.1:${smPort}:${m}`;
-const pm = `postmap -c ${dir}`;
+const sm = (m) => `socketmap:inet:127.0.0.1:${ports.socketmap}:${m}`;
+const moved = Object.entries(README_PORTS).filter(([k, p]) => ports[k] !== p).map(([k, p]) => `${k} ${p} -> ${ports[k]}`);
 console.log(`
 ldap-socketmap demo is running (Ctrl-C stops it and removes ${dir}).
-  slapd:   ${ldapUrl}  (sample directory: examples/directory.ldif)
-  daemon:  socketmap inet:127.0.0.1:${smPort}, metrics http://127.0.0.1:${metricsPort}/metrics
+  slapd:   ${demo.ldapUrl}  (sample directory: examples/directory.ldif)
+  daemon:  ${CLI} serve --config ${demo.conf}
+           socketmap inet:127.0.0.1:${ports.socketmap}, metrics http://127.0.0.1:${ports.metrics}/metrics
 
+The README's examples run against this demo as written, once these stand in for a mail host's files:
+  export MAIL_CONFIG=${dir}        # postmap reads this main.cf instead of /etc/postfix's
+  alias ldap-socketmap='node ${CLI}'
+  /etc/postfix/ldap-aliases.cf            = ${demo.cf.aliases}
+  /etc/postfix/ldap-mailboxes.cf          = ${demo.cf.mailboxes}
+  /etc/postfix (main.cf, master.cf)       = ${dir}
+  /etc/ldap-socketmap/ldap-socketmap.conf = ${demo.conf}
+${moved.length ? `  ports in use elsewhere, so moved: ${moved.join(', ')}\n` : ''}
 Try, and compare with Postfix's own LDAP table:
-  ${pm} -q staff@example.org ${sm('aliases')}
-  ${pm} -q staff@example.org ldap:${cf.aliases}
-  ${pm} -q Coding@Example.ORG ${sm('aliases')}
-  ${pm} -q bob.builder@example.org ${sm('mailboxes')}
-  ${pm} -q nobody@example.org ${sm('aliases')}; echo "exit $?  (1 = not found)"
-  ${pm} -q ring-a@example.org ${sm('aliases')}   # a loop: temporary error, logged with its path
-  printf 'staff@example.org\\ncoding@example.org\\nalice@example.org\\n' | ${pm} -q - ${sm('aliases')}
-  node ${join(repo, 'dist/cli/main.js')} query --map aliases=${cf.aliases} aliases staff@example.org
-  curl -s http://127.0.0.1:${metricsPort}/metrics | grep ldap_socketmap_lookups_total
+  postmap -c ${dir} -q staff@example.org ${sm('aliases')}
+  postmap -c ${dir} -q staff@example.org ldap:${demo.cf.aliases}
+  postmap -c ${dir} -q Coding@Example.ORG ${sm('aliases')}
+  postmap -c ${dir} -q bob.builder@example.org ${sm('mailboxes')}
+  postmap -c ${dir} -q nobody@example.org ${sm('aliases')}; echo "exit $?  (1 = not found)"
+  postmap -c ${dir} -q ring-a@example.org ${sm('aliases')}   # a loop: temporary error, logged with its path
+  printf 'staff@example.org\\ncoding@example.org\\nalice@example.org\\n' | postmap -c ${dir} -q - ${sm('aliases')}
+  node ${CLI} explain --config ${demo.conf} aliases alumni@example.org
+  node ${CLI} query --map aliases=${demo.cf.aliases} aliases staff@example.org
+  curl -s http://127.0.0.1:${ports.metrics}/metrics | grep ldap_socketmap_lookups_total
 `);
 await new Promise(() => {});

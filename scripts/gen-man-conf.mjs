@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * Writes the settings lists of man/ldap-socketmap.conf.5 from the settings tables in code
- * (MAP_SETTING_DEFS in src/config/settings.ts, DAEMON_LIMIT_DEFS in src/config/limits.ts, read from the build in
+ * (MAP_SETTING_DEFS in src/config/settings.ts, DAEMON_LIMIT_DEFS in src/config/limits.ts,
+ * SNAPSHOT_SETTING_DEFS in src/config/snapshot-settings.ts, read from the build in
  * dist/), so the page cannot drift from what the daemon accepts. Only the text between the
  * GENERATED markers is replaced; the rest of the page is written by hand.
  *
@@ -75,6 +76,7 @@ export function renderDefs(defs) {
 const BLOCKS = {
   'MAP SETTINGS': 'MAP_SETTING_DEFS',
   'DAEMON LIMITS': 'DAEMON_LIMIT_DEFS',
+  'CACHE SNAPSHOT': 'SNAPSHOT_SETTING_DEFS',
 };
 
 /** The page with every generated block rewritten from `config` (the settings tables, loadConfigModule). */
@@ -94,8 +96,8 @@ export function updatePage(text, config) {
 /** The settings tables, from the build: per-map settings, daemon limits, and the daemon's own keys. */
 export async function loadConfigModule() {
   const load = (m) => import(pathToFileURL(resolve(REPO, `dist/config/${m}.js`)).href);
-  const [settings, limits, daemon] = await Promise.all([load('settings'), load('limits'), load('daemon-config')]);
-  return { ...settings, ...limits, ...daemon };
+  const [settings, limits, snapshot, daemon] = await Promise.all([load('settings'), load('limits'), load('snapshot-settings'), load('daemon-config')]);
+  return { ...settings, ...limits, ...snapshot, ...daemon };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

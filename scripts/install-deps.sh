@@ -4,7 +4,8 @@
 # test), prometheus (promtool checks the metrics exposition), systemd (systemd-analyze
 # verifies the unit files), strace (a traced run checks the unit's system call filter), and for
 # the Debian package (built with dpkg-deb, part of dpkg): lintian (checks it), mandoc
-# (lints the man pages), adduser and init-system-helpers (its maintainer scripts).
+# (lints the man pages), adduser and init-system-helpers (its maintainer scripts); curl for
+# the README's examples (test/integration/readme-examples.test.ts).
 # Installs only what is missing; asks no questions. Installing slapd or postfix may start
 # their system services (Debian's default); nothing here or in the tests stops or
 # reconfigures them: the tests use private instances on their own ports.
@@ -30,6 +31,7 @@ command -v strace >/dev/null 2>&1 || [ -x /usr/bin/strace ] || missing+=(strace)
 # TLS and SASL tests: a throwaway PKI (openssl), slapd's private sasldb (saslpasswd2) and the
 # Cyrus PLAIN/sasldb plugins; unshare gives slapd its private SASL config directory.
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 [ -x /usr/sbin/saslpasswd2 ] || missing+=(sasl2-bin)
 [ -e /usr/lib/x86_64-linux-gnu/sasl2/libplain.so ] || ls /usr/lib/*/sasl2/libplain.so >/dev/null 2>&1 || missing+=(libsasl2-modules)
 command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
@@ -41,6 +43,10 @@ command -v adduser >/dev/null 2>&1 || [ -x /usr/sbin/adduser ] || missing+=(addu
 command -v deb-systemd-helper >/dev/null 2>&1 || missing+=(init-system-helpers)
 # 389 Directory Server for the directory suite (npm run test:directories); never started as a service.
 [ -x /usr/sbin/dscreate ] && [ -x /usr/sbin/ns-slapd ] || missing+=(389-ds-base)
+# Samba AD DC for test/directories/ad.test.ts (npm run test:directories); the tests provision
+# and run their own DC in a network namespace, never the system one.
+[ -x /usr/sbin/samba ] && [ -x /usr/bin/samba-tool ] || missing+=(samba)
+[ -x /usr/sbin/ip ] || missing+=(iproute2)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   say "missing: ${missing[*]}; installing them"
@@ -68,7 +74,14 @@ for f in /usr/sbin/dscreate /usr/sbin/ns-slapd /usr/sbin/slapd /usr/sbin/slapadd
     exit 1
   fi
 done
-for c in swaks promtool systemd-analyze strace openssl unshare dpkg-deb lintian mandoc deb-systemd-helper; do
+for f in /usr/sbin/samba /usr/bin/samba-tool /usr/sbin/ip; do
+  if [ ! -e "$f" ]; then
+    echo "FATAL: $f is missing after installation" >&2
+    exit 1
+  fi
+done
+/usr/bin/python3 -c 'import samba.samdb' || { echo "FATAL: python3-samba (samba.samdb) is missing after installation" >&2; exit 1; }
+for c in swaks promtool systemd-analyze strace openssl curl unshare dpkg-deb lintian mandoc deb-systemd-helper; do
   command -v "$c" >/dev/null 2>&1 || { echo "FATAL: $c is missing after installation" >&2; exit 1; }
 done
 

@@ -8,6 +8,9 @@
 //     slowloris) — over aliases (default cache) and mailboxes (2 s cache, so LDAP is busy);
 //   - LDAP faults in the middle: slapd stopped and restarted, SIGKILLed and restarted, hung
 //     (SIGSTOP) and resumed, restarted at once;
+//   - daemon faults: the daemon itself SIGKILLed and started again (as systemd would) while
+//     slapd is stopped, while it is frozen, and under plain load; with its cache snapshot
+//     (cache_snapshot_file, written every 5 s) it answers what it had cached before;
 //   - every answer checked: each OK (and each NOTFOUND) against the native Postfix answer for
 //     that key, `postmap -q KEY ldap:FILE`, asked once per key before the load starts.
 // Reports lookups served, answers and errors by type, RSS over time, recovery after each fault
@@ -162,26 +165,54 @@ const smPort = await freePort();
 const tcpPort = await freePort();
 const metricsPort = await freePort();
 const daemonLog = [];
-const daemon = spawn(process.execPath, [CLI, 'serve',
-  '--socketmap', `inet:127.0.0.1:${smPort}`, '--tcp-table', `aliases=inet:127.0.0.1:${tcpPort}`, '--metrics', `127.0.0.1:${metricsPort}`,
-  '--map', `aliases=${cf.aliases}`, '--map', `mailboxes=${cf.mailboxes}`,
-  '--set', 'request_timeout=5', '--set', 'map.mailboxes.cache_ttl=2', '--set', 'map.mailboxes.cache_negative_ttl=2',
-  '--set', 'request_read_timeout=5',
-], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, JOURNAL_STREAM: '' } });
-children.add(daemon);
+const snapshotFile = join(dir, 'cache.snapshot');
+let daemon;
+/** Set while the soak itself has killed the daemon: its exit is not a crash. */
+let daemonDownOnPurpose = false;
 let daemonDied = false;
-daemon.once('exit', (code, sig) => { daemonDied = true; children.delete(daemon); log(`DAEMON EXITED (${code ?? sig})`); });
-for (const s of [daemon.stdout, daemon.stderr]) {
-  let buf = '';
-  s.on('data', (d) => {
-    buf += d.toString();
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) { daemonLog.push(buf.slice(0, nl)); buf = buf.slice(nl + 1); }
-    if (daemonLog.length > 20_000) daemonLog.splice(0, 10_000);
+let daemonStarts = 0;
+async function startDaemon() {
+  const d = spawn(process.execPath, [CLI, 'serve',
+    '--socketmap', `inet:127.0.0.1:${smPort}`, '--tcp-table', `aliases=inet:127.0.0.1:${tcpPort}`, '--metrics', `127.0.0.1:${metricsPort}`,
+    '--map', `aliases=${cf.aliases}`, '--map', `mailboxes=${cf.mailboxes}`,
+    '--set', 'request_timeout=5', '--set', 'map.mailboxes.cache_ttl=2', '--set', 'map.mailboxes.cache_negative_ttl=2',
+    '--set', 'request_read_timeout=5',
+    '--set', `cache_snapshot_file=${snapshotFile}`, '--set', 'cache_snapshot_interval=5s',
+  ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, JOURNAL_STREAM: '' } });
+  daemon = d;
+  daemonStarts++;
+  children.add(d);
+  d.once('exit', (code, sig) => {
+    children.delete(d);
+    if (daemonDownOnPurpose) return;
+    daemonDied = true;
+    log(`DAEMON EXITED (${code ?? sig})`);
   });
+  for (const s of [d.stdout, d.stderr]) {
+    let buf = '';
+    s.on('data', (chunk) => {
+      buf += chunk.toString();
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) { daemonLog.push(buf.slice(0, nl)); buf = buf.slice(nl + 1); }
+      if (daemonLog.length > 20_000) daemonLog.splice(0, 10_000);
+    });
+  }
+  await waitForPort(smPort);
+  await waitForPort(metricsPort);
 }
-await waitForPort(smPort);
-await waitForPort(metricsPort);
+/** SIGKILL, as an OOM kill or a crash would; then started again at once, as systemd's Restart= would. */
+async function killAndRestartDaemon() {
+  daemonDownOnPurpose = true;
+  const d = daemon;
+  const exited = new Promise((r) => d.once('exit', r));
+  d.kill('SIGKILL');
+  await exited;
+  const killedAt = Date.now();
+  await startDaemon();
+  daemonDownOnPurpose = false;
+  return Date.now() - killedAt;
+}
+await startDaemon();
 
 function rssMb(pid) {
   try { return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024; } catch { return NaN; }
@@ -207,7 +238,14 @@ const stats = {
   byMap: { aliases: 0, mailboxes: 0, 'tcp_table aliases': 0 },
   hostile: { malformed: 0, slowloris: 0, slowlorisReaped: 0 },
   postfixClient: { asked: 0, agreed: 0, temp: 0 },
+  /** The longest any client waited for an answer, and for what. */
+  longestWait: { ms: 0, what: '' },
+  /** Connections refused or cut while the daemon was being restarted. */
+  duringRestart: 0,
 };
+function waited(ms, what) {
+  if (ms > stats.longestWait.ms) stats.longestWait = { ms, what };
+}
 const wrongSeen = new Set();
 let stopping = false;
 
@@ -288,20 +326,31 @@ async function socketmapWorker(churn) {
     for (let i = 0; i < churn && !stopping && !c.closed; i++) {
       const map = Math.random() < 0.6 ? 'aliases' : 'mailboxes';
       const key = pick(KEYS[map]);
+      const asked = Date.now();
       c.sock.write(frame(`${map} ${key}`));
-      record(map, key, await c.next(parseNetstring, 120_000));
+      const reply = await c.next(parseNetstring, 120_000);
+      if (reply === 'closed' && daemonDownOnPurpose) {
+        stats.duringRestart++;
+        break;
+      }
+      if (reply !== 'closed' && reply !== 'noreply') waited(Date.now() - asked, `${map} ${key}: ${reply.slice(0, 40)}`);
+      record(map, key, reply);
     }
     c.end();
+    // A refused connection while the daemon restarts: Postfix would defer and try later.
+    if (daemonDownOnPurpose) await sleep(50);
   }
 }
 
 async function tcpWorker() {
   while (!stopping && !daemonDied) {
+    if (daemonDownOnPurpose) { await sleep(50); continue; }
     const c = new Conn(tcpPort);
     for (let i = 0; i < 200 && !stopping && !c.closed; i++) {
       const key = pick(KEYS.aliases);
       c.sock.write(`get ${encodeURIComponent(key).replace(/[!'()*~]/g, (ch) => `%${ch.charCodeAt(0).toString(16).toUpperCase()}`)}\n`);
       const line = await c.next(parseLine, 120_000);
+      if (line === 'closed' && daemonDownOnPurpose) { stats.duringRestart++; break; }
       if (line === 'closed' || line === 'noreply') { stats.clientErrors[line]++; break; }
       const code = line.slice(0, 3);
       const text = decodeURIComponent(line.slice(4).replace(/%(?![0-9A-Fa-f]{2})/g, '%25'));
@@ -318,11 +367,17 @@ async function tcpWorker() {
 const probes = [];
 async function probeWorker() {
   let n = 0;
-  const c = new Conn(smPort);
-  while (!stopping && !daemonDied && !c.closed) {
+  let c = new Conn(smPort);
+  while (!stopping && !daemonDied) {
+    if (c.closed) {
+      await sleep(200);
+      c = new Conn(smPort);
+      continue;
+    }
     const key = `probe-${n++}-${Date.now()}@example.org`;
     c.sock.write(frame(`aliases ${key}`));
     const r = await c.next(parseNetstring, 120_000);
+    if (r === 'closed') continue;
     probes.push({ at: Date.now() - t0, ok: r === 'NOTFOUND ' });
     if (r !== 'NOTFOUND ' && !/^(TEMP|TIMEOUT) /.test(r)) log(`probe: unexpected ${r}`);
     await sleep(1_000);
@@ -335,6 +390,7 @@ async function hostileWorker() {
   const bad = ['abc:xyz,', '-1:x,', '99999999999:', '3:abc;', '5:aliasesX', 'x'.repeat(50), '0:,', '8:aliases ,'];
   let n = 0;
   while (!stopping && !daemonDied) {
+    if (daemonDownOnPurpose) { await sleep(200); continue; }
     const c = new Conn(smPort);
     c.sock.write(pick(bad));
     stats.hostile.malformed++;
@@ -360,6 +416,7 @@ async function postfixClientWorker() {
     if (stopping) break;
     const map = pick(['aliases', 'mailboxes']);
     const key = pick(KEYS[map]);
+    if (daemonDownOnPurpose) continue;
     const r = await postmap(key, `socketmap:inet:127.0.0.1:${smPort}:${map}`);
     stats.postfixClient.asked++;
     const n = native[map].get(key);
@@ -388,16 +445,44 @@ async function fault(name, atFraction, act) {
   log(`fault: ${name}: LDAP answering again ${f.recoveredAfterMs ?? 'never (60 s)'} ms after it was restored`);
   faults.push(f);
 }
+/** Answers from the daemon while slapd is down: OK ones can only come from its (restored) cache. */
+const restarts = [];
+async function daemonFault(name, atFraction, act) {
+  await fault(name, atFraction, async () => {
+    const r = { name, at: Date.now() - t0 };
+    const okBefore = stats.answers.OK;
+    await act(r);
+    r.okAnswersWhileLdapAway = stats.answers.OK - okBefore;
+    restarts.push(r);
+  });
+}
 async function faultSchedule() {
   const downMs = Math.min(10_000, DURATION_MS / 12);
+  await daemonFault(`daemon SIGKILLed under load and restarted at once`, 0.15, async (r) => {
+    r.restartMs = await killAndRestartDaemon();
+  });
   await fault(`slapd stopped (SIGTERM) for ${Math.round(downMs / 1000)} s, then started`, 0.25, async () => {
     const p = slapd; p.kill('SIGTERM'); await slapdExited(p); await sleep(downMs); await startSlapd();
+  });
+  await daemonFault(`slapd stopped; daemon SIGKILLed and restarted while it is down; slapd started ${Math.round(downMs / 1000)} s later`, 0.35, async (r) => {
+    const p = slapd; p.kill('SIGTERM'); await slapdExited(p);
+    await sleep(2_000);
+    r.restartMs = await killAndRestartDaemon();
+    await sleep(downMs);
+    await startSlapd();
   });
   await fault(`slapd killed (SIGKILL) for ${Math.round(downMs / 2000)} s, then started`, 0.45, async () => {
     const p = slapd; p.kill('SIGKILL'); await slapdExited(p); await sleep(downMs / 2); await startSlapd();
   });
   await fault(`slapd hung (SIGSTOP) for ${Math.round(downMs * 1.5 / 1000)} s, then SIGCONT`, 0.65, async () => {
     process.kill(slapd.pid, 'SIGSTOP'); await sleep(downMs * 1.5); process.kill(slapd.pid, 'SIGCONT');
+  });
+  await daemonFault(`slapd frozen (SIGSTOP); daemon SIGKILLed and restarted while it is frozen; SIGCONT ${Math.round(downMs / 1000)} s later`, 0.75, async (r) => {
+    process.kill(slapd.pid, 'SIGSTOP');
+    await sleep(2_000);
+    r.restartMs = await killAndRestartDaemon();
+    await sleep(downMs);
+    process.kill(slapd.pid, 'SIGCONT');
   });
   await fault('slapd restarted at once', 0.85, async () => {
     const p = slapd; p.kill('SIGTERM'); await slapdExited(p); await startSlapd();
@@ -453,10 +538,14 @@ const report = {
   wrongAnswers: stats.wrong.length,
   wrong: stats.wrong.slice(0, 20),
   faults,
+  daemonRestarts: restarts,
+  longestWait: stats.longestWait,
+  refusedWhileRestarting: stats.duringRestart,
   hostile: stats.hostile,
   postfixClient: stats.postfixClient,
   daemon: {
     alive: !daemonDied,
+    starts: daemonStarts,
     rssMb: { min: Math.min(...rssValues), max: Math.max(...rssValues), last: rssValues.at(-1), samples: rss.filter((_, i) => i % Math.max(1, Math.round(rss.length / 12)) === 0).map((r) => `${Math.round(r.at / 1000)}s:${r.mb.toFixed(1)}`) },
     metrics: {
       protocolErrors: metric('ldap_socketmap_protocol_errors_total'),
@@ -479,9 +568,12 @@ const lines = [
   `WRONG ANSWERS (OK or NOTFOUND differing from native postmap -q ... ldap:): ${stats.wrong.length}`,
   `faults survived: ${faults.length}`,
   ...faults.map((f) => `  at ${((f.at - (runStart - t0)) / 1000).toFixed(0)} s: ${f.name}; LDAP answering again ${f.recoveredAfterMs ?? 'never'} ms after restore`),
+  `daemon restarts (SIGKILL, started again at once): ${restarts.length}`,
+  ...restarts.map((r) => `  ${r.name}: back in ${r.restartMs} ms; ${r.okAnswersWhileLdapAway} OK answers during the fault`),
+  `  connections cut or refused while it restarted: ${stats.duringRestart}; longest any client waited for an answer: ${stats.longestWait.ms} ms (${stats.longestWait.what})`,
   `hostile: ${stats.hostile.malformed} malformed frames, ${stats.hostile.slowloris} slowloris (${stats.hostile.slowlorisReaped} reaped); daemon protocol errors ${report.daemon.metrics.protocolErrors}, read timeouts ${report.daemon.metrics.readTimeouts}`,
   `real Postfix client through the daemon: ${stats.postfixClient.asked} asked, ${stats.postfixClient.agreed} agreed with native, ${stats.postfixClient.temp} temporary`,
-  `daemon: ${report.daemon.alive ? 'alive' : 'DIED'}; RSS min ${report.daemon.rssMb.min.toFixed(1)} MB, max ${report.daemon.rssMb.max.toFixed(1)} MB, last ${report.daemon.rssMb.last?.toFixed(1)} MB`,
+  `daemon: ${report.daemon.alive ? 'alive' : 'DIED'} (started ${daemonStarts} times; metrics below are from its last start); RSS min ${report.daemon.rssMb.min.toFixed(1)} MB, max ${report.daemon.rssMb.max.toFixed(1)} MB, last ${report.daemon.rssMb.last?.toFixed(1)} MB`,
   `  RSS over time: ${report.daemon.rssMb.samples.join(' ')}`,
   `  stale answers served: ${report.daemon.metrics.staleHits}; LDAP searches: ${report.daemon.metrics.ldapRequests}; queue timeouts: ${report.daemon.metrics.ldapQueueTimeouts}; error lines in its log: ${report.daemon.errorLines}`,
 ];

@@ -2,7 +2,8 @@ import { LRUCache } from 'lru-cache';
 import type { AnswerCodec, LookupContext, LookupMap, ReadyAnswer, ServedMap } from '../contracts/map.js';
 import { found, NOTFOUND, type AnswerKind, type LookupResult } from '../contracts/result.js';
 import { fanOutTrace, type CacheEvent, type HeldAnswer, type LookupTrace } from '../contracts/trace.js';
-import { DependencyCollector, type Dependencies } from './dependencies.js';
+import { DependencyCollector, restoreDependencies, type Dependencies } from './dependencies.js';
+import type { SnapshotEntry } from './snapshot.js';
 import {
   DEFAULT_REFRESH_AHEAD,
   ENTRY_OVERHEAD_BYTES,
@@ -398,6 +399,66 @@ export class CachedMap<E> implements ServedMap<E>, InvalidatableCache {
         e.expiresAt = now;
         n++;
       }
+    }
+    return n;
+  }
+
+  /**
+   * The answers that may still be served (fresh, or expired within their stale window), least
+   * recently used first, with their times as remaining times from now: what the cache snapshot
+   * keeps. Values come back from the codec's form (codec.value); lookups in flight are not kept.
+   */
+  exportEntries(): SnapshotEntry[] {
+    const out: SnapshotEntry[] = [];
+    if (!this.lru) return out;
+    const now = this.now();
+    for (const k of this.lru.rkeys()) {
+      const e = this.servable(this.lru.peek(k), now);
+      if (!e) continue;
+      const s: SnapshotEntry = {
+        key: Buffer.from(k, 'latin1'),
+        kind: e.kind,
+        ageMs: now - e.storedAt,
+        expiresInMs: e.expiresAt - now,
+        staleForMs: e.staleUntil - now,
+      };
+      if (e.kind === 'found') s.value = this.codec.value(e.encoded);
+      if (e.deps) s.deps = { entries: e.deps.entries, bases: e.deps.bases, searches: e.deps.searches };
+      out.push(s);
+    }
+    return out;
+  }
+
+  /**
+   * Stores answers read from a cache snapshot, `downMs` after they were exported (the time the
+   * daemon was down: every remaining time is shortened by it). This cache's settings still rule:
+   * a kind no longer cached is skipped, no answer stays fresh longer than the TTL now in force,
+   * and the stale window is the one now in force (but never longer than the snapshot allowed).
+   * An entry already held (a lookup answered since) is newer and kept. Entries come least
+   * recently used first, so the LRU order survives. Returns how many were stored.
+   */
+  importEntries(entries: Iterable<SnapshotEntry>, downMs = 0): number {
+    if (!this.lru) return 0;
+    const now = this.now();
+    const down = Math.max(0, downMs);
+    let n = 0;
+    for (const s of entries) {
+      const isFound = s.kind === 'found';
+      const ttl = isFound ? this.ttlMs : this.negativeTtlMs;
+      if (ttl <= 0 || (isFound && s.value === undefined)) continue;
+      // While the change watcher is blind (capFreshness), restored answers get the same cap.
+      const expiresIn = Math.min(s.expiresInMs - down, this.freshCapMs === undefined ? ttl : Math.min(ttl, this.freshCapMs));
+      const staleFor = Math.min(s.staleForMs - down, Math.max(0, expiresIn) + this.staleMs);
+      if (staleFor <= 0 || (expiresIn <= 0 && this.staleMs === 0)) continue;
+      const k = s.key.toString('latin1');
+      if (this.lru.has(k)) continue;
+      const encoded = isFound ? this.codec.encode(s.value) : this.notfoundForm;
+      const tracked = this.track && s.deps ? restoreDependencies(s.deps) : undefined;
+      const size = k.length + (isFound ? this.codec.size(encoded) : 0) + ENTRY_OVERHEAD_BYTES + (tracked?.bytes ?? 0);
+      const storedAt = now - Math.max(0, s.ageMs + down);
+      const entry = new (isFound ? this.entries.Found : this.entries.NotFound)(encoded, storedAt, now + expiresIn, now + staleFor, tracked?.deps);
+      this.lru.set(k, entry, { size });
+      n++;
     }
     return n;
   }

@@ -1,5 +1,5 @@
 import type { LookupTrace, SearchSpec } from '../contracts/trace.js';
-import { normalizeDn } from '../ldap/dn.js';
+import { internDn, normalizeDn } from '../ldap/dn.js';
 
 /**
  * What one cached answer was built from, collected by watching the real walk (LookupTrace) while
@@ -107,18 +107,37 @@ export class DependencyCollector implements LookupTrace {
       const missing = [...this.baseSet].filter((b) => !this.entrySet?.has(b));
       if (missing.length > 0) bases = missing;
     }
-    const list = this.searchList ?? EMPTY;
-    const first = list[0];
-    const more = list.length > 1 ? list.slice(1) : EMPTY;
-    let bytes = OBJECT_BYTES;
-    const str = (s: string): number => STRING_HEADER_BYTES + s.length;
-    if (entries.length > 0) bytes += ARRAY_BYTES;
-    for (const s of entries) bytes += SLOT_BYTES + str(s);
-    if (bases.length > 0) bytes += ARRAY_BYTES;
-    for (const s of bases) bytes += SLOT_BYTES + str(s);
-    if (more.length > 0) bytes += ARRAY_BYTES;
-    for (const s of list) bytes += (s === first ? 0 : SLOT_BYTES + OBJECT_BYTES / 2) + str(s.base) + str(s.filter);
-    const deps = new CompactDependencies(entries, bases, first?.base ?? '', first?.scope, first?.filter ?? '', more);
-    return { deps, bytes };
+    return compact(entries, bases, this.searchList ?? EMPTY);
   }
+}
+
+/**
+ * Dependencies read back from a cache snapshot (already normalized, as they were recorded). DNs
+ * are interned again so the restored answers share them with each other and with new ones.
+ */
+export function restoreDependencies(d: {
+  entries: readonly string[];
+  bases: readonly string[];
+  searches: readonly DependentSearch[];
+}): { deps: Dependencies; bytes: number } {
+  const entries = d.entries.length > 0 ? d.entries.map(internDn) : EMPTY;
+  const bases = d.bases.length > 0 ? d.bases.map(internDn) : EMPTY;
+  const list = d.searches.map((s) => ({ base: internDn(s.base), scope: s.scope, filter: s.filter }));
+  return compact(entries, bases, list);
+}
+
+/** The compact record and its accounted bytes. */
+function compact(entries: readonly string[], bases: readonly string[], list: readonly DependentSearch[]): { deps: Dependencies; bytes: number } {
+  const first = list[0];
+  const more = list.length > 1 ? list.slice(1) : EMPTY;
+  let bytes = OBJECT_BYTES;
+  const str = (s: string): number => STRING_HEADER_BYTES + s.length;
+  if (entries.length > 0) bytes += ARRAY_BYTES;
+  for (const s of entries) bytes += SLOT_BYTES + str(s);
+  if (bases.length > 0) bytes += ARRAY_BYTES;
+  for (const s of bases) bytes += SLOT_BYTES + str(s);
+  if (more.length > 0) bytes += ARRAY_BYTES;
+  for (const s of list) bytes += (s === first ? 0 : SLOT_BYTES + OBJECT_BYTES / 2) + str(s.base) + str(s.filter);
+  const deps = new CompactDependencies(entries, bases, first?.base ?? '', first?.scope, first?.filter ?? '', more);
+  return { deps, bytes };
 }

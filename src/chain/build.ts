@@ -87,7 +87,7 @@ export function buildMaps<E = never>(cfg: DaemonConfig, opts: BuildOptions<E> = 
   const pools = new Map<string, LdapPool>();
   const maps = new Map<string, BuiltMap<E>>();
   for (const { entry, config } of configs) {
-    const settings = connectionSettings(config);
+    const settings = entry.settings.rangeRetrieval ? { ...connectionSettings(config), rangeRetrieval: true } : connectionSettings(config);
     // slapd closes a connection with more than conn_max_pending (100 when anonymous) requests
     // outstanding; by default stay well below it per connection (ldap_max_in_flight = 0).
     const maxInFlight = entry.settings.ldapMaxInFlight || MAX_IN_FLIGHT_PER_CONNECTION * entry.settings.poolSize;

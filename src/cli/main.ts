@@ -93,7 +93,7 @@ async function main(): Promise<number> {
         .epilogue('Exit status: 0 every answer equal, 1 a difference (or not every key asked in time), 2 usage or configuration error.'),
       (a) => run(() => import('./verify.js').then((m) => m.runVerify(a)))(),
     )
-    .demandCommand(1, 'name a command: serve, query, explain or check')
+    .demandCommand(1, 'name a command: serve, query, explain, check, cache flush, migrate or verify')
     .strict()
     .help()
     .alias('h', 'help')

@@ -24,6 +24,7 @@ import { DAEMON_LIMIT_DEFS, defaultDaemonLimits, LIMIT_BY_NAME, LIMIT_PROPS, typ
 import { formatListen, parseListen, type Listen } from './listen.js';
 import { closestName } from './names.js';
 import { defaultMapSettings, MAP_SETTING_DEFS, parseSettingValue, SETTING_BY_NAME, type MapSettings } from './settings.js';
+import { defaultSnapshotSettings, SNAPSHOT_BY_NAME, SNAPSHOT_PROPS, SNAPSHOT_SETTING_DEFS, type SnapshotSettings } from './snapshot-settings.js';
 
 /* ----------------------------------------------------------------------------------------- */
 /* The daemon configuration                                                                   */
@@ -53,6 +54,8 @@ export interface DaemonConfig {
   /** Peers the inet listeners answer (client_allow); absent: every peer, with a warning
    *  at startup when a listener is not on loopback. */
   clientAllow?: AllowRule[];
+  /** The cache snapshot (cache_snapshot_file, cache_snapshot_interval); absent means off. */
+  snapshot?: SnapshotSettings;
 }
 
 export interface UnixSocketSettings {
@@ -95,6 +98,7 @@ export const DAEMON_KEYS: readonly string[] = [
   'unix_socket_group',
   'client_allow',
   ...LIMIT_PROPS.map((p) => DAEMON_LIMIT_DEFS[p].name),
+  ...SNAPSHOT_PROPS.map((p) => SNAPSHOT_SETTING_DEFS[p].name),
 ];
 
 const MAP_NAME_RE = /^[A-Za-z0-9_-]+$/;
@@ -175,6 +179,7 @@ function interpret(path: string | undefined, entries: Map<string, Entry>, warnin
   let metricsListen: { host: string; port: number } | undefined;
   let logLevel: LogLevel = 'info';
   const limits = defaultDaemonLimits();
+  const snapshot = defaultSnapshotSettings();
   // Postfix (user postfix) must be able to connect; 0660 with unix_socket_group = postfix is
   // the usual choice, and never world-writable by default.
   const unixSocket: UnixSocketSettings = { mode: 0o660 };
@@ -200,7 +205,7 @@ function interpret(path: string | undefined, entries: Map<string, Entry>, warnin
       const settingName = parts[2] ?? '';
       const prop = SETTING_BY_NAME.get(settingName);
       if (prop === undefined) {
-        if (LIMIT_BY_NAME.has(settingName)) {
+        if (LIMIT_BY_NAME.has(settingName) || SNAPSHOT_BY_NAME.has(settingName)) {
           throw new ConfigError(`${settingName} is daemon-wide: set it as a top-level key, not per map`, where);
         }
         const guess = closestName(settingName, [...SETTING_BY_NAME.keys()]);
@@ -221,6 +226,15 @@ function interpret(path: string | undefined, entries: Map<string, Entry>, warnin
     const limit = LIMIT_BY_NAME.get(key);
     if (limit !== undefined) {
       limits[limit] = parseSettingValue(DAEMON_LIMIT_DEFS[limit], value, where) as number;
+      continue;
+    }
+    const snap = SNAPSHOT_BY_NAME.get(key);
+    if (snap === 'cacheSnapshotFile') {
+      snapshot.cacheSnapshotFile = value === '' ? '' : resolve(baseDir, value);
+      continue;
+    }
+    if (snap === 'cacheSnapshotInterval') {
+      snapshot.cacheSnapshotInterval = parseSettingValue(SNAPSHOT_SETTING_DEFS.cacheSnapshotInterval, value, where) as number;
       continue;
     }
 
@@ -328,5 +342,6 @@ function interpret(path: string | undefined, entries: Map<string, Entry>, warnin
   if (path !== undefined) config.file = path;
   if (metricsListen !== undefined) config.metricsListen = metricsListen;
   if (clientAllow !== undefined) config.clientAllow = clientAllow;
+  if (snapshot.cacheSnapshotFile !== '') config.snapshot = snapshot;
   return config;
 }

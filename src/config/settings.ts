@@ -39,6 +39,8 @@ export interface MapSettings {
   ldapMaxInFlight: number;
   /** Fetch member DNs in batches of entryDN searches (OpenLDAP, detected; exact per-DN fallback). */
   batchMemberFetch: boolean;
+  /** Fetch the remaining ranges of ranged values (AD's MaxValRange); off = Postfix's answer. */
+  rangeRetrieval: boolean;
 }
 
 interface SettingCommon {
@@ -91,7 +93,7 @@ export const MAP_SETTING_DEFS: { readonly [K in keyof MapSettings]: DefFor<MapSe
     kind: 'enum',
     default: 'postfix',
     values: ['postfix', 'expand_once'],
-    doc: 'postfix: expand group loops until recursion_limit like Postfix; expand_once: expand each DN once per lookup',
+    doc: 'postfix: a group loop is a temporary error, as Postfix\'s recursion_limit makes it, but at once and logged with the loop\'s path; expand_once: every nested search runs once per lookup (a deviation: loops and repeated sub-lists expand once, duplicates Postfix would keep are dropped)',
   },
   fallback: {
     name: 'fallback',
@@ -143,7 +145,7 @@ export const MAP_SETTING_DEFS: { readonly [K in keyof MapSettings]: DefFor<MapSe
     default: 5,
     min: 0,
     max: 86400,
-    doc: 'seconds between polls of the directory change marker (contextCSN or modifyTimestamp); cached answers a change touched are expired (0 = off)',
+    doc: 'seconds between polls of the directory change marker (contextCSN, entryUSN or modifyTimestamp; check prints the one in use); cached answers a change touched are expired (0 = off)',
   },
   blindCacheTtl: {
     name: 'blind_cache_ttl',
@@ -163,7 +165,13 @@ export const MAP_SETTING_DEFS: { readonly [K in keyof MapSettings]: DefFor<MapSe
     name: 'batch_member_fetch',
     kind: 'bool',
     default: false,
-    doc: "fetch a list's member DNs with a few subtree searches on OpenLDAP's entryDN instead of one base search each (detected at run time; every DN not answered exactly gets its own base search)",
+    doc: "fetch a list's member DNs with a few subtree searches on entryDN (OpenLDAP, 389-ds) instead of one base search each (detected at run time; every DN not answered exactly gets its own base search)",
+  },
+  rangeRetrieval: {
+    name: 'range_retrieval',
+    kind: 'bool',
+    default: false,
+    doc: "fetch the rest of an attribute a server sent in ranges (Active Directory's MaxValRange, 1500: member;range=0-1499); off answers from the first range, as Postfix does (logged and counted either way)",
   },
 };
 

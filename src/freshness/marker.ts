@@ -2,6 +2,7 @@ import type { Entry } from 'ldapts';
 import { LdapFailure } from '../ldap/errors.js';
 import type { LdapPool } from '../ldap/pool.js';
 import { isUnder, normalizeDn } from '../ldap/dn.js';
+import { adUsnOf } from './markers/ad-usn.js';
 import { BACKEND_SUFFIX, LASTUSN, usnSourceFor, type UsnSource } from './markers/usn.js';
 
 /**
@@ -12,10 +13,12 @@ import { BACKEND_SUFFIX, LASTUSN, usnSourceFor, type UsnSource } from './markers
  *   whether anything changed at all.
  * - `entryUSN`: 389-ds with the USN plugin: the root DSE's `lastusn` moves on every write
  *   (deletions too); `(entryusn>=OLD+1)` finds the written entries from an index (markers/usn.ts).
+ * - `uSNChanged`: Active Directory (markers/ad-usn.ts): the root DSE's highestCommittedUSN, then
+ *   `(uSNChanged>=N)`; deletions found by checking the cached answers' DNs.
  * - `modifyTimestamp`: any directory. `(modifyTimestamp>=T)` / `(createTimestamp>=T)` find added
  *   and modified entries; a deleted entry leaves nothing behind to find.
  */
-export type MarkerKind = 'contextCSN' | 'entryUSN' | 'modifyTimestamp';
+export type MarkerKind = 'contextCSN' | 'entryUSN' | 'uSNChanged' | 'modifyTimestamp';
 
 /** What the root DSE says the server is (for advice in `check` and in warnings). */
 export type ServerKind = 'openldap' | '389-ds' | 'active-directory' | 'other';
@@ -33,6 +36,8 @@ export interface WatchedContext {
   csn?: string[];
   /** The USN counter covering the context and its value at the last poll (entryUSN only). */
   usn?: UsnSource;
+  /** highestCommittedUSN at detection or the last poll (uSNChanged only). */
+  adUsn?: number;
   server?: ServerKind;
 }
 
@@ -41,6 +46,7 @@ export const MARKER_SEES: Record<MarkerKind, string> = {
   contextCSN: 'sees additions, modifications, deletions and renames',
   entryUSN: 'sees additions, modifications, deletions and renames',
   modifyTimestamp: 'sees additions and modifications, NOT deletions or renames (those wait for cache_ttl)',
+  uSNChanged: 'sees additions, modifications, deletions and renames',
 };
 
 export function describeContext(c: WatchedContext): string {
@@ -48,6 +54,7 @@ export function describeContext(c: WatchedContext): string {
   if (c.marker === 'entryUSN') {
     return `lastusn${c.usn?.backend ? `;${c.usn.backend}` : ''} and (entryusn>=LAST) under ${JSON.stringify(c.base)} (389-ds USN plugin): ${MARKER_SEES.entryUSN}`;
   }
+  if (c.marker === 'uSNChanged') return `highestCommittedUSN, then (uSNChanged>=LAST) under ${JSON.stringify(c.base)} (Active Directory): ${MARKER_SEES.uSNChanged}`;
   return `(modifyTimestamp>=LAST) under ${JSON.stringify(c.base)}: ${MARKER_SEES.modifyTimestamp}`;
 }
 
@@ -64,7 +71,7 @@ export function stringValues(entry: Entry | undefined, attr: string): string[] {
 
 /** The contextCSN values of a naming context (empty when it has none or it may not be read). */
 export async function readContextCsn(pool: LdapPool, base: string): Promise<string[]> {
-  const entries = await pool.search({ base, scope: 'base', filter: '(objectClass=*)', attributes: ['contextCSN'], deref: 0 });
+  const entries = await pool.search({ base, scope: 'base', filter: '(objectClass=*)', attributes: ['contextCSN'], deref: 0 }, { chase: false });
   return stringValues(entries[0], 'contextCSN').sort();
 }
 
@@ -81,9 +88,16 @@ export async function detectContexts(pool: LdapPool, staticBases: string[]): Pro
       throw err;
     });
   const rootDse = (
-    await answered(pool.search({ base: '', scope: 'base', filter: '(objectClass=*)', attributes: ['namingContexts', 'supportedControl', LASTUSN, BACKEND_SUFFIX, ...SERVER_KIND_ATTRIBUTES], deref: 0 }), [])
+    await answered(
+      pool.search(
+        { base: '', scope: 'base', filter: '(objectClass=*)', attributes: ['namingContexts', 'supportedControl', LASTUSN, BACKEND_SUFFIX, 'supportedCapabilities', 'highestCommittedUSN', ...SERVER_KIND_ATTRIBUTES], deref: 0 },
+        { chase: false },
+      ),
+      [],
+    )
   )[0];
   const server = serverKind(rootDse);
+  const adUsn = adUsnOf(rootDse);
   const contexts = stringValues(rootDse, 'namingContexts');
   const syncLoaded = stringValues(rootDse, 'supportedControl').includes(SYNC_CONTROL_OID);
 
@@ -117,6 +131,7 @@ export async function detectContexts(pool: LdapPool, staticBases: string[]): Pro
     if (syncLoaded && contexts.some((c) => normalizeDn(c) === norm)) csn = await answered(readContextCsn(pool, base), []);
     const usn = csn.length > 0 ? undefined : usnSourceFor(rootDse, norm);
     if (csn.length > 0) out.push({ base, norm, marker: 'contextCSN', csn, server });
+    else if (adUsn !== undefined && contexts.some((c) => normalizeDn(c) === norm)) out.push({ base, norm, marker: 'uSNChanged', adUsn, server });
     else if (usn) out.push({ base, norm, marker: 'entryUSN', usn, server });
     else out.push({ base, norm, marker: 'modifyTimestamp', server });
   }

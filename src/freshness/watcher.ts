@@ -7,6 +7,7 @@ import { log, RateLimitedLog } from '../log.js';
 import type { Dependencies } from '../cache/dependencies.js';
 import { isUnder, normalizeDn, rdnsOf, staticBase, withinRdns } from '../ldap/dn.js';
 import { ChangedEntry, FilterCache, mayMatch } from './match.js';
+import { pollAdUsn } from './markers/ad-usn.js';
 import { describeContext, detectContexts, readContextCsn, stringValues, type MarkerKind, type WatchedContext } from './marker.js';
 import { describeCode } from '../ldap/result-codes.js';
 import { pollFailureAdvice } from './advice.js';
@@ -96,6 +97,24 @@ export interface WatcherOptions {
    * (blind_cache_ttl), until a poll succeeds again. Undefined or 0: TTLs unchanged.
    */
   blindTtlMs?: number;
+  /**
+   * Markers a cache snapshot recorded (markers() of the watcher before a restart): a
+   * context found with the same base and marker starts from them instead of a fresh baseline,
+   * and the first poll, made at once, expires what changed since. Without them (or when one
+   * context has none) the first detection expires every cached answer, as always.
+   */
+  resume?: readonly ContextMarker[];
+}
+
+/** Where a context's changes have been taken into account up to (markers(), WatcherOptions.resume). */
+export interface ContextMarker {
+  base: string;
+  /** Only these two can be resumed; contexts watched by a USN are left out of markers(). */
+  marker: 'contextCSN' | 'modifyTimestamp';
+  /** contextCSN values seen by the last poll (contextCSN). */
+  csn?: readonly string[];
+  /** Lower bound of the next poll, epoch seconds (modifyTimestamp). */
+  since?: number;
 }
 
 export interface WatcherStatus {
@@ -177,6 +196,8 @@ export class ChangeWatcher {
   private readonly maxChanged: number;
   private readonly failingLongMs: number;
   private readonly lateLookupMs: number;
+  /** opts.resume until the first detection succeeds (a later one starts afresh). */
+  private resumeFrom: readonly ContextMarker[] | undefined;
 
   constructor(
     private readonly pool: LdapPool,
@@ -191,6 +212,7 @@ export class ChangeWatcher {
     this.maxChanged = opts.maxChanged ?? 1_000;
     this.failingLongMs = opts.failingLongMs ?? Math.max(60_000, 10 * opts.intervalMs);
     this.lateLookupMs = opts.lateLookupMs ?? DEFAULT_LATE_LOOKUP_MS;
+    this.resumeFrom = opts.resume;
   }
 
   get mapNames(): string[] {
@@ -236,6 +258,21 @@ export class ChangeWatcher {
       if (this.lastRefusal.advice !== undefined) s.advice = this.lastRefusal.advice;
     }
     return s;
+  }
+
+  /**
+   * How far each context's changes have been applied to the caches (what a cache snapshot
+   * records, for WatcherOptions.resume): the markers of the last poll, or the ones this watcher
+   * was to resume from while it has not detected its contexts yet.
+   */
+  markers(): ContextMarker[] {
+    if (!this.contexts) return [...(this.resumeFrom ?? [])];
+    const out: ContextMarker[] = [];
+    for (const c of this.contexts) {
+      if (c.marker === 'contextCSN') out.push({ base: c.base, marker: c.marker, csn: c.csn ?? [] });
+      else if (c.marker === 'modifyTimestamp') out.push({ base: c.base, marker: c.marker, since: c.since });
+    }
+    return out;
   }
 
   private schedule(ms: number): void {
@@ -292,13 +329,15 @@ export class ChangeWatcher {
 
   private async pollOnce(): Promise<void> {
     this.polling = undefined;
-    if (!this.contexts) {
-      await this.detect();
-      return;
-    }
+    // Resumed from a snapshot's markers: poll at once, to expire what changed since.
+    if (!this.contexts && !(await this.detect())) return;
+    if (!this.contexts) return;
     for (const c of this.contexts) {
       this.polling = c;
-      const batch = c.marker === 'contextCSN' ? await this.pollCsn(c) : c.marker === 'entryUSN' ? await this.pollUsn(c) : await this.pollTimestamps(c);
+      const batch = c.marker === 'contextCSN' ? await this.pollCsn(c)
+        : c.marker === 'entryUSN' ? await this.pollUsn(c)
+        : c.marker === 'uSNChanged' ? await this.pollAdUsn(c)
+        : await this.pollTimestamps(c);
       if (batch) this.apply(c, batch);
     }
     this.polling = undefined;
@@ -310,15 +349,26 @@ export class ChangeWatcher {
     }
   }
 
-  /** Finds the contexts and markers, takes the baselines, then expires what was cached before. */
-  private async detect(): Promise<void> {
+  /**
+   * Finds the contexts and markers, takes the baselines, then expires what was cached before.
+   * Returns true when every context resumed from opts.resume (nothing expired yet: poll now).
+   */
+  private async detect(): Promise<boolean> {
     const statics = this.maps.map((m) => staticBase(m.searchBase));
     const found = await detectContexts(this.pool, statics);
+    const resume = this.resumeFrom;
+    let resumed = resume !== undefined && found.length > 0;
     const states: ContextState[] = [];
     for (const c of found) {
       const state: ContextState = { ...c, local: [], since: 0, seen: new Map() };
       this.polling = state;
-      if (c.marker === 'modifyTimestamp') await this.baseline(state);
+      const from = resume?.find((r) => r.marker === c.marker && normalizeDn(r.base) === c.norm);
+      if (from?.marker === 'contextCSN' && from.csn !== undefined && from.csn.length > 0) state.csn = [...from.csn].sort();
+      else if (from?.marker === 'modifyTimestamp' && from.since !== undefined) state.since = from.since;
+      else {
+        resumed = false;
+        if (c.marker === 'modifyTimestamp') await this.baseline(state);
+      }
       states.push(state);
     }
     for (const m of this.maps) {
@@ -326,14 +376,17 @@ export class ChangeWatcher {
       for (const s of states) if (nb === '' || isUnder(nb, s.norm)) s.local.push(m);
     }
     this.contexts = states;
+    this.resumeFrom = undefined;
     for (const s of states) {
-      log.info(`change watcher ${this.servers}: ${describeContext(s)}; maps ${s.local.map((m) => m.name).join(', ') || '(none)'}; every ${this.opts.intervalMs / 1000} s`);
+      log.info(`change watcher ${this.servers}: ${describeContext(s)}; maps ${s.local.map((m) => m.name).join(', ') || '(none)'}; every ${this.opts.intervalMs / 1000} s${resumed ? '; resuming from the cache snapshot' : ''}`);
     }
+    if (resumed) return true;
     // Answers cached before the baseline may predate a change the watcher will never see.
     for (const m of this.maps) {
       const n = m.cache.invalidate(() => true);
       if (n > 0) this.opts.observer?.invalidated?.(m.name, n);
     }
+    return false;
   }
 
   /** The entries changed in the last SKEW_SEC seconds, as known (DNs and timestamps only). */
@@ -363,7 +416,7 @@ export class ChangeWatcher {
       filter: `(|(modifyTimestamp>=${t})(createTimestamp>=${t}))`,
       attributes,
       deref: 0,
-    });
+    }, { chase: false });
   }
 
   /** Keeps c.anchor: the newest timestamp in an answer just received shows the directory's clock. */
@@ -455,6 +508,18 @@ export class ChangeWatcher {
     return done(changed.length > 0 ? { changed, deleted: new Set() } : undefined);
   }
 
+  /** Active Directory (markers/ad-usn.ts); deletions through the same tracked-DN check as pollCsn. */
+  private async pollAdUsn(c: ContextState): Promise<ChangeBatch | undefined> {
+    const tracked = (): string[] => {
+      const out = new Set<string>();
+      for (const m of this.maps) for (const dn of m.cache.trackedEntryDns()) if (isUnder(dn, c.norm)) out.add(dn);
+      return [...out];
+    };
+    const r = await pollAdUsn(this.pool, c.base, c.adUsn ?? 0, tracked, { maxChanged: this.maxChanged, maxVerify: this.maxVerify });
+    c.adUsn = r.usn;
+    return r.batch;
+  }
+
   private async pollCsn(c: ContextState): Promise<ChangeBatch | undefined> {
     const now = await readContextCsn(this.pool, c.base);
     const old = c.csn ?? [];
@@ -476,12 +541,12 @@ export class ChangeWatcher {
         return csn === undefined || !old.includes(csn);
       };
       // First how many (DN and entryCSN only), then, if not too many, the entries themselves.
-      const probe = await sizeLimited(this.pool.search({ base: c.base, scope: 'sub', filter, attributes: ['entryCSN'], deref: 0 }));
+      const probe = await sizeLimited(this.pool.search({ base: c.base, scope: 'sub', filter, attributes: ['entryCSN'], deref: 0 }, { chase: false }));
       const n = probe?.filter(unseen).length ?? 0;
       if (probe === undefined) batch.unexplained = SIZE_LIMIT_REASON;
       else if (n > this.maxChanged) batch.unexplained = `${n} entries changed at once (more than ${this.maxChanged})`;
       else if (n > 0) {
-        const entries = await sizeLimited(this.pool.search({ base: c.base, scope: 'sub', filter, attributes: ['*', 'entryCSN'], deref: 0 }));
+        const entries = await sizeLimited(this.pool.search({ base: c.base, scope: 'sub', filter, attributes: ['*', 'entryCSN'], deref: 0 }, { chase: false }));
         if (entries === undefined) batch.unexplained = SIZE_LIMIT_REASON;
         else for (const e of entries) if (unseen(e)) batch.changed.push(new ChangedEntry(normalizeDn(e.dn), e));
       }
@@ -521,7 +586,7 @@ export class ChangeWatcher {
     for (let i = 0; i < all.length; i += VERIFY_BATCH) {
       const batch = all.slice(i, i + VERIFY_BATCH);
       const filter = `(|${batch.map((dn) => `(entryDN=${escapeFilterValue(dn)})`).join('')})`;
-      const entries = await this.pool.search({ base: c.base, scope: 'sub', filter, attributes: ['1.1'], deref: 0 });
+      const entries = await this.pool.search({ base: c.base, scope: 'sub', filter, attributes: ['1.1'], deref: 0 }, { chase: false });
       for (const e of entries) present.add(normalizeDn(e.dn));
     }
     return new Set(all.filter((dn) => !present.has(dn)));

@@ -24,6 +24,8 @@ export interface ConnectionSettings {
   tls: TlsTarget;
   /** chase_referrals: follow referrals and search references (see referral.ts). */
   chaseReferrals?: boolean;
+  /** range_retrieval (daemon setting): fetch the rest of ranged values (see range.ts). */
+  rangeRetrieval?: boolean;
 }
 
 export interface OpenConnection {

@@ -19,4 +19,6 @@ export interface PoolObserver {
    * from the one search, `fallback` DNs were sent on to their own base search.
    */
   batch?(servers: string, answered: number, fallback: number): void;
+  /** Entries that came back with ranged values (AD's MaxValRange), whether completed or not. */
+  rangedAttribute?(servers: string, entries: number): void;
 }

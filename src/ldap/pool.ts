@@ -1,6 +1,6 @@
 import type { Scope, SearchRequest } from './search-request.js';
 import type { Entry, Filter } from 'ldapts';
-import { registerSecret } from '../log.js';
+import { RateLimitedLog, registerSecret } from '../log.js';
 import { DnBatcher } from './batch.js';
 import type { BreakerStatus } from './breaker.js';
 import { withDeadline, type ConnectionSettings, type OpenConnection } from './connect.js';
@@ -8,6 +8,7 @@ import { ConnectionSet } from './connections.js';
 import { LDAP_REFERRAL, LdapFailure, toLdapFailure } from './errors.js';
 import { Admission } from './admission.js';
 import { DEREF, parsedFilter } from './filter-cache.js';
+import { completeRanges, incompleteRanges, RangeRetrievalError } from './range.js';
 import { ReferralChaser, serverKey, type ChaseRequest, type SearchOutcome } from './referral.js';
 
 import type { PoolObserver } from './pool-observer.js';
@@ -50,6 +51,7 @@ export class LdapPool {
   /** The pool's server_host list, as the metrics label it. */
   readonly serversLabel: string;
   private closed = false;
+  private readonly rlog = new RateLimitedLog(60_000);
 
   constructor(
     readonly settings: ConnectionSettings,
@@ -111,15 +113,19 @@ export class LdapPool {
    * flight share one request: concurrent expansions reaching the same list or person (and
    * concurrent lookups of the same key) cost the directory one search.
    */
-  search(req: SearchRequest, opts?: { batch?: boolean }): Promise<Entry[]> {
-    const id = req.base + this.idTail(req);
+  search(req: SearchRequest, opts?: { batch?: boolean; chase?: false }): Promise<Entry[]> {
+    // chase: false (the change watcher's polls): search references are ignored, as with
+    // chase_referrals = no, whatever the map says.
+    const id = req.base + this.idTail(req) + (opts?.chase === false && this.chaser !== undefined ? '\u0000nochase' : '');
     const shared = this.sharing.get(id);
     if (shared) {
       this.sharedSearches++;
       return shared;
     }
     let p: Promise<Entry[]>;
-    if (opts?.batch === true && DnBatcher.eligible(req) && this.dnBatcher().active) {
+    if (opts?.chase === false && this.chaser !== undefined) {
+      p = this.searchAdmitted(req).then((r) => r.entries).finally(() => this.sharing.delete(id));
+    } else if (opts?.batch === true && DnBatcher.eligible(req) && this.dnBatcher().active) {
       // The batcher ends the sharing itself (fewer promises per member).
       p = this.dnBatcher().fetch(req, id);
     } else {
@@ -165,6 +171,34 @@ export class LdapPool {
   }
 
   private async searchQueued(req: SearchRequest): Promise<Entry[]> {
+    return this.ranges(req, await this.searchChased(req));
+  }
+
+  /** Ranged values (AD's MaxValRange): counted and logged; completed only with range_retrieval. */
+  private async ranges(req: SearchRequest, entries: Entry[]): Promise<Entry[]> {
+    const incomplete = entries.filter((e) => incompleteRanges(e).length > 0);
+    if (incomplete.length === 0) return entries;
+    const names = [...new Set(incomplete.flatMap((e) => incompleteRanges(e).map((r) => r.name)))].join(', ');
+    this.opts.observer?.rangedAttribute?.(this.serversLabel, incomplete.length);
+    const retrieve = this.settings.rangeRetrieval === true;
+    this.rlog.emit(
+      'warn',
+      'ranged-values',
+      `LDAP ${this.serversLabel}: ${incomplete[0]!.dn} came back with only part of its values (${names}; the server's MaxValRange); ` +
+        (retrieve ? 'fetching the remaining ranges (range_retrieval = yes)' : "answering from the first range only, as Postfix's ldap table does (range_retrieval = yes fetches the rest)"),
+    );
+    if (!retrieve) return entries;
+    const fetch = async (dn: string, attribute: string): Promise<Entry | undefined> =>
+      (await this.searchAdmitted({ ...req, base: dn, scope: 'base', filter: '(objectClass=*)', attributes: [attribute] })).entries[0];
+    try {
+      return await Promise.all(entries.map((e) => completeRanges(e, fetch)));
+    } catch (err) {
+      if (err instanceof RangeRetrievalError) throw new LdapFailure('error', `range retrieval: ${err.message}`);
+      throw err;
+    }
+  }
+
+  private async searchChased(req: SearchRequest): Promise<Entry[]> {
     if (this.chaser === undefined) return (await this.searchAdmitted(req)).entries;
     const first = await this.outcome(req);
     if (first.kind === 'entries' && first.references.length === 0) return first.entries;

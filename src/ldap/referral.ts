@@ -18,20 +18,30 @@ import type { Scope } from './search-request.js';
  * others are alternatives; a URL that cannot be reached is skipped; a (server, DN) already asked
  * within the same lookup search is a loop and skipped; the first error of a followed reference
  * becomes the result of the whole search (a missing DN behind a reference is noSuchObject for
- * the search). Where libldap hangs until the timeout (a referral met behind a referral), we
- * answer the same temporary error at once (see REFERRAL_HOP_LIMIT). Where libldap's order depends on which server
- * answers first (several references), ours is deterministic: the search's own entries, then
- * each followed reference's entries in the order the references came.
+ * the search). A URL naming the host:port (and scheme) of the map's own server goes over the
+ * map's bound connection, any other over an anonymous connection of its own, reused for every
+ * later URL naming it (libldap's find_connection).
+ *
+ * Search references behind search references are followed (Active Directory: the domain root
+ * refers to CN=Configuration, whose search refers to CN=Schema): libldap hangs every followed
+ * search on the original request and counts them there; a request whose count has reached
+ * ld_refhoplimit (5) drops the references it receives, silently. A referral result (code 10)
+ * met by a search that was itself sent because of a referral or reference makes libldap wait
+ * until dict_ldap's timeout, every time (measured with postmap: home -> remote -> remote,
+ * home -> home -> home, reference -> referral); we answer the same temporary error at once.
+ * Where libldap's order depends on which server answers first (several references), ours is
+ * deterministic: the search's own entries, then each followed reference's entries in the order
+ * the references came.
  */
 
 /**
- * How many referral hops libldap (OpenLDAP 2.5, the synchronous search dict_ldap does) really
- * follows: one. Its hop limit is 5, but a referral or reference met by a search that was itself
- * sent because of a referral makes ldap_result() wait until dict_ldap's timeout, every time
- * (home -> remote -> remote, home -> home -> home, reference -> referral: all measured with
- * postmap here). The daemon gives the same temporary error, without the wait.
+ * How many referral-result hops libldap (OpenLDAP 2.5, the synchronous search dict_ldap does)
+ * really follows: one (see above). Search references are not bound by it.
  */
 export const REFERRAL_HOP_LIMIT = 1;
+
+/** libldap's LDAP_OPT_REFHOPLIMIT default, compared with a request's lr_parentcnt. */
+export const LIBLDAP_REFHOPLIMIT = 5;
 
 // ---------------------------------------------------------------------------------------
 // URLs
@@ -105,6 +115,10 @@ interface Walk {
   /** Errors behind references; the first is the search's result. */
   errors: LdapFailure[];
   hooks: ChaserHooks;
+  /** scheme://host:port of the map's own (bound) connection. */
+  homeKey?: string;
+  /** Searches sent because of referrals so far (libldap: the original request's lr_parentcnt). */
+  sent: number;
 }
 
 /** A URL that cannot be sent to: libldap tries the next one of the same referral. */
@@ -126,12 +140,16 @@ export class ReferralChaser {
     const asked = new Set<string>();
     if (first.serverKey !== undefined) asked.add(`${first.serverKey}\u0000${req.base}`);
     const errors: LdapFailure[] = [];
-    const entries = await this.resolve(req, first, 0, { asked, errors, hooks });
+    const entries = await this.resolve(req, first, 0, 0, false, { asked, errors, hooks, homeKey: first.serverKey, sent: 0 });
     if (errors.length > 0) throw errors[0];
     return entries;
   }
 
-  private async resolve(req: ChaseRequest, outcome: SearchOutcome, depth: number, walk: Walk): Promise<Entry[]> {
+  /**
+   * `ordinal` is libldap's lr_parentcnt of the request that got `outcome` (0 for the lookup's
+   * own search); `viaReferral` says a referral result led to it.
+   */
+  private async resolve(req: ChaseRequest, outcome: SearchOutcome, depth: number, ordinal: number, viaReferral: boolean, walk: Walk): Promise<Entry[]> {
     const { asked, errors } = walk;
     if (outcome.kind === 'referral') {
       // The referral's answer replaces this search's answer.
@@ -144,23 +162,30 @@ export class ReferralChaser {
         if (next.base !== '' && asked.has(mark)) continue; // libldap: LDAP_CLIENT_LOOP
         let answer: SearchOutcome;
         try {
-          answer = await this.send(t, outcome.serverKey, next, walk.hooks);
+          answer = await this.send(t, next, walk);
         } catch (err) {
           if (err instanceof Unreachable) continue;
           throw err;
         }
         asked.add(mark);
-        return this.resolve(next, answer, depth + 1, walk);
+        return this.resolve(next, answer, depth + 1, ++walk.sent, true, walk);
       }
       throw outcome.failure;
     }
     if (outcome.references.length === 0) return outcome.entries;
     const entries = [...outcome.entries];
+    if (viaReferral) {
+      // A reference behind a referral result: not measured against libldap; kept a temporary
+      // error like every other chain that starts with a referral result.
+      errors.push(hopLimit());
+      return entries;
+    }
+    // libldap chases each reference as it arrives, before the searches it sent answer: send
+    // them all first (numbering them as libldap does), then follow what they met.
+    const followed: { next: ChaseRequest; answer: SearchOutcome; ordinal: number }[] = [];
     for (const reference of outcome.references) {
-      if (depth >= REFERRAL_HOP_LIMIT) {
-        errors.push(hopLimit());
-        break;
-      }
+      // The lookup's own search counts every search sent so far; a referred one, its own number.
+      if ((depth === 0 ? walk.sent : ordinal) >= LIBLDAP_REFHOPLIMIT) continue; // dropped by libldap, silently
       for (const url of referenceUrls(reference)) {
         const t = parseReferralUrl(url);
         if (!t) continue;
@@ -173,28 +198,35 @@ export class ReferralChaser {
         if (next.base !== '' && asked.has(mark)) continue;
         let answer: SearchOutcome;
         try {
-          answer = await this.send(t, outcome.serverKey, next, walk.hooks);
+          answer = await this.send(t, next, walk);
         } catch (err) {
           if (err instanceof Unreachable) continue;
           asked.add(mark);
+          walk.sent++;
           errors.push(toLdapFailure(err));
           break;
         }
         asked.add(mark);
-        try {
-          entries.push(...(await this.resolve(next, answer, depth + 1, walk)));
-        } catch (err) {
-          errors.push(toLdapFailure(err));
-        }
+        followed.push({ next, answer, ordinal: ++walk.sent });
         break; // followed: the other URLs of this reference are alternatives
+      }
+    }
+    for (const f of followed) {
+      try {
+        entries.push(...(await this.resolve(f.next, f.answer, depth + 1, f.ordinal, false, walk)));
+      } catch (err) {
+        errors.push(toLdapFailure(err));
       }
     }
     return entries;
   }
 
   /** Sends the search where the referral points; Unreachable when no connection can be had. */
-  private async send(t: ReferralTarget, from: string | undefined, req: ChaseRequest, hooks: ChaserHooks): Promise<SearchOutcome> {
-    if (from !== undefined && t.key === from) return { ...(await hooks.searchHome(req)), serverKey: t.key };
+  private async send(t: ReferralTarget, req: ChaseRequest, walk: Walk): Promise<SearchOutcome> {
+    const hooks = walk.hooks;
+    // libldap's find_connection: the map's own connection when scheme, host and port match it,
+    // whichever server's answer named the URL.
+    if (walk.homeKey !== undefined && t.key === walk.homeKey) return { ...(await hooks.searchHome(req)), serverKey: t.key };
     let conn: OpenConnection;
     try {
       conn = await this.connection(t);

@@ -7,12 +7,14 @@ import type { MapSettings } from '../config/settings.js';
 import { explainLookup } from '../explain/explain.js';
 import { ServerTap } from '../explain/server-tap.js';
 import type { ExplainReport } from '../explain/types.js';
-import { ChangeWatcher, type WatchedMap } from '../freshness/watcher.js';
+import { snapshotFingerprint } from '../cache/snapshot-fingerprint.js';
+import { ChangeWatcher, type ContextMarker, type WatchedMap } from '../freshness/watcher.js';
 import type { LdapPool } from '../ldap/pool.js';
 import { log } from '../log.js';
 import { Metrics } from '../metrics/metrics.js';
 import { AdminError, startAdminHttp, type AdminServer, type Health, type WatcherHealth } from './admin-http.js';
 import { Daemon } from '../server/daemon.js';
+import { CacheSnapshots, type SnapshotSources } from './cache-snapshot.js';
 
 /** How long /readyz waits for a map's LDAP connection before calling it down. */
 const READY_PROBE_MS = 2_000;
@@ -71,12 +73,27 @@ export class Runtime {
   private watchers: ChangeWatcher[] = [];
   /** Share of cache_max_bytes the caches of the next map generation get (cacheBudget). */
   private cacheScale = 1;
+  /** cache_snapshot_file, when set. */
+  private snapshots?: CacheSnapshots;
   daemon!: Daemon;
 
   static async start(cfg: DaemonConfig): Promise<Runtime> {
     const rt = new Runtime();
-    rt.budgetCaches(cfg);
+    const budget = rt.budgetCaches(cfg);
+    if (cfg.snapshot) {
+      // A snapshot holds at most what the caches can: their byte bounds (which count 256 bytes
+      // of overhead per entry, more than an entry takes in the file), plus room for the markers.
+      rt.snapshots = new CacheSnapshots(cfg.snapshot, Math.ceil(Math.min(budget.total, budget.budget)) + 16 * MiB, rt.metrics.snapshotObserver);
+    }
+    let restored = false;
     rt.daemon = await Daemon.start(cfg, {
+      // The snapshot is restored, and the watchers have compared it with the directory, before
+      // the first client is answered.
+      beforeListen: async (d) => {
+        rt.daemon = d;
+        await rt.restore();
+        restored = true;
+      },
       observer: rt.tap.observer,
       cache: {
         options: (entry) => {
@@ -88,7 +105,7 @@ export class Runtime {
       connections: rt.metrics.connectionObserver,
       lookupsFor: (p) => rt.metrics.lookupObserverFor(p),
     });
-    rt.commitCaches();
+    if (!restored) rt.commitCaches();
     rt.metrics.setMaxConnections(rt.daemon.limits.maxConnections);
     if (cfg.metricsListen) {
       try {
@@ -105,20 +122,64 @@ export class Runtime {
       }
     }
     rt.pruner = setInterval(() => { for (const c of rt.caches.values()) c.prune(); }, 60_000).unref();
+    rt.snapshots?.start(() => rt.snapshotSources());
     return rt;
   }
 
+  /**
+   * Loads the cache snapshot into the new caches, starts the watchers from its markers, and
+   * waits (at most each pool's longest .cf timeout) for the first poll of those that have
+   * restored answers to expire: their directory's changes while the daemon was down must not
+   * be served. A directory that cannot be reached ends that wait at once or at the timeout.
+   */
+  private async restore(): Promise<void> {
+    this.caches = this.currentCaches();
+    const restored = this.snapshots?.load(this.snapshotSources().maps);
+    this.commitCaches(restored?.markers);
+    const resumed = this.watchers.filter((w) => restored?.markers.has(w.servers));
+    if (!restored || restored.entries === 0) {
+      for (const w of resumed) w.start();
+      return;
+    }
+    await Promise.all(resumed.map(async (w) => {
+      // The .cf `timeout` bounds each search: a hung directory costs one of them, not more.
+      const timeoutMs = 1000 * Math.max(1, ...w.mapNames.map((n) => this.daemon.maps.maps.get(n)?.config.timeout ?? 1));
+      // Its first poll now (restartWatchers left it unstarted); its loop begins when that ends.
+      const first = w.pollNow().finally(() => w.start());
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<false>((r) => { timer = setTimeout(() => r(false), timeoutMs); });
+      const done = await Promise.race([first.then(() => true), late]);
+      clearTimeout(timer);
+      if (!done) log.warn(`change watcher ${w.servers}: no answer within ${timeoutMs / 1000} s at start; restored answers are served as they are until it polls`);
+    }));
+  }
+
+  /** Every map's cache with what the snapshot records of it, and the watchers' markers. */
+  private snapshotSources(): SnapshotSources {
+    const maps: SnapshotSources['maps'] = [];
+    for (const [name, b] of this.daemon.maps.maps) {
+      const cache = this.caches.get(name);
+      if (cache) maps.push({ name, fingerprint: snapshotFingerprint(b.config, b.settings), cache });
+    }
+    return { maps, watchers: this.watchers };
+  }
+
+  private currentCaches(): Map<string, CachedMap<SocketmapForm>> {
+    const out = new Map<string, CachedMap<SocketmapForm>>();
+    for (const [name, b] of this.daemon.maps.maps) if (b.cache) out.set(name, b.cache);
+    return out;
+  }
+
   /** The caches of the map generation now in force. */
-  private commitCaches(): void {
-    this.caches = new Map();
-    for (const [name, b] of this.daemon.maps.maps) if (b.cache) this.caches.set(name, b.cache);
+  private commitCaches(resume?: Map<string, ContextMarker[]>): void {
+    this.caches = this.currentCaches();
     this.metrics.setMaps(this.caches.keys());
     for (const [name, c] of this.caches) this.metrics.registerCache(name, c);
-    this.restartWatchers();
+    this.restartWatchers(resume);
   }
 
   /** One change watcher per LDAP pool, over the maps with change_poll_interval > 0 and a cache. */
-  private restartWatchers(): void {
+  private restartWatchers(resume?: Map<string, ContextMarker[]>): void {
     for (const w of this.watchers) void w.stop();
     this.watchers = [];
     const byPool = new Map<LdapPool, { maps: WatchedMap[]; intervalSec: number; timeoutSec: number; blindSec: number }>();
@@ -135,14 +196,18 @@ export class Runtime {
       byPool.set(b.ldap.pool, group);
     }
     for (const [pool, g] of byPool) {
+      const servers = pool.settings.servers.map((s) => s.url).join(' ');
+      const from = resume?.get(servers);
       const w = new ChangeWatcher(pool, g.maps, {
+        ...(from ? { resume: from } : {}),
         intervalMs: g.intervalSec * 1000,
         // Lookups running during an invalidation are checked against it when they finish.
         lateLookupMs: Math.max(120_000, 2 * g.timeoutSec * 1000),
         observer: this.metrics.watcherObserver,
         blindTtlMs: g.blindSec * 1000,
       });
-      w.start();
+      // Resumed watchers are started by restore(), after a first poll it waits for.
+      if (!from) w.start();
       this.watchers.push(w);
     }
     this.metrics.registerWatchers(this.watchers);
@@ -164,10 +229,11 @@ export class Runtime {
     return h;
   }
 
-  private budgetCaches(cfg: DaemonConfig): void {
+  private budgetCaches(cfg: DaemonConfig): ReturnType<typeof cacheBudget> {
     const b = cacheBudget(cfg.maps);
     this.cacheScale = b.scale;
     if (b.warning) log.warn(b.warning);
+    return b;
   }
 
   async reload(cfg: DaemonConfig): Promise<void> {
@@ -233,7 +299,10 @@ export class Runtime {
 
   async stop(): Promise<void> {
     if (this.pruner) clearInterval(this.pruner);
+    this.snapshots?.stopTimer();
     await Promise.all(this.watchers.map((w) => w.stop()));
+    // After the watchers: the markers written are those every answer written was checked against.
+    if (this.snapshots && (await this.snapshots.write(this.snapshotSources()))) log.info(`cache snapshot written to ${this.snapshots.file}`);
     await this.admin?.close();
     await this.daemon.stop();
   }

@@ -21,6 +21,8 @@ export interface DaemonHooks extends Omit<BuildOptions<SocketmapForm>, 'cache'> 
   /** Per-protocol lookup observer (metrics label replies by protocol); falls back to `lookups`. */
   lookupsFor?(protocol: 'socketmap' | 'tcp_table'): LookupObserver;
   connections?: ConnectionObserver;
+  /** Runs once the maps are built and before any listener opens (the cache snapshot is loaded here). */
+  beforeListen?(daemon: Daemon): Promise<void>;
 }
 
 /** What happens to client connections, per protocol (for metrics). */
@@ -88,6 +90,7 @@ export class Daemon implements MapRegistry {
     const d = new Daemon(cfg, hooks);
     d.built = d.build(cfg);
     try {
+      await hooks.beforeListen?.(d);
       const inherited = takeListenFds();
       if (inherited.length > 0) {
         // Socket activation: systemd's sockets replace the configured listeners.

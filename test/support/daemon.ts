@@ -35,9 +35,14 @@ export function runCli(args: string[], opts: RunOptions = {}): Promise<CommandRu
  * Starts the built CLI (`node dist/cli/main.js serve ...`) — the program users run — and waits
  * for its "ready:" line, from which the ports bound with port 0 are read.
  */
-export async function startDaemon(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunningDaemon> {
+export async function startDaemon(
+  args: string[],
+  /** prefix: a command the daemon runs under, e.g. `ip netns exec NS` (it must exec, not fork). */
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; prefix?: string[] } = {},
+): Promise<RunningDaemon> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run the build (npm test runs tsc first)`);
-  const proc = spawn(process.execPath, [CLI, 'serve', ...args], {
+  const argv = [...(opts.prefix ?? []), process.execPath, CLI, 'serve', ...args];
+  const proc = spawn(argv[0] as string, argv.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, JOURNAL_STREAM: '', ...opts.env },
   });

@@ -113,9 +113,10 @@ export class SocketmapClient {
 }
 
 /** One raw socketmap request to 127.0.0.1:PORT on a connection of its own; resolves with the whole reply frame. */
-export function socketmapFrame(port: number, map: string, key: string): Promise<Buffer> {
+export function socketmapFrame(port: number | string, map: string, key: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const s = net.connect({ host: '127.0.0.1', port }, () => {
+    // A number: 127.0.0.1:PORT; a string: a unix socket path.
+    const s = net.connect(typeof port === 'string' ? { path: port } : { host: '127.0.0.1', port }, () => {
       s.write(frame(`${map} ${key}`));
     });
     let buf = Buffer.alloc(0);

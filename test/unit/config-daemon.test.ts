@@ -76,6 +76,7 @@ describe('settings table', () => {
       blindCacheTtl: 30,
       ldapMaxInFlight: 0,
       batchMemberFetch: false,
+      rangeRetrieval: false,
     });
     for (const def of Object.values(MAP_SETTING_DEFS)) {
       expect(def.name).toMatch(/^[a-z0-9_]+$/);

@@ -1,8 +1,8 @@
-import { BerReader, BerWriter, SearchReference, SearchResponse, StatusCodeParser } from 'ldapts';
+import { BerReader, BerWriter, SearchReference, SearchResponse, StatusCodeParser, type Entry } from 'ldapts';
 import { describe, expect, it } from 'vitest';
-import { LDAP_REFERRAL, toLdapFailure } from '../../src/ldap/errors.js';
+import { LDAP_REFERRAL, LdapFailure, toLdapFailure } from '../../src/ldap/errors.js';
 import { clean, referenceUrls, referralsOf } from '../../src/ldap/ldapts-fixes.js';
-import { parseReferralUrl, serverKey } from '../../src/ldap/referral.js';
+import { parseReferralUrl, ReferralChaser, serverKey } from '../../src/ldap/referral.js';
 
 /** The body of an LDAPResult: resultCode, matchedDN, diagnosticMessage, [3] referral URLs. */
 function resultBody(code: number, message: string, urls?: string[]): Buffer {
@@ -95,5 +95,54 @@ describe('parseReferralUrl', () => {
     expect(serverKey({ url: 'ldap://127.0.0.1:3890/', scheme: 'ldap', host: '127.0.0.1', port: 3890 })).toBe(parseReferralUrl('ldap://127.0.0.1:3890/o=x')?.key);
     expect(serverKey({ url: 'ldap://LOCALHOST/', scheme: 'ldap', host: 'LOCALHOST' })).toBe('ldap://localhost:389');
     expect(serverKey({ url: 'ldapi:///', scheme: 'ldapi', socketPath: '/run/x' })).toBeUndefined();
+  });
+});
+
+describe('search references behind search references (Active Directory), as libldap follows them', () => {
+  const HOME = 'ldap://ad.example.org:389';
+  const settings = {} as ConstructorParameters<typeof ReferralChaser>[0];
+  const entry = (dn: string) => ({ dn }) as Entry;
+
+  it("CN=Configuration, then CN=Schema: both followed over the map's own connection", async () => {
+    const asked: string[] = [];
+    const chaser = new ReferralChaser(settings);
+    const got = await chaser.complete({ base: 'DC=ad', scope: 'sub' }, { kind: 'entries', entries: [entry('CN=u,DC=ad')], references: ['ldap://ad.example.org/CN=Configuration,DC=ad'], serverKey: HOME }, {
+      searchHome: async (c) => {
+        asked.push(`${c.base} ${c.scope}`);
+        return c.base.startsWith('CN=Configuration')
+          ? { kind: 'entries', entries: [], references: ['ldap://ad.example.org/CN=Schema,CN=Configuration,DC=ad'] }
+          : { kind: 'entries', entries: [entry('CN=s,CN=Schema,CN=Configuration,DC=ad')], references: [] };
+      },
+      searchOn: () => Promise.reject(new Error('no other server here')),
+    });
+    expect(asked).toEqual(['CN=Configuration,DC=ad sub', 'CN=Schema,CN=Configuration,DC=ad sub']);
+    expect(got.map((e) => e.dn)).toEqual(['CN=u,DC=ad', 'CN=s,CN=Schema,CN=Configuration,DC=ad']);
+    await chaser.close();
+  });
+
+  it('the fifth referred search drops the references it gets, silently (ld_refhoplimit 5)', async () => {
+    const asked: string[] = [];
+    const chaser = new ReferralChaser(settings);
+    const got = await chaser.complete({ base: 'DC=ad', scope: 'sub' }, { kind: 'entries', entries: [], references: ['ldap://ad.example.org/OU=1,DC=ad'], serverKey: HOME }, {
+      searchHome: async (c) => {
+        asked.push(c.base);
+        const n = Number(/^OU=(\d+)/.exec(c.base)![1]);
+        return { kind: 'entries', entries: [entry(`CN=x,${c.base}`)], references: [`ldap://ad.example.org/OU=${n + 1},DC=ad`] };
+      },
+      searchOn: () => Promise.reject(new Error('no other server here')),
+    });
+    expect(asked).toEqual(['OU=1,DC=ad', 'OU=2,DC=ad', 'OU=3,DC=ad', 'OU=4,DC=ad', 'OU=5,DC=ad']);
+    expect(got).toHaveLength(5);
+    await chaser.close();
+  });
+
+  it('a referral result met behind a reference is the temporary error libldap waits into', async () => {
+    const chaser = new ReferralChaser(settings);
+    const p = chaser.complete({ base: 'DC=ad', scope: 'sub' }, { kind: 'entries', entries: [entry('CN=u,DC=ad')], references: ['ldap://ad.example.org/OU=r,DC=ad'], serverKey: HOME }, {
+      searchHome: async () => ({ kind: 'referral', failure: new LdapFailure('error', 'elsewhere', LDAP_REFERRAL), urls: ['ldap://ad.example.org/OU=s,DC=ad'] }),
+      searchOn: () => Promise.reject(new Error('no other server here')),
+    });
+    await expect(p).rejects.toThrow(/referral behind a referral/);
+    await chaser.close();
   });
 });

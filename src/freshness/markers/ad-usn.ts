@@ -1,0 +1,103 @@
+import type { Entry } from 'ldapts';
+import { escapeFilterValue } from '../../ldap/escape.js';
+import { LdapFailure } from '../../ldap/errors.js';
+import type { LdapPool } from '../../ldap/pool.js';
+import { normalizeDn } from '../../ldap/dn.js';
+import { ChangedEntry } from '../match.js';
+
+/**
+ * Active Directory's change marker: every write on a DC takes the next update sequence number;
+ * the root DSE shows the highest one committed (`highestCommittedUSN`), and each entry the USN
+ * of its last change (`uSNChanged`, indexed). One base search on the root DSE tells whether
+ * anything changed; then `(uSNChanged>=OLD+1)` under the naming context finds what was added or
+ * modified. A deleted entry turns into a tombstone under CN=Deleted Objects, out of sight
+ * without the Show Deleted control: deletions and renames are found as for contextCSN, by
+ * asking which DNs the cached answers were built from still exist (`distinguishedName`, which
+ * AD indexes). A removed group member also changes the group itself (its `member`).
+ *
+ * Polls go over the map's own bound connection (AD refuses anonymous searches by default) and
+ * never follow search references (a domain-root search refers to CN=Configuration).
+ */
+
+/** LDAP_CAP_ACTIVE_DIRECTORY_OID: the root DSE's supportedCapabilities of an AD DC (Samba's too). */
+export const AD_CAPABILITY_OID = '1.2.840.113556.1.4.800';
+
+const VERIFY_BATCH = 100;
+const SIZE_LIMIT_EXCEEDED = 4;
+
+export interface UsnBatch {
+  changed: ChangedEntry[];
+  deleted: Set<string>;
+  unexplained?: string;
+}
+
+function values(entry: Entry | undefined, attr: string): string[] {
+  if (!entry) return [];
+  const want = attr.toLowerCase();
+  for (const [name, v] of Object.entries(entry)) {
+    if (name.toLowerCase() !== want) continue;
+    return (Array.isArray(v) ? v : [v]).map((x) => (Buffer.isBuffer(x) ? x.toString('utf8') : String(x)));
+  }
+  return [];
+}
+
+/** Whether a root DSE is an AD DC's with a readable highestCommittedUSN. */
+export function adUsnOf(rootDse: Entry | undefined): number | undefined {
+  if (!values(rootDse, 'supportedCapabilities').includes(AD_CAPABILITY_OID)) return undefined;
+  const usn = Number(values(rootDse, 'highestCommittedUSN')[0]);
+  return Number.isSafeInteger(usn) && usn >= 0 ? usn : undefined;
+}
+
+export async function readHighestUsn(pool: LdapPool): Promise<number | undefined> {
+  const e = await pool.search({ base: '', scope: 'base', filter: '(objectClass=*)', attributes: ['highestCommittedUSN', 'supportedCapabilities'], deref: 0 }, { chase: false });
+  return adUsnOf(e[0]);
+}
+
+async function sizeLimited(p: Promise<Entry[]>): Promise<Entry[] | undefined> {
+  try {
+    return await p;
+  } catch (err) {
+    if (err instanceof LdapFailure && err.code === SIZE_LIMIT_EXCEEDED) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * One poll: undefined when the USN did not move, else what changed since `old` and the new
+ * USN. `tracked` gives the normalized DNs the cached answers under `base` were built from.
+ */
+export async function pollAdUsn(
+  pool: LdapPool,
+  base: string,
+  old: number,
+  tracked: () => string[],
+  limits: { maxChanged: number; maxVerify: number },
+): Promise<{ usn: number; batch?: UsnBatch }> {
+  const now = await readHighestUsn(pool);
+  if (now === undefined) return { usn: old, batch: { changed: [], deleted: new Set(), unexplained: 'highestCommittedUSN is gone from the root DSE' } };
+  if (now === old) return { usn: now };
+  const batch: UsnBatch = { changed: [], deleted: new Set() };
+  const filter = `(uSNChanged>=${old + 1})`;
+  const probe = await sizeLimited(pool.search({ base, scope: 'sub', filter, attributes: ['uSNChanged'], deref: 0 }, { chase: false }));
+  if (probe === undefined) batch.unexplained = 'more changed entries than the server returns in one search (size limit)';
+  else if (probe.length > limits.maxChanged) batch.unexplained = `${probe.length} entries changed at once (more than ${limits.maxChanged})`;
+  else if (probe.length > 0) {
+    const entries = await sizeLimited(pool.search({ base, scope: 'sub', filter, attributes: ['*', 'uSNChanged'], deref: 0 }, { chase: false }));
+    if (entries === undefined) batch.unexplained = 'more changed entries than the server returns in one search (size limit)';
+    else for (const e of entries) batch.changed.push(new ChangedEntry(normalizeDn(e.dn), e));
+  }
+  if (!batch.unexplained) {
+    const dns = tracked();
+    if (dns.length > limits.maxVerify) batch.unexplained = `more than ${limits.maxVerify} cached DNs to check for deletions`;
+    else {
+      const present = new Set<string>();
+      for (let i = 0; i < dns.length; i += VERIFY_BATCH) {
+        const part = dns.slice(i, i + VERIFY_BATCH);
+        const f = `(|${part.map((dn) => `(distinguishedName=${escapeFilterValue(dn)})`).join('')})`;
+        for (const e of await pool.search({ base, scope: 'sub', filter: f, attributes: ['1.1'], deref: 0 }, { chase: false })) present.add(normalizeDn(e.dn));
+      }
+      batch.deleted = new Set(dns.filter((dn) => !present.has(dn)));
+    }
+  }
+  return { usn: now, batch };
+}
