@@ -12,6 +12,7 @@ import { POSTCONF, parseMainCf, parseMasterCf } from '../support/postfix-instanc
 import { startSlapd, directoryLdif, type Slapd } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
 import { runCommand } from '../support/run.js';
+import { fleetAliasesCf, fleetDaemonConf, fleetSnippet } from '../support/fleet.js';
 
 const SNIPPETS = resolve(REPO, 'postfix-snippets');
 const STOCK_MASTER_CF = '/etc/postfix/master.cf';
@@ -171,5 +172,59 @@ describe('example daemon config and ldap .cf files', () => {
     expect({ code: dash.code, stderr: dash.stderr }).toEqual({ code: 1, stderr: '' });
     const explained = await runCli(['explain', '--json', '--config', conf, 'mailboxes', '--', '-dash@example.org']);
     expect((JSON.parse(explained.stdout) as { key: string }).key).toBe('-dash@example.org');
+  });
+});
+
+describe('postfix-snippets/fleet: the local replica on each MTA host', () => {
+  // fleet.test.ts runs these files against a real provider and consumer; here each is checked
+  // on its own, as an admin would before starting anything.
+  let slapd: Slapd | undefined;
+  beforeAll(async () => {
+    slapd = await startSlapd({ ldif: directoryLdif(), ldapi: true });
+  });
+  afterAll(async () => {
+    await slapd?.destroy();
+  });
+
+  it('slapd-consumer.conf, as copied, passes slaptest in a consumer slapd.conf', async () => {
+    const dir = makeTmpDir('snippet-fleet-slapd-');
+    const text = fleetSnippet('slapd-consumer.conf');
+    const at = text.search(/^# --- database section/m);
+    expect(at).toBeGreaterThan(0);
+    const conf = join(dir, 'slapd.conf');
+    writeFileSync(conf, [
+      ...['core', 'cosine', 'inetorgperson', 'nis'].map((s) => `include /etc/ldap/schema/${s}.schema`),
+      `include ${join(REPO, 'test/fixtures/ldap/socketmap-test.schema')}`,
+      'modulepath /usr/lib/ldap',
+      'moduleload back_mdb',
+      text.slice(0, at),
+      'database mdb',
+      'suffix "dc=example,dc=org"',
+      'rootdn "cn=admin,dc=example,dc=org"',
+      `directory ${dir}`,
+      text.slice(at),
+    ].join('\n'));
+    const r = await runCommand('/usr/sbin/slaptest', ['-u', '-f', conf]);
+    expect(r.output).toMatch(/config file testing succeeded/);
+    expect(r.code, r.output).toBe(0);
+    for (const directive of [/^syncrepl rid=\d+$/m, /^\s+type=refreshAndPersist$/m, /^updateref /m, /^overlay syncprov$/m, /^authz-regexp /m, /^access to \*$/m]) {
+      expect(text).toMatch(directive);
+    }
+  });
+
+  it('ldap-socketmap.conf and ldap-aliases.cf (ldapi, SASL EXTERNAL) pass `ldap-socketmap check --strict` and answer', async () => {
+    const dir = makeTmpDir('snippet-fleet-');
+    chmodSync(dir, 0o755);
+    writeFileSync(join(dir, 'ldap-aliases.cf'), fleetAliasesCf(slapd!));
+    const conf = join(dir, 'ldap-socketmap.conf');
+    writeFileSync(conf, fleetDaemonConf(dir, { metrics_listen: '' }));
+    expect(fleetSnippet('ldap-aliases.cf')).toMatch(/^server_host = ldapi:\/\/%2F\S+$/m);
+    const r = await runCli(['check', '--strict', '--config', conf]);
+    const out = r.stdout + r.stderr;
+    expect(r.code, out).toBe(0);
+    expect(out).not.toMatch(/warning|error|FAILED/i);
+    expect(out).toMatch(/map aliases: .*ldap-aliases\.cf/);
+    const sales = await runCli(['query', '--config', conf, 'aliases', 'sales@example.org']);
+    expect(sales.stdout.trim()).toBe('alice@example.org,robert@example.org,Bob.Builder@Example.ORG,bob@example.org,sales-archive@elsewhere.net');
   });
 });

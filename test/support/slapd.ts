@@ -63,6 +63,12 @@ export interface SlapdOptions {
    * where this directory is bind-mounted over /etc/ldap/sasl2; the host sees no change.
    */
   saslConfDir?: string;
+  /**
+   * Start with an empty database: no slapadd, not even the suffix entry (`ldif` must be unset).
+   * For a syncrepl consumer, which gets every entry, with the provider's entryUUID and entryCSN,
+   * from its provider.
+   */
+  empty?: boolean;
 }
 
 export interface SlapdTls {
@@ -316,13 +322,14 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<Slapd> {
   writeFileSync(confFile, conf);
 
   // Load data.
+  if (opts.empty && opts.ldif !== undefined) throw new Error('startSlapd: empty and ldif exclude each other');
   const ldifs = opts.ldif === undefined ? [] : Array.isArray(opts.ldif) ? opts.ldif : [opts.ldif];
   let data = ldifs.map((l) => l.trimEnd() + '\n').join('\n');
   if (!ldifMentionsDn(data, suffix)) data = suffixEntryLdif(suffix) + '\n' + data;
   const dataFile = join(dir, 'data.ldif');
   writeFileSync(dataFile, data);
-  const add = spawnSync('/usr/sbin/slapadd', ['-f', confFile, '-l', dataFile], { encoding: 'utf8' });
-  if (add.status !== 0) {
+  const add = opts.empty ? undefined : spawnSync('/usr/sbin/slapadd', ['-f', confFile, '-l', dataFile], { encoding: 'utf8' });
+  if (add && add.status !== 0) {
     const msg = `slapadd failed (exit ${add.status}):\n${add.stderr}${add.stdout}`;
     rmSync(dir, { recursive: true, force: true });
     throw new Error(msg);
