@@ -46,10 +46,10 @@ afterAll(async () => {
 
 describe('limit settings', () => {
   it('have sane defaults and are daemon-wide top-level keys', () => {
-    expect(defaultDaemonLimits()).toEqual({ maxRequestSize: 16384, maxConnections: 2000, idleTimeout: 60, requestReadTimeout: 10 });
+    expect(defaultDaemonLimits()).toEqual({ maxRequestSize: 16384, maxConnections: 2000, idleTimeout: 60, requestReadTimeout: 10, socketmapMaxReplySize: 100000 });
     const f = join(dir, 'limits.cf');
-    writeFileSync(f, 'max_request_size = 4096\nmax_connections = 10\nidle_timeout = 2m\nrequest_read_timeout = 5s\n');
-    expect(loadDaemonConfig(f).limits).toEqual({ maxRequestSize: 4096, maxConnections: 10, idleTimeout: 120, requestReadTimeout: 5 });
+    writeFileSync(f, 'max_request_size = 4096\nmax_connections = 10\nidle_timeout = 2m\nrequest_read_timeout = 5s\nsocketmap_max_reply_size = 50000\n');
+    expect(loadDaemonConfig(f).limits).toEqual({ maxRequestSize: 4096, maxConnections: 10, idleTimeout: 120, requestReadTimeout: 5, socketmapMaxReplySize: 50000 });
     expect(loadDaemonConfig(undefined, { settings: ['max_connections=7'] }).limits?.maxConnections).toBe(7);
     writeFileSync(f, 'map.a = /x.cf\nmap.a.max_connections = 10\n');
     expect(() => loadDaemonConfig(f)).toThrow(/max_connections is daemon-wide/);
