@@ -1,10 +1,9 @@
-import { LdapFailure } from '../ldap/errors.js';
+import { LDAP_SIZE_LIMIT_EXCEEDED, LdapFailure } from '../ldap/errors.js';
 import type { LdapPool } from '../ldap/pool.js';
 import { readContextCsn, type WatchedContext } from './marker.js';
 import { readLastUsn } from './markers/usn.js';
 import { formatGeneralizedTime } from './watcher.js';
 
-const SIZE_LIMIT_EXCEEDED = 4;
 
 /**
  * One real poll of a context's marker, as the watcher makes it (same bind, same searches), so
@@ -32,7 +31,7 @@ export async function probeMarker(pool: LdapPool, c: WatchedContext): Promise<{ 
         const t = formatGeneralizedTime(Math.floor(Date.now() / 1000));
         await pool.search({ base: c.base, scope: 'sub', filter: `(|(modifyTimestamp>=${t})(createTimestamp>=${t}))`, attributes: ['modifyTimestamp', 'createTimestamp'], deref: 0 }).catch((err: unknown) => {
           // More entries changed in the last minute than the size limit: the watcher copes with that.
-          if (err instanceof LdapFailure && err.code === SIZE_LIMIT_EXCEEDED) return [];
+          if (err instanceof LdapFailure && err.code === LDAP_SIZE_LIMIT_EXCEEDED) return [];
           throw err;
         });
         break;

@@ -1,7 +1,7 @@
 import type { Entry } from 'ldapts';
 import type { InvalidatableCache } from '../cache/options.js';
 import { escapeFilterValue } from '../ldap/escape.js';
-import { LdapFailure } from '../ldap/errors.js';
+import { LdapFailure, sizeLimited } from '../ldap/errors.js';
 import type { LdapPool } from '../ldap/pool.js';
 import { log, RateLimitedLog } from '../log.js';
 import type { Dependencies } from '../cache/dependencies.js';
@@ -164,7 +164,6 @@ interface ChangeBatch {
   unexplained?: string;
 }
 
-const SIZE_LIMIT_EXCEEDED = 4;
 /** How far the directory's clock may be behind ours (until its timestamps show better). */
 const SKEW_SEC = 60;
 /** How long an observation of the directory's clock is relied on before a newer one replaces it. */
@@ -657,15 +656,6 @@ export class ChangeWatcher {
 
 const SIZE_LIMIT_REASON = 'more changed entries than the server returns in one search (size limit)';
 
-/** The search's entries, or undefined when the server's size limit cut it short. */
-async function sizeLimited(search: Promise<Entry[]>): Promise<Entry[] | undefined> {
-  try {
-    return await search;
-  } catch (err) {
-    if (err instanceof LdapFailure && err.code === SIZE_LIMIT_EXCEEDED) return undefined;
-    throw err;
-  }
-}
 
 /** Whether an entry a poll found is new or changed since it was seen (or due for its second report). */
 function isNew(c: ContextState, dn: string, s: { ts: number; csn: string | undefined }): boolean {

@@ -28,6 +28,20 @@ export class LdapFailure extends Error implements SearchFailure {
 
 export const LDAP_NO_SUCH_OBJECT = 32;
 export const LDAP_REFERRAL = 10;
+export const LDAP_SIZE_LIMIT_EXCEEDED = 4;
+
+/**
+ * A search's entries, or undefined when the server's size limit cut it short: for the change
+ * watcher's polls, which then know only that "many" changed.
+ */
+export async function sizeLimited<T>(search: Promise<T[]>): Promise<T[] | undefined> {
+  try {
+    return await search;
+  } catch (err) {
+    if (err instanceof LdapFailure && err.code === LDAP_SIZE_LIMIT_EXCEEDED) return undefined;
+    throw err;
+  }
+}
 const LDAP_TIME_LIMIT_EXCEEDED = 3;
 
 /**

@@ -1,6 +1,6 @@
 import type { Entry } from 'ldapts';
 import { escapeFilterValue } from '../../ldap/escape.js';
-import { LdapFailure } from '../../ldap/errors.js';
+import { sizeLimited } from '../../ldap/errors.js';
 import type { LdapPool } from '../../ldap/pool.js';
 import { normalizeDn } from '../../ldap/dn.js';
 import { ChangedEntry } from '../match.js';
@@ -23,7 +23,6 @@ import { ChangedEntry } from '../match.js';
 export const AD_CAPABILITY_OID = '1.2.840.113556.1.4.800';
 
 const VERIFY_BATCH = 100;
-const SIZE_LIMIT_EXCEEDED = 4;
 
 export interface UsnBatch {
   changed: ChangedEntry[];
@@ -53,14 +52,6 @@ export async function readHighestUsn(pool: LdapPool): Promise<number | undefined
   return adUsnOf(e[0]);
 }
 
-async function sizeLimited(p: Promise<Entry[]>): Promise<Entry[] | undefined> {
-  try {
-    return await p;
-  } catch (err) {
-    if (err instanceof LdapFailure && err.code === SIZE_LIMIT_EXCEEDED) return undefined;
-    throw err;
-  }
-}
 
 /**
  * One poll: undefined when the USN did not move, else what changed since `old` and the new

@@ -1,5 +1,5 @@
 import type { Entry } from 'ldapts';
-import { LdapFailure } from '../../ldap/errors.js';
+import { sizeLimited } from '../../ldap/errors.js';
 import type { LdapPool } from '../../ldap/pool.js';
 import { normalizeDn } from '../../ldap/dn.js';
 
@@ -77,17 +77,7 @@ export interface UsnPoll {
   unexplained?: string;
 }
 
-const SIZE_LIMIT_EXCEEDED = 4;
 
-/** The search's entries, or undefined when the server's size limit cut it short. */
-async function sizeLimited(search: Promise<Entry[]>): Promise<Entry[] | undefined> {
-  try {
-    return await search;
-  } catch (err) {
-    if (err instanceof LdapFailure && err.code === SIZE_LIMIT_EXCEEDED) return undefined;
-    throw err;
-  }
-}
 
 /**
  * One poll: the root DSE's counter, and when it moved, the entries written since `old`
