@@ -1,12 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { CacheHitKind, CacheObserver, CacheSource } from '../cache/options.js';
-import type { ChangeKind, WatcherObserver, WatcherStatus } from '../freshness/watcher.js';
+import type { WatcherObserver, WatcherStatus } from '../freshness/watcher.js';
 import type { PoolObserver } from '../ldap/pool-observer.js';
 import type { LookupResult } from '../contracts/result.js';
 import type { ConnectionObserver } from '../server/daemon.js';
 import type { LookupObserver } from '../server/handlers.js';
 import { CounterCells, HistogramCells, type CounterCell, type HistogramCell } from './cells.js';
+import { FreshnessMetrics } from './freshness.js';
+import { snapshotMetrics, type SnapshotObserver } from './snapshot.js';
 
 /**
  * Prometheus metrics for one daemon, in a registry of its own (not prom-client's global one, so
@@ -72,17 +74,6 @@ export interface CacheStats {
   readonly bytes: number;
 }
 
-/** What the cache snapshot (src/runtime/cache-snapshot.ts) reports. */
-export interface SnapshotObserver {
-  /** A snapshot file was written: its entries and how long encoding and writing took. */
-  written(entries: number, seconds: number): void;
-  writeFailed(): void;
-  /** At start: answers restored, and answers in the file that were not (map changed or gone, expired). */
-  loaded(entries: number, dropped: number): void;
-  /** At start: no file yet (missing), or a file that could not be used (failed). */
-  notLoaded(why: 'missing' | 'failed'): void;
-}
-
 export interface MetricsOptions {
   /** Daemon version for build_info; default: package.json's. */
   version?: string;
@@ -123,10 +114,7 @@ export class Metrics {
   private readonly openClients = new Map<string, number>();
   private readonly ldapLoad = new Map<string, { inFlight: number; queued: number }>();
 
-  private watchers: { status(): WatcherStatus }[] = [];
-  private readonly directoryChanges: Counter<'servers' | 'kind'>;
-  private readonly invalidations: Counter<'map'>;
-  private readonly changePollErrors: Counter<'servers'>;
+  private readonly freshness: FreshnessMetrics;
   private readonly lookupDuration: HistogramCells<'map' | 'result' | 'source'>;
   private readonly lookups: CounterCells<'map' | 'result'>;
   private readonly cacheHits: CounterCells<'map' | 'kind'>;
@@ -279,7 +267,7 @@ export class Metrics {
       this.clientDenied.inc({ protocol }, 0);
       for (const kind of ['idle', 'read']) this.clientTimeouts.inc({ protocol, kind }, 0);
     }
-    this.snapshotObserver = this.makeSnapshotObserver(registers);
+    this.snapshotObserver = snapshotMetrics(registers);
     const ldapLoad = this.ldapLoad;
     new Gauge({
       name: 'ldap_socketmap_ldap_in_flight',
@@ -402,74 +390,13 @@ export class Metrics {
 
     this.lookupObserver = this.makeLookupObserver('unknown');
 
-    // Change watchers (freshness): label `servers` is a pool's server_host list, as for the
-    // pool gauges; `marker` and `kind` are fixed enums; `base` a naming context of the server.
-    this.directoryChanges = new Counter({
-      name: 'ldap_socketmap_directory_changes_total',
-      help: 'Directory changes the change watchers saw: entries added/modified, entries deleted, and changes that could not be pinned down (unexplained: the maps depending on it were expired).',
-      labelNames: ['servers', 'kind'],
-      registers,
-    });
-    this.invalidations = new Counter({
-      name: 'ldap_socketmap_cache_invalidations_total',
-      help: 'Cached answers expired by the change watcher because a directory change may have affected them.',
-      labelNames: ['map'],
-      registers,
-    });
-    this.changePollErrors = new Counter({
-      name: 'ldap_socketmap_change_poll_errors_total',
-      help: 'Change marker polls that failed (nothing is invalidated while they fail).',
-      labelNames: ['servers'],
-      registers,
-    });
-    const watcherStatus = (): WatcherStatus[] => this.watchers.map((w) => w.status());
-    new Gauge({
-      name: 'ldap_socketmap_change_poll_age_seconds',
-      help: 'Seconds since the change watcher last polled its directory successfully (since start when never).',
-      labelNames: ['servers'],
-      registers,
-      collect() {
-        this.reset();
-        for (const s of watcherStatus()) this.set({ servers: s.servers }, s.lastSuccessAgeSec);
-      },
-    });
-    new Gauge({
-      name: 'ldap_socketmap_change_watcher_blind',
-      help: 'Set to 1 while a change watcher cannot poll (changes go unseen; answers fall back to blind_cache_ttl); reason is the refusing result code by name, or unreachable.',
-      labelNames: ['servers', 'reason'],
-      registers,
-      collect() {
-        this.reset();
-        for (const s of watcherStatus()) if (s.state === 'failing') this.set({ servers: s.servers, reason: s.refused ?? 'unreachable' }, 1);
-      },
-    });
-    new Gauge({
-      name: 'ldap_socketmap_change_marker',
-      help: 'The change marker a watcher uses per naming context (contextCSN or modifyTimestamp); the value is always 1.',
-      labelNames: ['servers', 'base', 'marker'],
-      registers,
-      collect() {
-        this.reset();
-        for (const s of watcherStatus()) for (const c of s.contexts) this.set({ servers: s.servers, base: c.base, marker: c.marker }, 1);
-      },
-    });
-    this.watcherObserver = {
-      changes: (servers: string, kind: ChangeKind, n: number) => this.directoryChanges.inc({ servers, kind }, n),
-      invalidated: (map: string, n: number) => {
-        this.declareMap(map);
-        this.invalidations.inc({ map }, n);
-      },
-      pollError: (servers: string) => this.changePollErrors.inc({ servers }),
-    };
+    this.freshness = new FreshnessMetrics(registers, (map) => this.declareMap(map));
+    this.watcherObserver = this.freshness.observer;
   }
 
   /** The running change watchers (replaces the previous set, e.g. after reload); creates their series at 0. */
   registerWatchers(watchers: { readonly servers: string; status(): WatcherStatus }[]): void {
-    this.watchers = [...watchers];
-    for (const w of watchers) {
-      this.changePollErrors.inc({ servers: w.servers }, 0);
-      for (const kind of ['modified', 'deleted', 'unexplained'] as const) this.directoryChanges.inc({ servers: w.servers, kind }, 0);
-    }
+    this.freshness.register(watchers);
   }
 
   /** For the protocol handlers: counts lookups_total and oversize replies with the listener's protocol. */
@@ -515,7 +442,7 @@ export class Metrics {
     for (const result of RESULTS) m.lookups[result] = this.lookups.cell({ map: name, result });
     for (const kind of HIT_KINDS) m.hits[kind] = this.cacheHits.cell({ map: name, kind });
     m.misses = this.cacheMisses.cell({ map: name });
-    this.invalidations.inc({ map: name }, 0);
+    this.freshness?.declareMap(name);
     this.knownMaps.set(name, m);
     return m;
   }
@@ -553,55 +480,6 @@ export class Metrics {
     const n = Math.max(0, (counts.get(key) ?? 0) + delta);
     counts.set(key, n);
     set(n);
-  }
-
-  private makeSnapshotObserver(registers: Registry[]): SnapshotObserver {
-    const writes = new Counter({
-      name: 'ldap_socketmap_cache_snapshot_writes_total',
-      help: 'Cache snapshot writes (cache_snapshot_file), by result (ok, error).',
-      labelNames: ['result'],
-      registers,
-    });
-    const loads = new Counter({
-      name: 'ldap_socketmap_cache_snapshot_loads_total',
-      help: 'Cache snapshot reads at start, by result: ok, missing (no file yet), error (damaged or unreadable file, ignored).',
-      labelNames: ['result'],
-      registers,
-    });
-    const entries = new Gauge({
-      name: 'ldap_socketmap_cache_snapshot_entries',
-      help: 'Cached answers in the last snapshot written (op="written"), restored at start (op="loaded"), and in the file but not restored at start (op="dropped": map configuration changed or map gone, expired past stale_if_error).',
-      labelNames: ['op'],
-      registers,
-    });
-    const duration = new Gauge({
-      name: 'ldap_socketmap_cache_snapshot_last_write_duration_seconds',
-      help: 'How long the last successful cache snapshot took to encode and write (fsync included).',
-      registers,
-    });
-    const lastWrite = new Gauge({
-      name: 'ldap_socketmap_cache_snapshot_last_write_timestamp_seconds',
-      help: 'Unix time of the last successful cache snapshot write (0: none yet).',
-      registers,
-    });
-    for (const result of ['ok', 'error']) writes.inc({ result }, 0);
-    for (const result of ['ok', 'missing', 'error']) loads.inc({ result }, 0);
-    for (const op of ['written', 'loaded', 'dropped']) entries.set({ op }, 0);
-    return {
-      written: (n, seconds) => {
-        writes.inc({ result: 'ok' });
-        entries.set({ op: 'written' }, n);
-        duration.set(seconds);
-        lastWrite.set(Date.now() / 1000);
-      },
-      writeFailed: () => writes.inc({ result: 'error' }),
-      loaded: (n, dropped) => {
-        loads.inc({ result: 'ok' });
-        entries.set({ op: 'loaded' }, n);
-        entries.set({ op: 'dropped' }, dropped);
-      },
-      notLoaded: (why) => loads.inc({ result: why === 'missing' ? 'missing' : 'error' }),
-    };
   }
 
   private makeLookupObserver(protocol: string): LookupObserver {

@@ -24,7 +24,7 @@ import { decodeSnapshot, encodeSnapshot, SnapshotFormatError, type Snapshot, typ
 import type { SnapshotSettings } from '../config/snapshot-settings.js';
 import type { ContextMarker } from '../freshness/watcher.js';
 import { log, RateLimitedLog } from '../log.js';
-import type { SnapshotObserver } from '../metrics/metrics.js';
+import type { SnapshotObserver } from '../metrics/snapshot.js';
 import { readSnapshotFile, SnapshotReadError, writeFileAtomic } from './snapshot-file.js';
 
 /** A map's cache as the snapshot sees it. */
