@@ -1,3 +1,6 @@
+// Over 400 lines on purpose: every path that reads or writes an entry (the synchronous hit,
+// lookup, look-only, store, invalidate, snapshot export and import) must apply the same expiry,
+// stale-if-error and invalidation-epoch rules, so they stay in one class beside those rules.
 import { LRUCache } from 'lru-cache';
 import type { AnswerCodec, LookupContext, LookupMap, ReadyAnswer, ServedMap } from '../contracts/map.js';
 import { found, NOTFOUND, type AnswerKind, type LookupResult } from '../contracts/result.js';

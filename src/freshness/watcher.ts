@@ -1,3 +1,6 @@
+// Over 400 lines on purpose: the poll loop, each naming context's state (baselines, entries
+// already seen, the server's clock anchor) and the invalidation that follows a poll share that
+// state; the marker-specific reads live in markers/* and marker.ts.
 import type { Entry } from 'ldapts';
 import type { InvalidatableCache } from '../cache/options.js';
 import { escapeFilterValue } from '../ldap/escape.js';
@@ -16,7 +19,7 @@ import { pollUsn } from './markers/usn.js';
 /**
  * The change watcher of one LDAP connection pool (one server_host list): it polls a cheap change
  * marker every change_poll_interval and expires the cached answers a change may have affected, so
- * long cache TTLs stay safe. See docs-snippets/README-freshness.md for the whole story.
+ * long cache TTLs stay safe. See docs/freshness.md for the whole story.
  *
  * Per watched naming context (the one holding a map's search base):
  *

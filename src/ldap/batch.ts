@@ -1,3 +1,6 @@
+// Just over 400 lines: the batcher is one unit (grouping a walk's member searches, the batch
+// search, matching entries back to DNs exactly, and the per-DN fallback that keeps answers
+// byte for byte Postfix's).
 /**
  * Batched member fetches: the base-scope searches a list expansion makes for its member DNs,
  * answered by few subtree searches on OpenLDAP's `entryDN` attribute (RFC 5020) instead of one

@@ -1,3 +1,6 @@
+// About 500 lines: one registry and the per-map and per-server cells every observer writes
+// to; the change watchers' and the snapshot's series, which share nothing with them, live in
+// freshness.ts and snapshot.ts.
 import { readFileSync } from 'node:fs';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { CacheHitKind, CacheObserver, CacheSource } from '../cache/options.js';
