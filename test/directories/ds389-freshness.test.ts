@@ -13,7 +13,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { bulkLdif, startDs389, type Ds389 } from '../support/ds389.js';
-import { bigListLdif } from '../support/fixtures.js';
+import { bigListLdif, FRESHNESS_LDIF } from '../support/fixtures.js';
 import { cfTemplate, classify, expandTemplate, makePostfixConfigDir, postmapQuery, valueOf, writeCf } from '../support/postfix.js';
 import { directoryLdif } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
@@ -24,27 +24,7 @@ const POLL_S = 1;
 const WITHIN_MS = 4 * POLL_S * 1000 + 1000;
 const BLIND_TTL_S = 3;
 
-const EXTRA_LDIF = `
-dn: uid=fresh-gone,ou=People,dc=example,dc=org
-objectClass: inetOrgPerson
-uid: fresh-gone
-cn: Fresh Gone
-sn: Gone
-mail: fresh-gone@example.org
-
-dn: cn=fresh-team,ou=Groups,dc=example,dc=org
-objectClass: mailList
-cn: fresh-team
-listName: fresh-team
-contact: uid=alice,ou=People,dc=example,dc=org
-contact: uid=fresh-gone,ou=People,dc=example,dc=org
-
-dn: cn=fresh-other,ou=Groups,dc=example,dc=org
-objectClass: mailList
-cn: fresh-other
-listName: fresh-other
-contact: uid=dave,ou=People,dc=example,dc=org
-
+const EXTRA_LDIF = `${FRESHNESS_LDIF}
 dn: cn=fresh-doomed,ou=Groups,dc=example,dc=org
 objectClass: mailList
 cn: fresh-doomed

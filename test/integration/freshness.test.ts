@@ -14,6 +14,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemonWithMetrics, type DaemonWithMetrics, runCli } from '../support/daemon.js';
 import { classify, makePostfixConfigDir, postmapQuery, valueOf, writeFixtureCf } from '../support/postfix.js';
+import { FRESHNESS_LDIF } from '../support/fixtures.js';
 import { directoryLdif, startSlapd, type Slapd } from '../support/slapd.js';
 import { sleep, waitFor } from '../support/wait.js';
 import { metricValue, scrapeMetrics } from '../support/metrics.js';
@@ -22,28 +23,6 @@ import { makeTmpDir } from '../support/tmp.js';
 const POLL_S = 1;
 /** "within poll interval + 1 s", measured from the moment ldapmodify returned. */
 const WITHIN_MS = POLL_S * 1000 + 1000;
-
-const EXTRA_LDIF = `
-dn: uid=fresh-gone,ou=People,dc=example,dc=org
-objectClass: inetOrgPerson
-uid: fresh-gone
-cn: Fresh Gone
-sn: Gone
-mail: fresh-gone@example.org
-
-dn: cn=fresh-team,ou=Groups,dc=example,dc=org
-objectClass: mailList
-cn: fresh-team
-listName: fresh-team
-contact: uid=alice,ou=People,dc=example,dc=org
-contact: uid=fresh-gone,ou=People,dc=example,dc=org
-
-dn: cn=fresh-other,ou=Groups,dc=example,dc=org
-objectClass: mailList
-cn: fresh-other
-listName: fresh-other
-contact: uid=dave,ou=People,dc=example,dc=org
-`;
 
 const ADD_ERIN = `dn: cn=fresh-team,ou=Groups,dc=example,dc=org
 changetype: modify
@@ -60,7 +39,6 @@ listName: fresh-new
 contact: uid=carol,ou=People,dc=example,dc=org
 `;
 
-
 interface Setup {
   slapd: Slapd;
   daemon: DaemonWithMetrics;
@@ -73,7 +51,7 @@ let sync: Setup;
 let plain: Setup;
 
 async function setup(syncprov: boolean, extraArgs: (files: Record<string, string>) => string[] = () => []): Promise<Setup> {
-  const slapd = await startSlapd({ ldif: [directoryLdif(), EXTRA_LDIF], syncprov });
+  const slapd = await startSlapd({ ldif: [directoryLdif(), FRESHNESS_LDIF], syncprov });
   const dir = makeTmpDir('fresh-');
   const vars = { LDAP_URL: slapd.url };
   const files = { aliases: writeFixtureCf(dir, 'aliases', vars), mailboxes: writeFixtureCf(dir, 'mailboxes', vars) };

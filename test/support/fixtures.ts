@@ -240,3 +240,26 @@ export function bigListExpected(name: string, members: number): string {
   for (let i = 1; i <= members; i++) out.push(bigListMember(name, i, members).mail);
   return out.join(',');
 }
+
+/** Entries the freshness suites add, change and delete while the daemon holds them cached. */
+export const FRESHNESS_LDIF = `
+dn: uid=fresh-gone,ou=People,dc=example,dc=org
+objectClass: inetOrgPerson
+uid: fresh-gone
+cn: Fresh Gone
+sn: Gone
+mail: fresh-gone@example.org
+
+dn: cn=fresh-team,ou=Groups,dc=example,dc=org
+objectClass: mailList
+cn: fresh-team
+listName: fresh-team
+contact: uid=alice,ou=People,dc=example,dc=org
+contact: uid=fresh-gone,ou=People,dc=example,dc=org
+
+dn: cn=fresh-other,ou=Groups,dc=example,dc=org
+objectClass: mailList
+cn: fresh-other
+listName: fresh-other
+contact: uid=dave,ou=People,dc=example,dc=org
+`;
