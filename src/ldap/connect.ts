@@ -132,14 +132,18 @@ export async function connectServer(server: ServerTarget, settings: ConnectionSe
       stage = `SASL bind (${settings.sasl.mechs.join(' ')})`;
       const overTls = server.scheme === 'ldaps' || settings.startTls;
       const transport = server.scheme === 'ldapi'
-        ? { externalId: true, secure: true }
-        : { externalId: overTls && settings.tls.cert !== undefined, secure: overTls };
+        ? { externalId: true, secure: true, host: 'localhost' }
+        : { externalId: overTls && settings.tls.cert !== undefined, secure: overTls, host: server.host ?? 'localhost' };
       await withDeadline(saslBind(client, settings.sasl, transport, settings.bindDn, settings.bindPw), ms, `SASL bind to ${server.url}`, giveUp);
     }
   } catch (err) {
+    // Whether the server went away is read before we close the socket ourselves: a bind our
+    // side gives up on (no usable mechanism, a server that fails SCRAM's proof) is a refusal,
+    // not an outage, and must not open the circuit breaker.
+    const lost = socket.destroyed;
     giveUp();
     if (err instanceof StartTlsFailure) throw err;
-    const f = toLdapFailure(err, { server: server.url, connectionLost: socket.destroyed });
+    const f = toLdapFailure(err, { server: server.url, connectionLost: lost });
     // A refusal from the server: say what was refused and why, in libldap's words, like
     // Postfix's "Unable to bind to server ... with dn ...: 49 (Invalid credentials)".
     const message = f.code !== undefined ? `${stage} refused: ${describeResultCode(f.code, err instanceof Error ? clean(err.message) : '')}` : f.message;
