@@ -250,7 +250,7 @@ export function mapConfigFromCf(parsed: ParsedCf, options: MapConfigOptions = {}
   const dereference = dereferenceValue as MapConfig['dereference'];
   const chaseReferrals = cfGetBool(cf, 'chase_referrals', false);
 
-  const sasl = bind === 'sasl' ? readSasl(cf) : undefined;
+  const sasl = bind === 'sasl' ? readSasl(cf, warn) : undefined;
   if (sasl !== undefined && version < 3) {
     warn('version', 'bind = sasl requires protocol version 3; using 3');
     version = 3;

@@ -41,10 +41,16 @@ describe('libldap certificate name rules (GnuTLS backend)', () => {
 });
 
 describe('SASL mechanism choice (measured with postmap)', () => {
-  it('EXTERNAL whenever listed, usable only with an external identity; PLAIN only over a secure layer', () => {
-    expect(chooseMechanism(['PLAIN', 'EXTERNAL'], { externalId: true, secure: true })).toBe('EXTERNAL');
-    expect(chooseMechanism(['EXTERNAL', 'PLAIN'], { externalId: false, secure: true })).toBeUndefined();
-    expect(chooseMechanism(['PLAIN'], { externalId: false, secure: true })).toBe('PLAIN');
-    expect(chooseMechanism(['PLAIN'], { externalId: false, secure: false })).toBeUndefined();
+  it('Cyrus order whatever the list order; PLAIN only over a secure layer; EXTERNAL chosen even where it then fails', () => {
+    expect(chooseMechanism(['PLAIN', 'EXTERNAL'], { secure: true })).toBe('EXTERNAL');
+    expect(chooseMechanism(['EXTERNAL', 'PLAIN'], { secure: true })).toBe('EXTERNAL');
+    expect(chooseMechanism(['PLAIN'], { secure: true })).toBe('PLAIN');
+    expect(chooseMechanism(['PLAIN'], { secure: false })).toBeUndefined();
+    expect(chooseMechanism(['PLAIN', 'CRAM-MD5'], { secure: true })).toBe('CRAM-MD5');
+    expect(chooseMechanism(['CRAM-MD5', 'EXTERNAL'], { secure: false })).toBe('EXTERNAL');
+    expect(chooseMechanism(['EXTERNAL', 'DIGEST-MD5'], { secure: true })).toBe('DIGEST-MD5');
+    expect(chooseMechanism(['DIGEST-MD5', 'SCRAM-SHA-1'], { secure: false })).toBe('SCRAM-SHA-1');
+    expect(chooseMechanism(['SCRAM-SHA-1', 'SCRAM-SHA-224'], { secure: false })).toBe('SCRAM-SHA-224');
+    expect(chooseMechanism(['SCRAM-SHA-1', 'SCRAM-SHA-512', 'SCRAM-SHA-384'], { secure: false })).toBe('SCRAM-SHA-512');
   });
 });
