@@ -3,6 +3,7 @@ import { LdapFailure } from '../ldap/errors.js';
 import type { LdapPool } from '../ldap/pool.js';
 import { isUnder, normalizeDn } from '../ldap/dn.js';
 import { adUsnOf } from './markers/ad-usn.js';
+import { contextCsnKeepsUp } from './markers/replica-csn.js';
 import { BACKEND_SUFFIX, LASTUSN, usnSourceFor, type UsnSource } from './markers/usn.js';
 
 /**
@@ -10,7 +11,8 @@ import { BACKEND_SUFFIX, LASTUSN, usnSourceFor, type UsnSource } from './markers
  *
  * - `contextCSN`: OpenLDAP with the syncprov overlay keeps, on the naming context's entry, the
  *   CSN of the last write anywhere below it (add, modify, delete, rename). One base search tells
- *   whether anything changed at all.
+ *   whether anything changed at all. A syncrepl replica without syncprov keeps it too, unannounced;
+ *   there it is used once checked against modifyTimestamp (markers/replica-csn.ts).
  * - `entryUSN`: 389-ds with the USN plugin: the root DSE's `lastusn` moves on every write
  *   (deletions too); `(entryusn>=OLD+1)` finds the written entries from an index (markers/usn.ts).
  * - `uSNChanged`: Active Directory (markers/ad-usn.ts): the root DSE's highestCommittedUSN, then
@@ -34,6 +36,8 @@ export interface WatchedContext {
   marker: MarkerKind;
   /** contextCSN values at detection (contextCSN only). */
   csn?: string[];
+  /** contextCSN only: what moves it: the syncprov overlay, or syncrepl on a replica without it (checked). */
+  csnKeeper?: 'syncprov' | 'replica';
   /** The USN counter covering the context and its value at the last poll (entryUSN only). */
   usn?: UsnSource;
   /** highestCommittedUSN at detection or the last poll (uSNChanged only). */
@@ -50,7 +54,10 @@ export const MARKER_SEES: Record<MarkerKind, string> = {
 };
 
 export function describeContext(c: WatchedContext): string {
-  if (c.marker === 'contextCSN') return `contextCSN of ${JSON.stringify(c.base)} (syncprov): ${MARKER_SEES.contextCSN}`;
+  if (c.marker === 'contextCSN') {
+    const keeper = c.csnKeeper === 'replica' ? 'syncrepl replica without syncprov, checked against modifyTimestamp' : 'syncprov';
+    return `contextCSN of ${JSON.stringify(c.base)} (${keeper}): ${MARKER_SEES.contextCSN}`;
+  }
   if (c.marker === 'entryUSN') {
     return `lastusn${c.usn?.backend ? `;${c.usn.backend}` : ''} and (entryusn>=LAST) under ${JSON.stringify(c.base)} (389-ds USN plugin): ${MARKER_SEES.entryUSN}`;
   }
@@ -128,9 +135,11 @@ export async function detectContexts(pool: LdapPool, staticBases: string[]): Pro
   for (const norm of kept) {
     const base = chosen.get(norm)!;
     let csn: string[] = [];
-    if (syncLoaded && contexts.some((c) => normalizeDn(c) === norm)) csn = await answered(readContextCsn(pool, base), []);
+    const isContext = contexts.some((c) => normalizeDn(c) === norm);
+    if (isContext && (syncLoaded || server === 'openldap')) csn = await answered(readContextCsn(pool, base), []);
+    if (csn.length > 0 && !syncLoaded && !(await answered(contextCsnKeepsUp(pool, base, csn), false))) csn = [];
     const usn = csn.length > 0 ? undefined : usnSourceFor(rootDse, norm);
-    if (csn.length > 0) out.push({ base, norm, marker: 'contextCSN', csn, server });
+    if (csn.length > 0) out.push({ base, norm, marker: 'contextCSN', csn, csnKeeper: syncLoaded ? 'syncprov' : 'replica', server });
     else if (adUsn !== undefined && contexts.some((c) => normalizeDn(c) === norm)) out.push({ base, norm, marker: 'uSNChanged', adUsn, server });
     else if (usn) out.push({ base, norm, marker: 'entryUSN', usn, server });
     else out.push({ base, norm, marker: 'modifyTimestamp', server });

@@ -15,6 +15,7 @@ import { describeContext, detectContexts, readContextCsn, stringValues, type Mar
 import { describeCode } from '../ldap/result-codes.js';
 import { pollFailureAdvice } from './advice.js';
 import { pollUsn } from './markers/usn.js';
+import { contextCsnKeepsUp, RECHECK_MS } from './markers/replica-csn.js';
 
 /**
  * The change watcher of one LDAP connection pool (one server_host list): it polls a cheap change
@@ -93,6 +94,8 @@ export interface WatcherOptions {
    * more (a bulk import) expire whatever may depend on the context instead. Default 1 000.
    */
   maxChanged?: number;
+  /** How often a replica's standing contextCSN is checked against modifyTimestamp (markers/replica-csn.ts). Default 60 s. */
+  replicaCsnRecheckMs?: number;
   /** A watcher failing (or not started) this long is reported as failing long. Default max(60 s, 10 intervals). */
   failingLongMs?: number;
   /**
@@ -152,6 +155,8 @@ interface ContextState extends WatchedContext {
    * observation is kept (renewed after ANCHOR_MS).
    */
   anchor?: { stamp: number; mono: number };
+  /** contextCSN kept by a replica: when it was last checked against modifyTimestamp (monotonic ms). */
+  csnCheckedAt?: number;
 }
 
 interface Seen {
@@ -525,7 +530,10 @@ export class ChangeWatcher {
   private async pollCsn(c: ContextState): Promise<ChangeBatch | undefined> {
     const now = await readContextCsn(this.pool, c.base);
     const old = c.csn ?? [];
-    if (sameList(now, old)) return undefined;
+    if (sameList(now, old)) {
+      if (c.csnKeeper === 'replica') await this.recheckReplicaCsn(c);
+      return undefined;
+    }
     const batch: ChangeBatch = { changed: [], deleted: new Set() };
     const oldBySid = bySid(old);
     const clauses: string[] = [];
@@ -560,6 +568,21 @@ export class ChangeWatcher {
     }
     c.csn = now;
     return batch;
+  }
+
+  /**
+   * A replica's contextCSN that stands still is checked now and then (markers/replica-csn.ts):
+   * if entries were written after it, it is not kept any more and the marker is chosen again
+   * (emptying csn makes the next poll re-detect, which expires what was cached).
+   */
+  private async recheckReplicaCsn(c: ContextState): Promise<void> {
+    const mono = this.mono();
+    c.csnCheckedAt ??= mono;
+    if (mono - c.csnCheckedAt < (this.opts.replicaCsnRecheckMs ?? RECHECK_MS)) return;
+    c.csnCheckedAt = mono;
+    if (await contextCsnKeepsUp(this.pool, c.base, c.csn ?? [])) return;
+    log.warn(`change watcher ${this.servers}: entries under ${JSON.stringify(c.base)} were written after its contextCSN, which no longer moves (syncrepl stopped?)`);
+    c.csn = [];
   }
 
   /** 389-ds USN plugin (markers/usn.ts): written entries by entryusn, deletions and renames by missing(). */

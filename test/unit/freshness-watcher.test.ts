@@ -8,6 +8,7 @@ import type { Entry } from 'ldapts';
 import { describe, expect, it } from 'vitest';
 import { CachedMap } from '../../src/cache/cache-map.js';
 import { normalizeDn } from '../../src/ldap/dn.js';
+import { afterNewestCsn } from '../../src/freshness/markers/replica-csn.js';
 import { ChangeWatcher, formatGeneralizedTime, type ChangeKind, type WatcherOptions } from '../../src/freshness/watcher.js';
 import { LdapFailure } from '../../src/ldap/errors.js';
 import type { LdapPool } from '../../src/ldap/pool.js';
@@ -25,6 +26,10 @@ class FakeServer {
   entries = new Map<string, Record<string, string[]>>();
   down = false;
   syncprov = true;
+  /** A syncrepl replica without syncprov: contextCSN kept and shown, no sync control announced. */
+  replica = false;
+  /** Writes move contextCSN (false: a CSN left over from an import, which nothing moves). */
+  keepsCsn = true;
   /** Server clock, seconds (near the daemon's: the first timestamp baseline allows 60 s of skew). */
   clock = Math.floor(Date.now() / 1000);
   private seq = 0;
@@ -52,12 +57,13 @@ class FakeServer {
     const ts = formatGeneralizedTime(this.clock);
     const prev = this.entries.get(dn);
     this.entries.set(dn, { ...attrs, entryCSN: [csn], modifyTimestamp: [ts], createTimestamp: prev?.createTimestamp ?? [ts] });
-    this.csn = csn;
+    if (this.keepsCsn) this.csn = csn;
   }
 
   remove(dn: string): void {
     this.entries.delete(dn);
-    this.csn = this.nextCsn();
+    const csn = this.nextCsn();
+    if (this.keepsCsn) this.csn = csn;
   }
 
   readonly pool = {
@@ -66,10 +72,10 @@ class FakeServer {
       this.searches.push(req);
       if (this.down) throw new LdapFailure('down', 'connection refused');
       if (req.base === '') {
-        return [{ dn: '', namingContexts: [SUFFIX], supportedControl: this.syncprov ? ['1.3.6.1.4.1.4203.1.9.1.1'] : [] } as Entry];
+        return [{ dn: '', objectClass: ['top', 'OpenLDAProotDSE'], namingContexts: [SUFFIX], supportedControl: this.syncprov ? ['1.3.6.1.4.1.4203.1.9.1.1'] : [] } as Entry];
       }
       if (req.scope === 'base' && req.attributes.includes('contextCSN')) {
-        return [{ dn: req.base, ...(this.syncprov && this.csn ? { contextCSN: [this.csn] } : {}) } as Entry];
+        return [{ dn: req.base, ...((this.syncprov || this.replica) && this.csn ? { contextCSN: [this.csn] } : {}) } as Entry];
       }
       let pick: (attrs: Record<string, string[]>, dn: string) => boolean;
       const csnClauses = [...req.filter.matchAll(/\(entryCSN>=([^)]*)\)/g)].map((m) => m[1]!);
@@ -271,6 +277,56 @@ describe('ChangeWatcher with contextCSN', () => {
     expect(events.invalidated).toBe(2);
     await ask('sales');
     expect(inner.calls).toBe(3);
+  });
+});
+
+describe('ChangeWatcher on a syncrepl replica without syncprov', () => {
+  it('looks for entries written from the second after the newest CSN of any server ID', () => {
+    expect(afterNewestCsn(['20261204213800.123456Z#000000#000#000000', '20261204235959.000001Z#000000#001#000000'])).toBe('(modifyTimestamp>=20261205000000Z)');
+    expect(afterNewestCsn(['20261231235959.999999Z#000000#000#000000'])).toBe('(modifyTimestamp>=20270101000000Z)');
+    expect(afterNewestCsn([])).toBeUndefined();
+    expect(afterNewestCsn(['garbage'])).toBeUndefined();
+  });
+
+  it('takes the contextCSN once no entry is newer than it, and sees deletions', async () => {
+    const { server, watcher, events, ask } = setup({ syncprov: false });
+    server.replica = true;
+    await watcher.pollNow();
+    expect(watcher.status().contexts).toEqual([{ base: SUFFIX, marker: 'contextCSN' }]);
+    expect(server.searches.some((s) => s.filter.startsWith('(modifyTimestamp>=') && s.attributes.includes('1.1'))).toBe(true);
+    await ask('sales');
+    server.remove('uid=alice,ou=People,dc=x');
+    await watcher.pollNow();
+    expect(events.changes).toEqual([['deleted', 1]]);
+    expect(await ask('sales')).toBe('bob@x');
+  });
+
+  it('a contextCSN that nothing moves (entries written after it) is not taken', async () => {
+    const { server, watcher } = setup({ syncprov: false });
+    server.replica = true;
+    server.keepsCsn = false;
+    server.clock += 5;
+    server.put('uid=dave,ou=People,dc=x', { mail: ['dave@x'] });
+    await watcher.pollNow();
+    expect(watcher.status().contexts).toEqual([{ base: SUFFIX, marker: 'modifyTimestamp' }]);
+  });
+
+  it('a replica whose contextCSN stops moving is found out at the recheck: expired, then modifyTimestamp', async () => {
+    const { server, watcher, events, ask } = setup({ syncprov: false, watcher: { replicaCsnRecheckMs: 0 } });
+    server.replica = true;
+    await watcher.pollNow();
+    expect(watcher.status().contexts).toEqual([{ base: SUFFIX, marker: 'contextCSN' }]);
+    await ask('sales');
+    await watcher.pollNow();
+    expect(events.invalidated).toBe(0);
+    server.keepsCsn = false;
+    server.clock += 5;
+    server.put('uid=bob,ou=People,dc=x', { mail: ['robert@x'] });
+    await watcher.pollNow();
+    await watcher.pollNow();
+    expect(watcher.status().contexts).toEqual([{ base: SUFFIX, marker: 'modifyTimestamp' }]);
+    expect(events.invalidated).toBe(1);
+    expect(await ask('sales')).toBe('alice@x,robert@x');
   });
 });
 
