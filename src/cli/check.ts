@@ -49,7 +49,8 @@ export async function runCheck(a: CommonArgs & { strict?: boolean }): Promise<nu
       out.push(`  attributes requested: ${m.ldap.attributes.join(' ')}`);
       try {
         await m.ldap.pool.ensureConnected();
-        out.push(`  LDAP: connected${m.config.bind !== 'none' ? ' and bound' : ''}`);
+        const mech = m.ldap.pool.saslMechanism;
+        out.push(`  LDAP: connected${m.config.bind !== 'none' ? ` and bound${mech !== undefined ? ` (SASL ${mech})` : ''}` : ''}`);
         const settings = cfg.maps.find((e) => e.name === m.name)?.settings;
         if (settings) {
           const report = await changeMarkerReport(m.ldap.pool, m.config.searchBase, settings);

@@ -32,6 +32,8 @@ export interface OpenConnection {
   client: Client;
   socket: net.Socket;
   server: string;
+  /** The SASL mechanism the bind used (bind = sasl). */
+  saslMechanism?: string;
 }
 
 /** Resolves or rejects `p`, or rejects with a timeout LdapFailure after `ms`. */
@@ -112,6 +114,7 @@ export async function connectServer(server: ServerTarget, settings: ConnectionSe
   });
   const giveUp = (): void => { socket.destroy(); };
   let stage = 'bind';
+  let saslMechanism: string | undefined;
   try {
     if (settings.startTls) {
       try {
@@ -134,7 +137,7 @@ export async function connectServer(server: ServerTarget, settings: ConnectionSe
       const transport = server.scheme === 'ldapi'
         ? { externalId: true, secure: true, host: 'localhost' }
         : { externalId: overTls && settings.tls.cert !== undefined, secure: overTls, host: server.host ?? 'localhost' };
-      await withDeadline(saslBind(client, settings.sasl, transport, settings.bindDn, settings.bindPw), ms, `SASL bind to ${server.url}`, giveUp);
+      saslMechanism = await withDeadline(saslBind(client, settings.sasl, transport, settings.bindDn, settings.bindPw), ms, `SASL bind to ${server.url}`, giveUp);
     }
   } catch (err) {
     // Whether the server went away is read before we close the socket ourselves: a bind our
@@ -149,7 +152,7 @@ export async function connectServer(server: ServerTarget, settings: ConnectionSe
     const message = f.code !== undefined ? `${stage} refused: ${describeResultCode(f.code, err instanceof Error ? clean(err.message) : '')}` : f.message;
     throw new LdapFailure(f.kind === 'noSuchObject' ? 'error' : f.kind, `${server.url}: ${message}`, f.code, server.url);
   }
-  return { client, socket, server: server.url };
+  return { client, socket, server: server.url, ...(saslMechanism !== undefined ? { saslMechanism } : {}) };
 }
 
 /** libldap's ldap_err2string() texts for the result codes a connect or bind can get. */

@@ -154,6 +154,7 @@ export class ConnectionSet {
         this.serverDownUntil.delete(conn.server);
         this.serverFailures.delete(conn.server);
         slot.conn = conn;
+        if (conn.saslMechanism !== undefined) this.saslMechanism = conn.saslMechanism;
         this.opts.observer?.connection?.(conn.server, 'open');
         this.opts.opened?.(conn.server);
         conn.socket.once('close', () => {
@@ -246,6 +247,9 @@ export class ConnectionSet {
    * Makes sure a connection exists, as dict_ldap connects before it expands templates: a key
    * whose search would be suppressed still gets a temporary error while LDAP is unreachable.
    */
+  /** The SASL mechanism of the newest connection (bind = sasl), for `check`. */
+  saslMechanism: string | undefined;
+
   async ensureConnected(): Promise<void> {
     if (this.connected) return;
     await this.connectSlot(this.slots[0]!);

@@ -92,6 +92,11 @@ export class LdapPool {
     return this.conns.ensureConnected();
   }
 
+  /** The SASL mechanism the newest connection bound with (bind = sasl). */
+  get saslMechanism(): string | undefined {
+    return this.conns.saslMechanism;
+  }
+
 
   /** Follows referrals for chase_referrals = yes; absent otherwise (a referral is an error). */
   private readonly chaser?: ReferralChaser;

@@ -240,6 +240,13 @@ describe('bind = sasl', () => {
     expect(r.stderr).toContain('use sasl_mechs = EXTERNAL over ldapi://');
   });
 
+  it('check names the mechanism the bind used', () => {
+    const file = join(dir, 'check-mech.cf');
+    writeFileSync(file, `server_host = ${slapd.ldapiUrl}\nbind = sasl\nsasl_mechs = PLAIN DIGEST-MD5 SCRAM-SHA-256\nbind_dn = postfix\nbind_pw = ${SECRET}\nsearch_base = ${SUFFIX}\n`);
+    const r = spawnSync(process.execPath, [CLI, 'check', '--map', `x=${file}`], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.stdout).toContain('LDAP: connected and bound (SASL SCRAM-SHA-256)');
+  });
+
   it('sasl_minssf above 0 is accepted with a warning that it is not enforced (natively neither)', () => {
     const file = join(dir, 'minssf.cf');
     writeFileSync(file, `server_host = ${slapd.ldapiUrl}\nbind = sasl\nsasl_mechs = EXTERNAL\nsasl_minssf = 128\n`);
