@@ -2,6 +2,7 @@ import type { Entry } from 'ldapts';
 import { LdapFailure } from '../ldap/errors.js';
 import type { LdapPool } from '../ldap/pool.js';
 import { isUnder, normalizeDn } from '../ldap/dn.js';
+import { stringValues } from './entry-values.js';
 import { adUsnOf } from './markers/ad-usn.js';
 import { contextCsnKeepsUp } from './markers/replica-csn.js';
 import { BACKEND_SUFFIX, LASTUSN, usnSourceFor, type UsnSource } from './markers/usn.js';
@@ -63,17 +64,6 @@ export function describeContext(c: WatchedContext): string {
   }
   if (c.marker === 'uSNChanged') return `highestCommittedUSN, then (uSNChanged>=LAST) under ${JSON.stringify(c.base)} (Active Directory): ${MARKER_SEES.uSNChanged}`;
   return `(modifyTimestamp>=LAST) under ${JSON.stringify(c.base)}: ${MARKER_SEES.modifyTimestamp}`;
-}
-
-export function stringValues(entry: Entry | undefined, attr: string): string[] {
-  if (!entry) return [];
-  const want = attr.toLowerCase();
-  for (const [name, v] of Object.entries(entry)) {
-    if (name.toLowerCase() !== want) continue;
-    const list = Array.isArray(v) ? v : [v];
-    return list.map((x) => (Buffer.isBuffer(x) ? x.toString('utf8') : String(x)));
-  }
-  return [];
 }
 
 /** The contextCSN values of a naming context (empty when it has none or it may not be read). */

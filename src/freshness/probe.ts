@@ -2,7 +2,7 @@ import { LDAP_SIZE_LIMIT_EXCEEDED, LdapFailure } from '../ldap/errors.js';
 import type { LdapPool } from '../ldap/pool.js';
 import { readContextCsn, type WatchedContext } from './marker.js';
 import { readLastUsn } from './markers/usn.js';
-import { formatGeneralizedTime } from './watcher.js';
+import { formatGeneralizedTime } from './markers/timestamps.js';
 
 
 /**

@@ -1,6 +1,6 @@
-// Over 400 lines on purpose: the poll loop, each naming context's state (baselines, entries
-// already seen, the server's clock anchor) and the invalidation that follows a poll share that
-// state; the marker-specific reads live in markers/* and marker.ts.
+// Over 400 lines on purpose: the poll loop, the contextCSN poll and the invalidation that
+// follows any poll share each context's state; the other markers' reads and state live in
+// markers/* and marker.ts.
 import type { Entry } from 'ldapts';
 import type { InvalidatableCache } from '../cache/options.js';
 import { escapeFilterValue } from '../ldap/escape.js';
@@ -11,11 +11,14 @@ import type { Dependencies } from '../cache/dependencies.js';
 import { isUnder, normalizeDn, rdnsOf, staticBase, withinRdns } from '../ldap/dn.js';
 import { ChangedEntry, FilterCache, mayMatch } from './match.js';
 import { pollAdUsn } from './markers/ad-usn.js';
-import { describeContext, detectContexts, readContextCsn, stringValues, type MarkerKind, type WatchedContext } from './marker.js';
+import { describeContext, detectContexts, readContextCsn, type MarkerKind, type WatchedContext } from './marker.js';
+import { stringValues } from './entry-values.js';
 import { describeCode } from '../ldap/result-codes.js';
 import { pollFailureAdvice } from './advice.js';
 import { pollUsn } from './markers/usn.js';
 import { contextCsnKeepsUp, RECHECK_MS } from './markers/replica-csn.js';
+import { TimestampMarker } from './markers/timestamps.js';
+import { SIZE_LIMIT_REASON, type ChangeBatch } from './change-batch.js';
 
 /**
  * The change watcher of one LDAP connection pool (one server_host list): it polls a cheap change
@@ -31,20 +34,11 @@ import { contextCsnKeepsUp, RECHECK_MS } from './markers/replica-csn.js';
  *   change from a server ID not seen before, or too many changed entries for the server's size
  *   limit: nothing is known about what changed, so every answer that may depend on the context
  *   is expired.
- * - modifyTimestamp (anything else): `(|(modifyTimestamp>=LAST)(createTimestamp>=LAST))` per poll,
- *   LAST being the newest timestamp seen (server time, second resolution; entries already seen
- *   with the same timestamp and entryCSN are not reported twice). Adds and modifications only.
- *   The poll asks for the timestamps only; the changed entries' attributes (which mayMatch needs)
- *   are read by a second search only when something changed. LAST moves on by itself once the
- *   directory's clock is surely past it (see advance()), so the entries of one busy second (a
- *   bulk import) are not read again at every poll.
+ * - entryUSN (389-ds), uSNChanged (Active Directory): markers/usn.ts, markers/ad-usn.ts.
+ * - modifyTimestamp (anything else): adds and modifications only (markers/timestamps.ts).
  *
- * At start the watcher takes its baseline: for contextCSN one base search; for modifyTimestamp
- * the DNs and timestamps (no other attributes) of the entries changed in the last SKEW_SEC
- * seconds, so they are not reported as changes by the first poll. The window allows for the
- * directory's clock being behind ours. Right after a bulk load that is the whole directory
- * (one read of a DN and two timestamps per entry, forgotten a poll or two later); otherwise
- * only what changed in the last minute. Nothing else is read at start.
+ * At start the watcher takes each marker's baseline (for contextCSN one base search, for
+ * modifyTimestamp the recently changed entries' DNs and timestamps); nothing else is read.
  *
  * What a change expires (CachedMap.invalidate; expired answers remain for stale-if-error):
  * answers built from a changed or deleted entry, answers with a base-scope search on a DN that
@@ -142,45 +136,13 @@ export interface WatcherStatus {
 interface ContextState extends WatchedContext {
   /** Maps whose search base lies in this context (their NOTFOUND answers follow any addition here). */
   local: WatchedMap[];
-  /** modifyTimestamp: the lower bound of the next poll, the newest timestamp seen (epoch seconds). */
-  since: number;
-  /** modifyTimestamp: entries seen at `since` (normalized DN → what was seen). */
-  seen: Map<string, Seen>;
-  /** modifyTimestamp: when the last successful poll's search was sent (our clock, epoch ms; monotonic ms). */
-  polledAt?: { wall: number; mono: number };
-  /**
-   * modifyTimestamp: the directory's own clock, as far as its timestamps show. An entry stamped
-   * T in an answer received at monotonic time M shows the directory's clock had reached T by M,
-   * so at any later monotonic time m it reads at least T + (m - M) / 1000. The best such
-   * observation is kept (renewed after ANCHOR_MS).
-   */
-  anchor?: { stamp: number; mono: number };
+  /** modifyTimestamp only. */
+  stamps?: TimestampMarker;
   /** contextCSN kept by a replica: when it was last checked against modifyTimestamp (monotonic ms). */
   csnCheckedAt?: number;
 }
 
-interface Seen {
-  ts: number;
-  csn: string | undefined;
-  reports: number;
-}
-
-interface ChangeBatch {
-  changed: ChangedEntry[];
-  deleted: Set<string>;
-  /** Something changed that cannot be pinned down: expire whatever may depend on the context. */
-  unexplained?: string;
-}
-
-/** How far the directory's clock may be behind ours (until its timestamps show better). */
-const SKEW_SEC = 60;
-/** How long an observation of the directory's clock is relied on before a newer one replaces it. */
-const ANCHOR_MS = 600_000;
 const VERIFY_BATCH = 100;
-/** What a poll asks for first: enough to tell whether an entry changed since it was last seen. */
-const STAMP_ATTRIBUTES = ['modifyTimestamp', 'createTimestamp', 'entryCSN'];
-/** The changed entries themselves (mayMatch compares their attributes with cached searches). */
-const ENTRY_ATTRIBUTES = ['*', ...STAMP_ATTRIBUTES];
 const DEFAULT_LATE_LOOKUP_MS = 120_000;
 
 export class ChangeWatcher {
@@ -277,7 +239,7 @@ export class ChangeWatcher {
     const out: ContextMarker[] = [];
     for (const c of this.contexts) {
       if (c.marker === 'contextCSN') out.push({ base: c.base, marker: c.marker, csn: c.csn ?? [] });
-      else if (c.marker === 'modifyTimestamp') out.push({ base: c.base, marker: c.marker, since: c.since });
+      else if (c.marker === 'modifyTimestamp' && c.stamps) out.push({ base: c.base, marker: c.marker, since: c.stamps.since });
     }
     return out;
   }
@@ -344,7 +306,7 @@ export class ChangeWatcher {
       const batch = c.marker === 'contextCSN' ? await this.pollCsn(c)
         : c.marker === 'entryUSN' ? await this.pollUsn(c)
         : c.marker === 'uSNChanged' ? await this.pollAdUsn(c)
-        : await this.pollTimestamps(c);
+        : await c.stamps?.poll();
       if (batch) this.apply(c, batch);
     }
     this.polling = undefined;
@@ -367,14 +329,15 @@ export class ChangeWatcher {
     let resumed = resume !== undefined && found.length > 0;
     const states: ContextState[] = [];
     for (const c of found) {
-      const state: ContextState = { ...c, local: [], since: 0, seen: new Map() };
+      const state: ContextState = { ...c, local: [] };
+      if (c.marker === 'modifyTimestamp') state.stamps = new TimestampMarker(this.pool, c.base, { now: this.now, mono: this.mono }, this.maxChanged);
       this.polling = state;
       const from = resume?.find((r) => r.marker === c.marker && normalizeDn(r.base) === c.norm);
       if (from?.marker === 'contextCSN' && from.csn !== undefined && from.csn.length > 0) state.csn = [...from.csn].sort();
-      else if (from?.marker === 'modifyTimestamp' && from.since !== undefined) state.since = from.since;
+      else if (from?.marker === 'modifyTimestamp' && from.since !== undefined) state.stamps?.resume(from.since);
       else {
         resumed = false;
-        if (c.marker === 'modifyTimestamp') await this.baseline(state);
+        await state.stamps?.baseline();
       }
       states.push(state);
     }
@@ -394,125 +357,6 @@ export class ChangeWatcher {
       if (n > 0) this.opts.observer?.invalidated?.(m.name, n);
     }
     return false;
-  }
-
-  /** The entries changed in the last SKEW_SEC seconds, as known (DNs and timestamps only). */
-  private async baseline(c: ContextState): Promise<void> {
-    const sentAt = { wall: this.now(), mono: this.mono() };
-    c.since = Math.floor(sentAt.wall / 1000) - SKEW_SEC;
-    const entries = await sizeLimited(this.timestampSearch(c, c.since, STAMP_ATTRIBUTES));
-    if (entries === undefined) {
-      c.since = Math.floor(this.now() / 1000);
-      return;
-    }
-    this.observeClock(c, entries);
-    for (const e of entries) {
-      const { ts, csn } = stampOf(e, c.since);
-      c.seen.set(normalizeDn(e.dn), { ts, csn, reports: 2 });
-      c.since = Math.max(c.since, ts);
-    }
-    prune(c);
-    c.polledAt = sentAt;
-  }
-
-  private timestampSearch(c: ContextState, since: number, attributes: string[]): Promise<Entry[]> {
-    const t = formatGeneralizedTime(since);
-    return this.pool.search({
-      base: c.base,
-      scope: 'sub',
-      filter: `(|(modifyTimestamp>=${t})(createTimestamp>=${t}))`,
-      attributes,
-      deref: 0,
-    }, { chase: false });
-  }
-
-  /** Keeps c.anchor: the newest timestamp in an answer just received shows the directory's clock. */
-  private observeClock(c: ContextState, entries: Entry[]): void {
-    let newest = -Infinity;
-    for (const e of entries) newest = Math.max(newest, stampOf(e, -Infinity).ts);
-    if (newest === -Infinity) return;
-    const mono = this.mono();
-    const a = c.anchor;
-    if (a === undefined || mono - a.mono > ANCHOR_MS || newest - mono / 1000 > a.stamp - a.mono / 1000) c.anchor = { stamp: newest, mono };
-  }
-
-  /**
-   * Timestamps have second resolution, so a poll asks for `>= since` and sees the entries of the
-   * second `since` again (already seen ones are skipped). Every second the directory's clock had
-   * fully passed when the previous poll's search was sent can get no new entries, and that poll
-   * saw all of them: the bound moves past them and the entries seen in them are forgotten. The
-   * directory's clock then read at least our clock minus SKEW_SEC, or what its own timestamps
-   * showed (c.anchor) plus the time since; one second of margin for writes being committed.
-   */
-  private advance(c: ContextState): void {
-    const p = c.polledAt;
-    if (p === undefined) return;
-    let passed = p.wall / 1000 - SKEW_SEC;
-    if (c.anchor && p.mono >= c.anchor.mono) passed = Math.max(passed, c.anchor.stamp + (p.mono - c.anchor.mono) / 1000);
-    const settled = Math.floor(passed) - 1;
-    if (settled > c.since) {
-      c.since = settled;
-      prune(c);
-    }
-  }
-
-  private async pollTimestamps(c: ContextState): Promise<ChangeBatch | undefined> {
-    this.advance(c);
-    const sentAt = { wall: this.now(), mono: this.mono() };
-    const done = (batch?: ChangeBatch): ChangeBatch | undefined => {
-      prune(c);
-      c.polledAt = sentAt;
-      return batch;
-    };
-    const sizeLimit = (): ChangeBatch => {
-      c.seen.clear();
-      c.since = Math.max(c.since, Math.floor(this.now() / 1000) - 1);
-      c.polledAt = undefined;
-      return { changed: [], deleted: new Set(), unexplained: SIZE_LIMIT_REASON };
-    };
-    const probe = await sizeLimited(this.timestampSearch(c, c.since, STAMP_ATTRIBUTES));
-    if (probe === undefined) return sizeLimit();
-    this.observeClock(c, probe);
-    let newest = c.since;
-    const stamps: number[] = [];
-    const fresh: { dn: string; ts: number; csn: string | undefined }[] = [];
-    for (const e of probe) {
-      const s = stampOf(e, c.since);
-      const dn = normalizeDn(e.dn);
-      newest = Math.max(newest, s.ts);
-      stamps.push(s.ts);
-      if (isNew(c, dn, s)) fresh.push({ dn, ts: s.ts, csn: s.csn });
-    }
-    if (fresh.length === 0) {
-      c.since = newest;
-      return done();
-    }
-    // Something was added or modified: the entries are read whole, from the oldest changed second on.
-    let from = fresh[0]!.ts;
-    for (const f of fresh) from = Math.min(from, f.ts);
-    const toRead = stamps.filter((ts) => ts >= from).length;
-    if (toRead > this.maxChanged) {
-      // A bulk change: reading and matching every entry would cost more than it saves.
-      for (const f of fresh) c.seen.set(f.dn, { ts: f.ts, csn: f.csn, reports: 2 });
-      c.since = newest;
-      return done({ changed: [], deleted: new Set(), unexplained: `${fresh.length} entries changed at once (${toRead} to read, more than ${this.maxChanged})` });
-    }
-    // What changed meanwhile is in this answer too; it decides.
-    const entries = await sizeLimited(this.timestampSearch(c, from, ENTRY_ATTRIBUTES));
-    if (entries === undefined) return sizeLimit();
-    const changed: ChangedEntry[] = [];
-    for (const e of entries) {
-      const s = stampOf(e, c.since);
-      const dn = normalizeDn(e.dn);
-      newest = Math.max(newest, s.ts);
-      const prev = c.seen.get(dn);
-      if (!isNew(c, dn, s)) continue;
-      const same = prev !== undefined && prev.ts === s.ts && prev.csn === s.csn;
-      c.seen.set(dn, { ts: s.ts, csn: s.csn, reports: same ? prev.reports + 1 : 1 });
-      changed.push(new ChangedEntry(dn, e));
-    }
-    c.since = newest;
-    return done(changed.length > 0 ? { changed, deleted: new Set() } : undefined);
   }
 
   /** Active Directory (markers/ad-usn.ts); deletions through the same tracked-DN check as pollCsn. */
@@ -680,22 +524,6 @@ export class ChangeWatcher {
 
 /* ------------------------------------------------------------------------------------------ */
 
-const SIZE_LIMIT_REASON = 'more changed entries than the server returns in one search (size limit)';
-
-
-/** Whether an entry a poll found is new or changed since it was seen (or due for its second report). */
-function isNew(c: ContextState, dn: string, s: { ts: number; csn: string | undefined }): boolean {
-  const prev = c.seen.get(dn);
-  const same = prev !== undefined && prev.ts === s.ts && prev.csn === s.csn;
-  // Without entryCSN two modifications within one second look alike: report such an entry
-  // once more on the next poll, which runs after that second is over.
-  return !(same && (s.csn !== undefined || prev.reports >= 2));
-}
-
-/** Forgets the entries seen before `since` (a poll asks for `>= since` only). */
-function prune(c: ContextState): void {
-  for (const [dn, s] of c.seen) if (s.ts < c.since) c.seen.delete(dn);
-}
 
 function sameList(a: string[], b: string[]): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
@@ -712,32 +540,3 @@ function bySid(csns: string[]): Map<string, string> {
   return out;
 }
 
-function stampOf(e: Entry, fallback: number): { ts: number; csn: string | undefined } {
-  const m = parseGeneralizedTime(stringValues(e, 'modifyTimestamp')[0]);
-  const c = parseGeneralizedTime(stringValues(e, 'createTimestamp')[0]);
-  let ts = Math.max(m ?? -Infinity, c ?? -Infinity);
-  if (!Number.isFinite(ts)) ts = fallback;
-  return { ts, csn: stringValues(e, 'entryCSN')[0] };
-}
-
-/** GeneralizedTime (`20240102030405Z`, fractions, offsets) → epoch seconds (floored); undefined if unparsable. */
-export function parseGeneralizedTime(s: string | undefined): number | undefined {
-  if (s === undefined) return undefined;
-  const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})?(\d{2})?(?:[.,]\d+)?(Z|[+-]\d{2}(?:\d{2})?)$/.exec(s.trim());
-  if (!m) return undefined;
-  let t = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5] ?? 0), Number(m[6] ?? 0)) / 1000;
-  const zone = m[7]!;
-  if (zone !== 'Z') {
-    const sign = zone[0] === '-' ? -1 : 1;
-    const offset = Number(zone.slice(1, 3)) * 3600 + Number(zone.slice(3, 5) || 0) * 60;
-    t -= sign * offset;
-  }
-  return Math.floor(t);
-}
-
-/** Epoch seconds → `YYYYmmddHHMMSSZ`. */
-export function formatGeneralizedTime(sec: number): string {
-  const d = new Date(sec * 1000);
-  const p = (n: number, w = 2) => String(n).padStart(w, '0');
-  return `${p(d.getUTCFullYear(), 4)}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}Z`;
-}

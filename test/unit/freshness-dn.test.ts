@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { canonical, isUnder, normalizeDn, parsedCanonical, rdnsOf, staticBase, withinScope } from '../../src/ldap/dn.js';
 import { prng } from '../support/prng.js';
-import { formatGeneralizedTime, parseGeneralizedTime } from '../../src/freshness/watcher.js';
+import { formatGeneralizedTime, parseGeneralizedTime } from '../../src/freshness/markers/timestamps.js';
 
 describe('normalizeDn', () => {
   it('makes the spellings of one DN equal', () => {

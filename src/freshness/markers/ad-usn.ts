@@ -4,6 +4,8 @@ import { sizeLimited } from '../../ldap/errors.js';
 import type { LdapPool } from '../../ldap/pool.js';
 import { normalizeDn } from '../../ldap/dn.js';
 import { ChangedEntry } from '../match.js';
+import { stringValues } from '../entry-values.js';
+import { SIZE_LIMIT_REASON, type ChangeBatch } from '../change-batch.js';
 
 /**
  * Active Directory's change marker: every write on a DC takes the next update sequence number;
@@ -24,26 +26,12 @@ export const AD_CAPABILITY_OID = '1.2.840.113556.1.4.800';
 
 const VERIFY_BATCH = 100;
 
-export interface UsnBatch {
-  changed: ChangedEntry[];
-  deleted: Set<string>;
-  unexplained?: string;
-}
-
-function values(entry: Entry | undefined, attr: string): string[] {
-  if (!entry) return [];
-  const want = attr.toLowerCase();
-  for (const [name, v] of Object.entries(entry)) {
-    if (name.toLowerCase() !== want) continue;
-    return (Array.isArray(v) ? v : [v]).map((x) => (Buffer.isBuffer(x) ? x.toString('utf8') : String(x)));
-  }
-  return [];
-}
+export type UsnBatch = ChangeBatch;
 
 /** Whether a root DSE is an AD DC's with a readable highestCommittedUSN. */
 export function adUsnOf(rootDse: Entry | undefined): number | undefined {
-  if (!values(rootDse, 'supportedCapabilities').includes(AD_CAPABILITY_OID)) return undefined;
-  const usn = Number(values(rootDse, 'highestCommittedUSN')[0]);
+  if (!stringValues(rootDse, 'supportedCapabilities').includes(AD_CAPABILITY_OID)) return undefined;
+  const usn = Number(stringValues(rootDse, 'highestCommittedUSN')[0]);
   return Number.isSafeInteger(usn) && usn >= 0 ? usn : undefined;
 }
 
@@ -70,11 +58,11 @@ export async function pollAdUsn(
   const batch: UsnBatch = { changed: [], deleted: new Set() };
   const filter = `(uSNChanged>=${old + 1})`;
   const probe = await sizeLimited(pool.search({ base, scope: 'sub', filter, attributes: ['uSNChanged'], deref: 0 }, { chase: false }));
-  if (probe === undefined) batch.unexplained = 'more changed entries than the server returns in one search (size limit)';
+  if (probe === undefined) batch.unexplained = SIZE_LIMIT_REASON;
   else if (probe.length > limits.maxChanged) batch.unexplained = `${probe.length} entries changed at once (more than ${limits.maxChanged})`;
   else if (probe.length > 0) {
     const entries = await sizeLimited(pool.search({ base, scope: 'sub', filter, attributes: ['*', 'uSNChanged'], deref: 0 }, { chase: false }));
-    if (entries === undefined) batch.unexplained = 'more changed entries than the server returns in one search (size limit)';
+    if (entries === undefined) batch.unexplained = SIZE_LIMIT_REASON;
     else for (const e of entries) batch.changed.push(new ChangedEntry(normalizeDn(e.dn), e));
   }
   if (!batch.unexplained) {

@@ -1,4 +1,5 @@
 import type { LdapPool } from '../../ldap/pool.js';
+import { formatGeneralizedTime, parseGeneralizedTime } from './timestamps.js';
 
 /**
  * contextCSN without syncprov. On an OpenLDAP replica that only consumes (syncrepl, no syncprov
@@ -20,13 +21,8 @@ export function afterNewestCsn(csn: readonly string[]): string | undefined {
     const m = /^(\d{14})/.exec(c);
     if (m && m[1]! > newest) newest = m[1]!;
   }
-  if (newest === '') return undefined;
-  const n = newest;
-  const t = Date.UTC(+n.slice(0, 4), +n.slice(4, 6) - 1, +n.slice(6, 8), +n.slice(8, 10), +n.slice(10, 12), +n.slice(12, 14)) + 1000;
-  const d = new Date(t);
-  const p = (v: number, w = 2): string => String(v).padStart(w, '0');
-  const stamp = `${p(d.getUTCFullYear(), 4)}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}Z`;
-  return `(modifyTimestamp>=${stamp})`;
+  const sec = newest === '' ? undefined : parseGeneralizedTime(`${newest}Z`);
+  return sec === undefined ? undefined : `(modifyTimestamp>=${formatGeneralizedTime(sec + 1)})`;
 }
 
 /** True when nothing under `base` was written after the newest contextCSN: the CSN keeps up. */
