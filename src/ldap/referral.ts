@@ -23,12 +23,15 @@ import type { Scope } from './search-request.js';
  * later URL naming it (libldap's find_connection).
  *
  * Search references behind search references are followed (Active Directory: the domain root
- * refers to CN=Configuration, whose search refers to CN=Schema): libldap hangs every followed
- * search on the original request and counts them there; a request whose count has reached
- * ld_refhoplimit (5) drops the references it receives, silently. A referral result (code 10)
- * met by a search that was itself sent because of a referral or reference makes libldap wait
- * until dict_ldap's timeout, every time (measured with postmap: home -> remote -> remote,
- * home -> home -> home, reference -> referral); we answer the same temporary error at once.
+ * refers to CN=Configuration, whose search refers to CN=Schema), and so are search references
+ * met by the search a referral result led to (measured with postmap: to the map's own server,
+ * to the referred server again, to a third one; a dead one is skipped, a missing DN is the
+ * search's error): libldap hangs every followed search on the original request and counts
+ * them there; a request whose count has reached ld_refhoplimit (5) drops the references it
+ * receives, silently. A referral result (code 10) met by a search that was itself sent
+ * because of a referral or reference makes libldap wait until dict_ldap's timeout, every time
+ * (measured with postmap: home -> remote -> remote, home -> remote -> home, a loop of results,
+ * reference -> referral); we answer the same temporary error at once.
  * Where libldap's order depends on which server answers first (several references), ours is
  * deterministic: the search's own entries, then each followed reference's entries in the order
  * the references came.
@@ -140,16 +143,16 @@ export class ReferralChaser {
     const asked = new Set<string>();
     if (first.serverKey !== undefined) asked.add(`${first.serverKey}\u0000${req.base}`);
     const errors: LdapFailure[] = [];
-    const entries = await this.resolve(req, first, 0, 0, false, { asked, errors, hooks, homeKey: first.serverKey, sent: 0 });
+    const entries = await this.resolve(req, first, 0, 0, { asked, errors, hooks, homeKey: first.serverKey, sent: 0 });
     if (errors.length > 0) throw errors[0];
     return entries;
   }
 
   /**
    * `ordinal` is libldap's lr_parentcnt of the request that got `outcome` (0 for the lookup's
-   * own search); `viaReferral` says a referral result led to it.
+   * own search).
    */
-  private async resolve(req: ChaseRequest, outcome: SearchOutcome, depth: number, ordinal: number, viaReferral: boolean, walk: Walk): Promise<Entry[]> {
+  private async resolve(req: ChaseRequest, outcome: SearchOutcome, depth: number, ordinal: number, walk: Walk): Promise<Entry[]> {
     const { asked, errors } = walk;
     if (outcome.kind === 'referral') {
       // The referral's answer replaces this search's answer.
@@ -168,18 +171,14 @@ export class ReferralChaser {
           throw err;
         }
         asked.add(mark);
-        return this.resolve(next, answer, depth + 1, ++walk.sent, true, walk);
+        return this.resolve(next, answer, depth + 1, ++walk.sent, walk);
       }
       throw outcome.failure;
     }
     if (outcome.references.length === 0) return outcome.entries;
+    // References are followed alike whether this search was the lookup's own, sent for a
+    // reference or sent for a referral result (libldap hangs them all on the original request).
     const entries = [...outcome.entries];
-    if (viaReferral) {
-      // A reference behind a referral result: not measured against libldap; kept a temporary
-      // error like every other chain that starts with a referral result.
-      errors.push(hopLimit());
-      return entries;
-    }
     // libldap chases each reference as it arrives, before the searches it sent answer: send
     // them all first (numbering them as libldap does), then follow what they met.
     const followed: { next: ChaseRequest; answer: SearchOutcome; ordinal: number }[] = [];
@@ -213,7 +212,7 @@ export class ReferralChaser {
     }
     for (const f of followed) {
       try {
-        entries.push(...(await this.resolve(f.next, f.answer, depth + 1, f.ordinal, false, walk)));
+        entries.push(...(await this.resolve(f.next, f.answer, depth + 1, f.ordinal, walk)));
       } catch (err) {
         errors.push(toLdapFailure(err));
       }
@@ -263,11 +262,11 @@ export class ReferralChaser {
   }
 }
 
-function hopLimit(referral?: LdapFailure): LdapFailure {
+function hopLimit(referral: LdapFailure): LdapFailure {
   return new LdapFailure(
     'error',
-    `a referral behind a referral: Postfix's LDAP library waits for the timeout here, so this is a temporary error${referral ? ` (${referral.message})` : ''}`,
-    referral?.code ?? REFERRAL,
-    referral?.server,
+    `a referral behind a referral: Postfix's LDAP library waits for the timeout here, so this is a temporary error (${referral.message})`,
+    referral.code ?? REFERRAL,
+    referral.server,
   );
 }

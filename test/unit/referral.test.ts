@@ -146,3 +146,78 @@ describe('search references behind search references (Active Directory), as libl
     await chaser.close();
   });
 });
+
+describe('search references behind a referral result, as libldap follows them (measured in referral-results.test.ts)', () => {
+  const HOME = 'ldap://ldap.example.org:389';
+  const settings = {} as ConstructorParameters<typeof ReferralChaser>[0];
+  const entry = (dn: string) => ({ dn }) as Entry;
+  const referralTo = (url: string) => ({ kind: 'referral' as const, failure: new LdapFailure('error', 'elsewhere', LDAP_REFERRAL), urls: [url], serverKey: HOME });
+
+  it("are followed: the referred search's entries, then each reference's; a reference to the original base is a loop", async () => {
+    const asked: string[] = [];
+    const chaser = new ReferralChaser(settings);
+    const got = await chaser.complete({ base: 'ou=A,o=x', scope: 'sub' }, referralTo('ldap://ldap.example.org/ou=R,o=x'), {
+      searchHome: async (c) => {
+        asked.push(`${c.base} ${c.scope}`);
+        if (c.base === 'ou=R,o=x') {
+          return { kind: 'entries', entries: [entry('uid=x,ou=R,o=x')], references: ['ldap://ldap.example.org/ou=A,o=x', 'ldap://ldap.example.org/ou=T,o=x'] };
+        }
+        return { kind: 'entries', entries: [entry(`uid=x,${c.base}`)], references: [] };
+      },
+      searchOn: () => Promise.reject(new Error('no other server here')),
+    });
+    expect(asked).toEqual(['ou=R,o=x sub', 'ou=T,o=x sub']);
+    expect(got.map((e) => e.dn)).toEqual(['uid=x,ou=R,o=x', 'uid=x,ou=T,o=x']);
+    await chaser.close();
+  });
+
+  it('a one-level search behind a referral result asks a reference with scope base', async () => {
+    const asked: string[] = [];
+    const chaser = new ReferralChaser(settings);
+    await chaser.complete({ base: 'ou=A,o=x', scope: 'one' }, referralTo('ldap://ldap.example.org/ou=R,o=x'), {
+      searchHome: async (c) => {
+        asked.push(`${c.base} ${c.scope}`);
+        return { kind: 'entries', entries: [], references: c.base === 'ou=R,o=x' ? ['ldap://ldap.example.org/ou=T,o=x'] : [] };
+      },
+      searchOn: () => Promise.reject(new Error('no other server here')),
+    });
+    expect(asked).toEqual(['ou=R,o=x one', 'ou=T,o=x base']);
+    await chaser.close();
+  });
+
+  it('count toward the hop limit: the search a referral led to is the first of five', async () => {
+    const asked: string[] = [];
+    const chaser = new ReferralChaser(settings);
+    const got = await chaser.complete({ base: 'ou=A,o=x', scope: 'sub' }, referralTo('ldap://ldap.example.org/ou=0,o=x'), {
+      searchHome: async (c) => {
+        asked.push(c.base);
+        const n = Number(/^ou=(\d+)/.exec(c.base)![1]);
+        return { kind: 'entries', entries: [entry(`uid=x,${c.base}`)], references: [`ldap://ldap.example.org/ou=${n + 1},o=x`] };
+      },
+      searchOn: () => Promise.reject(new Error('no other server here')),
+    });
+    expect(asked).toEqual(['ou=0,o=x', 'ou=1,o=x', 'ou=2,o=x', 'ou=3,o=x', 'ou=4,o=x']);
+    expect(got).toHaveLength(5);
+    await chaser.close();
+  });
+
+  it('an error behind such a reference is the search\'s result; a referral result behind it the temporary error libldap waits into', async () => {
+    const chaser = new ReferralChaser(settings);
+    const missing = chaser.complete({ base: 'ou=A,o=x', scope: 'sub' }, referralTo('ldap://ldap.example.org/ou=R,o=x'), {
+      searchHome: async (c) => {
+        if (c.base === 'ou=R,o=x') return { kind: 'entries', entries: [entry('uid=x,ou=R,o=x')], references: ['ldap://ldap.example.org/ou=Nope,o=x'] };
+        throw new LdapFailure('error', 'no such object', 32);
+      },
+      searchOn: () => Promise.reject(new Error('no other server here')),
+    });
+    await expect(missing).rejects.toMatchObject({ code: 32 });
+    const again = chaser.complete({ base: 'ou=A,o=x', scope: 'sub' }, referralTo('ldap://ldap.example.org/ou=R,o=x'), {
+      searchHome: async (c) => c.base === 'ou=R,o=x'
+        ? { kind: 'entries', entries: [], references: ['ldap://ldap.example.org/ou=S,o=x'] }
+        : referralTo('ldap://ldap.example.org/ou=T,o=x'),
+      searchOn: () => Promise.reject(new Error('no other server here')),
+    });
+    await expect(again).rejects.toThrow(/referral behind a referral/);
+    await chaser.close();
+  });
+});
