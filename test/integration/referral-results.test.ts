@@ -6,8 +6,9 @@
  * references; this file measures what a referral result leads to: one hop, a search on the
  * referred server that itself returns search references (back home, to the same server, to a
  * third one, to a dead port, to a DN nobody has), result after result, loops, dead and odd
- * URLs (no DN, scope and filter in the URL, alternatives, not LDAP), member DNs of
- * special_result_attribute under referral objects, and default referrals.
+ * URLs (no DN, scope and filter in the URL, alternatives, not LDAP), which connection a way
+ * back home takes (the map's bound one, or an anonymous one for another host spelling),
+ * member DNs of special_result_attribute under referral objects, and default referrals.
  *
  * Three real slapd servers: "remote" (dc=example,dc=org), "third" (dc=other,dc=net, default
  * referral to remote) and "home" (dc=example,dc=org, default referral to third), the
@@ -24,6 +25,8 @@ import { deadPort, startSlapd, type Slapd } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
 
 const OTHER = 'dc=other,dc=net';
+const READER = `cn=reader,${S}`;
+const READER_PW = 'reader-secret';
 
 let home: Slapd;
 let remote: Slapd;
@@ -37,6 +40,8 @@ interface MapCase {
   scope: 'sub' | 'one' | 'base';
   /** Person maps look up uid, the list map listName. */
   lists?: boolean;
+  /** Bind as cn=reader, who alone may read ou=Secret on home. */
+  bound?: boolean;
   keys: string[];
 }
 
@@ -60,6 +65,11 @@ const CASES: MapCase[] = [
   { name: 'a10-many-refs', base: `ou=A10,${S}`, scope: 'sub', keys: PERSON_KEYS },
   { name: 'a11-ref-to-result', base: `ou=A11,${S}`, scope: 'sub', keys: PERSON_KEYS },
   { name: 'a12-ref-hops', base: `ou=A12,${S}`, scope: 'sub', keys: PERSON_KEYS },
+  // Which connection a reference back home goes over: the map's bound one only for the same
+  // scheme, host and port (localhost is another host than 127.0.0.1).
+  { name: 'a13-home', base: `ou=A13,${S}`, scope: 'sub', keys: PERSON_KEYS },
+  { name: 'a13-home-bound', base: `ou=A13,${S}`, scope: 'sub', bound: true, keys: PERSON_KEYS },
+  { name: 'a14-localhost-bound', base: `ou=A14,${S}`, scope: 'sub', bound: true, keys: PERSON_KEYS },
   // 3. Result after result, and a loop of results.
   { name: 'b1-back-home', base: `ou=B1,${S}`, scope: 'sub', keys: PERSON_KEYS },
   { name: 'b2-loop', base: `ou=B2,${S}`, scope: 'sub', keys: PERSON_KEYS },
@@ -75,6 +85,8 @@ const CASES: MapCase[] = [
   { name: 'c9-gone', base: `ou=C9,${S}`, scope: 'sub', keys: PERSON_KEYS },
   { name: 'c10-not-ldap', base: `ou=C10,${S}`, scope: 'sub', keys: PERSON_KEYS },
   { name: 'c11-base-scope', base: `ou=A1,${S}`, scope: 'base', keys: PERSON_KEYS },
+  { name: 'c12-secret', base: `ou=C12,${S}`, scope: 'sub', keys: PERSON_KEYS },
+  { name: 'c12-secret-bound', base: `ou=C12,${S}`, scope: 'sub', bound: true, keys: PERSON_KEYS },
   // 5. Member DNs under referral objects.
   { name: 'lists', base: `ou=Lists,${S}`, scope: 'sub', lists: true, keys: LIST_KEYS },
   // 6. Default referrals: home -> third, and third -> remote.
@@ -113,6 +125,8 @@ beforeAll(async () => {
       ou('R9b'), person(`uid=x,ou=R9b,${S}`, 'x', 'r9b@remote.example'),
       ou('R10'), ...[0, 1, 2, 3, 4, 5].map((i) => `${ou(`T${i}`)}${person(`uid=x,ou=T${i},${S}`, 'x', `t${i}@remote.example`)}`),
       ou('R11'), person(`uid=x,ou=R11,${S}`, 'x', 'r11@remote.example'),
+      ou('R13'), person(`uid=x,ou=R13,${S}`, 'x', 'r13@remote.example'),
+      ou('R14'), person(`uid=x,ou=R14,${S}`, 'x', 'r14@remote.example'),
       ...[0, 1, 2, 3, 4, 5].map((i) => `${ou(i === 0 ? 'R12' : `R12-${i}`)}${person(`uid=x,ou=${i === 0 ? 'R12' : `R12-${i}`},${S}`, 'x', `q${i}@remote.example`)}`),
       ou('C2'), person(`uid=x,ou=C2,${S}`, 'x', 'c2@remote.example'),
       ou('C3'), person(`uid=x,ou=C3,${S}`, 'x', 'c3@remote.example'),
@@ -131,8 +145,16 @@ beforeAll(async () => {
   const T = `ldap://127.0.0.1:${third.port}`;
   home = await startSlapd({
     globalConfig: `referral ${T}/`,
+    extraConfig: [
+      'access to attrs=userPassword by anonymous auth by * none',
+      `access to dn.subtree="ou=Secret,${S}" by dn.exact="${READER}" read by * none`,
+      'access to * by * read',
+    ].join('\n'),
     ldif: [
       top,
+      `dn: ${READER}\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\ncn: reader\nuserPassword: ${READER_PW}\n\n`,
+      ou('Secret'), person(`uid=x,ou=Secret,${S}`, 'x', 'secret@home.example'),
+      ...[13, 14].map((i) => referral(`ou=A${i},${S}`, 'ou', [`${R}/ou=R${i},${S}`])),
       ou('HT'), person(`uid=x,ou=HT,${S}`, 'x', 'ht@home.example'),
       referral(`ou=A1,${S}`, 'ou', [`${R}/ou=R1,${S}`]),
       referral(`ou=A2,${S}`, 'ou', [`${R}/ou=R2,${S}`]),
@@ -166,7 +188,7 @@ beforeAll(async () => {
   });
   const H = `ldap://127.0.0.1:${home.port}`;
   // Referral objects naming home, added once its port is known.
-  await home.add(referral(`ou=C8,${S}`, 'ou', [`${H}/ou=HT,${S}`]));
+  await home.add(referral(`ou=C8,${S}`, 'ou', [`${H}/ou=HT,${S}`]) + referral(`ou=C12,${S}`, 'ou', [`${H}/ou=Secret,${S}`]));
   await remote.add([
     referral(`cn=back,ou=R2,${S}`, 'cn', [`${H}/ou=HT,${S}`]),
     referral(`cn=self,ou=R3,${S}`, 'cn', [`${R}/ou=RT,${S}`]),
@@ -179,6 +201,8 @@ beforeAll(async () => {
     ...[0, 1, 2, 3, 4, 5].map((i) => referral(`cn=s${i},ou=R10,${S}`, 'cn', [`${R}/ou=T${i},${S}`])),
     referral(`cn=result,ou=R11,${S}`, 'cn', [`${R}/ou=RB1,${S}`]),
     ...[0, 1, 2, 3, 4].map((i) => referral(`cn=next,ou=${i === 0 ? 'R12' : `R12-${i}`},${S}`, 'cn', [`${R}/ou=R12-${i + 1},${S}`])),
+    referral(`cn=home,ou=R13,${S}`, 'cn', [`${H}/ou=Secret,${S}`]),
+    referral(`cn=home,ou=R14,${S}`, 'cn', [`ldap://localhost:${home.port}/ou=Secret,${S}`]),
     referral(`ou=RB1,${S}`, 'ou', [`${H}/ou=HT,${S}`]),
     referral(`ou=RB2,${S}`, 'ou', [`${H}/ou=B2,${S}`]),
   ].join(''));
@@ -193,8 +217,9 @@ beforeAll(async () => {
         // Where libldap hangs on a referral, it waits this long.
         'timeout = 3',
         c.lists ? 'query_filter = (listName=%s)' : 'query_filter = (uid=%s)',
-        'result_attribute = mail', 'special_result_attribute = contact', `chase_referrals = ${chase}`, '',
-      ].join('\n'));
+        'result_attribute = mail', 'special_result_attribute = contact', `chase_referrals = ${chase}`,
+        ...(c.bound ? ['bind = yes', `bind_dn = ${READER}`, `bind_pw = ${READER_PW}`] : []), '',
+      ].join('\n'), { mode: 0o600 });
       backdate(file);
       maps.set(name, { file, keys: c.keys });
     }
@@ -237,6 +262,10 @@ describe('referral results', () => {
       if (chase === 'yes') {
         expect(rows.filter((r) => /native found "[^"]*(remote|third)\.example/.test(r)).length).toBeGreaterThan(15);
         expect(rows.filter((r) => /^a\d+-[a-z-]+-yes x: native found "[^"]*(ht@home|rt@remote|people@third)/.test(r)).length).toBeGreaterThanOrEqual(4);
+        // ou=Secret is readable by the bind DN only: a reference back to the map's own URL is
+        // followed over the bound connection, one naming localhost instead is anonymous.
+        expect(rows.find((r) => r.startsWith('a13-home-bound-yes x:'))).toMatch(/native found "r13@remote\.example,secret@home\.example\\n"/);
+        expect(rows.find((r) => r.startsWith('a14-localhost-bound-yes x:'))).toMatch(/native temp /);
       } else {
         expect(rows.every((r) => / native temp /.test(r))).toBe(true);
       }

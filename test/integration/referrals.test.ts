@@ -6,28 +6,16 @@
  * ignored; with yes, libldap follows both (same filter and attributes, the URL's DN, scope
  * from the URL or implied by the search, anonymously) and the map sees the entries as if they
  * were local. Every key is asked through `postmap -q` over ldap: and over our socketmap.
+ * Where a referral RESULT leads (and what the search there returns): referral-results.test.ts.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type RunningDaemon, runCli } from '../support/daemon.js';
 import { backdate, classify, makePostfixConfigDir, postmapQueryAll } from '../support/postfix.js';
+import { list, ou, person, referral, SUFFIX, top } from '../support/referral-ldif.js';
 import { deadPort, startSlapd, type Slapd } from '../support/slapd.js';
 import { makeTmpDir } from '../support/tmp.js';
-
-const SUFFIX = 'dc=example,dc=org';
-const top = `dn: ${SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\no: Example\ndc: example\n\n`;
-const ou = (name: string) => `dn: ou=${name},${SUFFIX}\nobjectClass: organizationalUnit\nou: ${name}\n\n`;
-const person = (dn: string, uid: string, mail: string) =>
-  `dn: ${dn}\nobjectClass: inetOrgPerson\nuid: ${uid}\ncn: ${uid}\nsn: ${uid}\nmail: ${mail}\n\n`;
-const list = (dn: string, names: string[], mails: string[], contacts: string[]) =>
-  [
-    `dn: ${dn}`, 'objectClass: groupOfNames', 'objectClass: extensibleObject', `cn: ${/^cn=([^,]+)/.exec(dn)?.[1] ?? 'x'}`,
-    'member: cn=nobody', ...names.map((n) => `listName: ${n}`), ...mails.map((m) => `mail: ${m}`),
-    ...contacts.map((c) => `contact: ${c}`), '', '',
-  ].join('\n');
-const referral = (dn: string, rdnAttr: string, refs: string[]) =>
-  [`dn: ${dn}`, 'objectClass: referral', 'objectClass: extensibleObject', `${rdnAttr}: ${/^[^=]+=([^,]+)/.exec(dn)?.[1]}`, ...refs.map((r) => `ref: ${r}`), '', ''].join('\n');
 
 let home: Slapd;
 let remote: Slapd;
