@@ -9,85 +9,19 @@
  * Usage (inside the DC's namespace): node range-proxy.mjs LISTEN_PORT UPSTREAM_PORT [MAX]
  * Prints "listening" once it accepts connections. Plain JS so it runs without a build step.
  */
-import net from 'node:net';
+import { children, intOf, octets, relay, tlv } from './ldap-relay.mjs';
 
 const [listenPort, upstreamPort, maxArg] = process.argv.slice(2).map(Number);
 const MAX = maxArg || 1500;
-
-// ---- BER, as much as LDAP messages need (single-byte tags, definite lengths) ----
-
-function readTlv(buf, off) {
-  if (off + 2 > buf.length) return undefined;
-  const tag = buf[off];
-  let len = buf[off + 1];
-  let hdr = 2;
-  if (len & 0x80) {
-    const n = len & 0x7f;
-    if (off + 2 + n > buf.length) return undefined;
-    len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + buf[off + 2 + i];
-    hdr += n;
-  }
-  const start = off + hdr;
-  const end = start + len;
-  if (end > buf.length) return undefined;
-  return { tag, start, end, raw: buf.subarray(off, end), content: buf.subarray(start, end) };
-}
-
-function children(content) {
-  const out = [];
-  for (let off = 0; off < content.length;) {
-    const t = readTlv(content, off);
-    if (!t) throw new Error('truncated BER');
-    out.push(t);
-    off = t.end;
-  }
-  return out;
-}
-
-function encLen(n) {
-  if (n < 0x80) return Buffer.from([n]);
-  const bytes = [];
-  while (n > 0) { bytes.unshift(n & 0xff); n = Math.floor(n / 256); }
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
-}
-
-const tlv = (tag, content) => Buffer.concat([Buffer.from([tag]), encLen(content.length), content]);
-const octets = (s) => tlv(0x04, Buffer.from(s, 'utf8'));
-const intOf = (content) => content.reduce((a, b) => a * 256 + b, 0);
 
 const RANGE = /^(.*?);range=(\d+)-(\d+|\*)$/i;
 
 // ---- one client connection ----
 
-function proxy(client) {
-  const upstream = net.connect({ host: '127.0.0.1', port: upstreamPort });
+function session() {
   /** msgid -> Map(lower-case type -> {low, high}) of ranged attributes asked for. */
   const asked = new Map();
-  let fromClient = Buffer.alloc(0);
-  let fromServer = Buffer.alloc(0);
-
-  const each = (buf, fn) => {
-    let off = 0;
-    for (;;) {
-      const t = readTlv(buf, off);
-      if (!t) break;
-      fn(t);
-      off = t.end;
-    }
-    return buf.subarray(off);
-  };
-
-  client.on('data', (d) => {
-    fromClient = each(Buffer.concat([fromClient, d]), (msg) => upstream.write(rewriteRequest(msg)));
-  });
-  upstream.on('data', (d) => {
-    fromServer = each(Buffer.concat([fromServer, d]), (msg) => client.write(rewriteResponse(msg)));
-  });
-  client.on('error', () => upstream.destroy());
-  upstream.on('error', () => client.destroy());
-  client.on('close', () => upstream.destroy());
-  upstream.on('close', () => client.destroy());
+  return { request: rewriteRequest, response: rewriteResponse };
 
   function rewriteRequest(msg) {
     const parts = children(msg.content);
@@ -140,6 +74,4 @@ function proxy(client) {
   }
 }
 
-const server = net.createServer(proxy);
-server.listen({ host: '127.0.0.1', port: listenPort }, () => process.stdout.write('listening\n'));
-process.on('SIGTERM', () => process.exit(0));
+relay(listenPort, upstreamPort, session);
