@@ -1,5 +1,5 @@
 import type { Entry } from 'ldapts';
-import { connectServer, type ConnectionSettings, type OpenConnection, type ServerTarget } from './connect.js';
+import { connectServer, withDeadline, type ConnectionSettings, type OpenConnection, type ServerTarget } from './connect.js';
 import { LDAP_REFERRAL as REFERRAL, LdapFailure, toLdapFailure } from './errors.js';
 import { referenceUrls } from './ldapts-fixes.js';
 import { parseUrlParts } from './url.js';
@@ -35,6 +35,16 @@ import type { Scope } from './search-request.js';
  * Where libldap's order depends on which server answers first (several references), ours is
  * deterministic: the search's own entries, then each followed reference's entries in the order
  * the references came.
+ *
+ * Time: libldap follows a reference while it waits for the search's result, connecting to the
+ * referred server synchronously (up to the network timeout, which dict_ldap sets to `timeout`),
+ * and all of it counts against the search's own `timeout`: once that is spent the search ends
+ * with LDAP_TIMEOUT, a temporary error, even if the rest of the answer was already there.
+ * Measured with postmap on a Samba DC behind a Windows-style reference proxy: a
+ * DomainDnsZones host name resolving to an address that drops packets makes every lookup from
+ * the domain root "Search error -5: Timed out" after `timeout`, while one that does not resolve
+ * (or refuses the connection) is skipped at once. So following referrals has one budget of
+ * `timeout` seconds here, and a URL whose connection attempt outlives it is not skipped.
  */
 
 /**
@@ -143,7 +153,11 @@ export class ReferralChaser {
     const asked = new Set<string>();
     if (first.serverKey !== undefined) asked.add(`${first.serverKey}\u0000${req.base}`);
     const errors: LdapFailure[] = [];
-    const entries = await this.resolve(req, first, 0, 0, { asked, errors, hooks, homeKey: first.serverKey, sent: 0 });
+    const walking = this.resolve(req, first, 0, 0, { asked, errors, hooks, homeKey: first.serverKey, sent: 0 });
+    const budgetMs = (this.settings.timeoutSec ?? 0) * 1000;
+    const entries = budgetMs > 0
+      ? await withDeadline(walking, budgetMs, "following referrals (libldap's search timeout)")
+      : await walking;
     if (errors.length > 0) throw errors[0];
     return entries;
   }

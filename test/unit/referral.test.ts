@@ -136,6 +136,23 @@ describe('search references behind search references (Active Directory), as libl
     await chaser.close();
   });
 
+  it("following them spends the search's own timeout: past it, the lookup is libldap's LDAP_TIMEOUT, not a skip", async () => {
+    // A DomainDnsZones host that drops packets: libldap's connect to it outlives `timeout`.
+    const chaser = new ReferralChaser({ timeoutSec: 0.2 } as ConstructorParameters<typeof ReferralChaser>[0]);
+    const slow = chaser.complete({ base: 'DC=ad', scope: 'sub' }, { kind: 'entries', entries: [entry('CN=u,DC=ad')], references: ['ldap://ad.example.org/DC=DomainDnsZones,DC=ad'], serverKey: HOME }, {
+      searchHome: () => new Promise((resolve) => setTimeout(() => resolve({ kind: 'entries', entries: [], references: [] }), 600)),
+      searchOn: () => Promise.reject(new Error('no other server here')),
+    });
+    await expect(slow).rejects.toMatchObject({ kind: 'timeout' });
+    // Within the budget the same walk answers.
+    const quick = await chaser.complete({ base: 'DC=ad', scope: 'sub' }, { kind: 'entries', entries: [entry('CN=u,DC=ad')], references: ['ldap://ad.example.org/DC=DomainDnsZones,DC=ad'], serverKey: HOME }, {
+      searchHome: async () => ({ kind: 'entries', entries: [entry('CN=z,DC=DomainDnsZones,DC=ad')], references: [] }),
+      searchOn: () => Promise.reject(new Error('no other server here')),
+    });
+    expect(quick.map((e) => e.dn)).toEqual(['CN=u,DC=ad', 'CN=z,DC=DomainDnsZones,DC=ad']);
+    await chaser.close();
+  });
+
   it('a referral result met behind a reference is the temporary error libldap waits into', async () => {
     const chaser = new ReferralChaser(settings);
     const p = chaser.complete({ base: 'DC=ad', scope: 'sub' }, { kind: 'entries', entries: [entry('CN=u,DC=ad')], references: ['ldap://ad.example.org/OU=r,DC=ad'], serverKey: HOME }, {
