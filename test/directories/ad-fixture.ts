@@ -2,7 +2,8 @@
  * What the AD suite puts in its Samba domain: what Postfix admins meet in real ADs. Users with
  * `mail` and `proxyAddresses` (`SMTP:` primary, `smtp:` secondary, plus x500:/sip: values that
  * must not match), contacts, nested groups by `member`, a group loop, an empty group, DNs with
- * escaped characters (comma, plus, quotes, non-ASCII) and a group of more than 1500 members.
+ * escaped characters (comma, plus, quotes, non-ASCII), a group of more than 1500 members, and
+ * one contact in each DNS application partition (DomainDnsZones, ForestDnsZones).
  */
 import { BASE_DN, DNS_DOMAIN } from '../support/samba-ad.js';
 
@@ -26,6 +27,11 @@ const c = (cn: string, mail: string | undefined, proxy: string[] = []): Obj => (
 const g = (cn: string, mail: string | undefined, proxy: string[], members: string[]): Obj =>
   ({ dn: `CN=${cn},${OU_MAIL}`, cls: 'group', sam: cn.replace(/[^A-Za-z0-9-]/g, '').slice(0, 20), mail, proxy, members });
 const m = (cn: string): string => `CN=${cn},${OU_MAIL}`;
+/** A contact in a DNS application partition: found only by following the domain root's reference to it. */
+const z = (partition: 'DomainDnsZones' | 'ForestDnsZones', cn: string, mail: string): Obj =>
+  ({ dn: `CN=${cn},CN=MicrosoftDNS,DC=${partition},${BASE_DN}`, cls: 'contact', mail, proxy: [`SMTP:${mail}`] });
+export const ZONE_KEY = `zone@${D}`;
+export const FOREST_KEY = `forest@${D}`;
 
 export const OBJECTS: Obj[] = [
   u('Alice Smith', 'alice', `Alice.Smith@${D}`, [`SMTP:Alice.Smith@${D}`, `smtp:alice@${D}`, 'smtp:asmith@example.com']),
@@ -48,6 +54,8 @@ export const OBJECTS: Obj[] = [
   g('no-mail-group', undefined, [`SMTP:nomailgroup@${D}`], [m('Alice Smith')]),
   g('loop-a', `loop-a@${D}`, [`SMTP:loop-a@${D}`], []),
   g('loop-b', `loop-b@${D}`, [`SMTP:loop-b@${D}`], [m('loop-a')]),
+  z('DomainDnsZones', 'Zone Contact', ZONE_KEY),
+  z('ForestDnsZones', 'Forest Contact', FOREST_KEY),
 ];
 
 /** The loop is closed after both groups exist. */
