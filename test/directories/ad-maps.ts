@@ -16,8 +16,11 @@ function cf(lines: Record<string, string>): string {
   return Object.entries(lines).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n';
 }
 
-export function adMaps(caFile: string): AdMap[] {
-  const named = `ldap://${DNS_DOMAIN}/`;
+/**
+ * `named` is the URL of the DC by name: its own, or a proxy in front of it (the Windows-style
+ * references pass gives `ldap://ad.example.org:1390/`).
+ */
+export function adMaps(caFile: string, named = `ldap://${DNS_DOMAIN}/`): AdMap[] {
   const byIp = 'ldap://127.0.0.1/';
   const upn = { bind_dn: BIND_UPN, bind_pw: BIND_PW };
   const common = { search_base: BASE_DN, scope: 'sub', timeout: '3' };
