@@ -1,6 +1,6 @@
 import type { MapSettings } from '../config/settings.js';
 import type { LdapPool } from '../ldap/pool.js';
-import { markerAdvice, pollFailureAdvice } from './advice.js';
+import { bindIdentity, markerAdvice, pollFailureAdvice, type AdviceContext } from './advice.js';
 import { staticBase } from '../ldap/dn.js';
 import { describeContext, detectContexts } from './marker.js';
 import { probeMarker } from './probe.js';
@@ -27,16 +27,24 @@ export async function changeMarkerReport(
     let ok = true;
     for (const c of contexts) {
       lines.push(`  change marker: ${describeContext(c)}`);
+      const ctx: AdviceContext & { changelogDn?: string } = { bindDn: bindIdentity(pool.settings) };
+      if (c.changelog) {
+        ctx.changelogDn = c.changelog.dn;
+        if (c.changelog.readable === false) ctx.hiddenChangelog = c.changelog.dn;
+      }
       const probe = await probeMarker(pool, c);
       if (probe.failure) {
         ok = false;
-        const fix = pollFailureAdvice(probe.failure, c.marker, c.server);
+        const fix = pollFailureAdvice(probe.failure, c.marker, c.server, ctx);
         lines.push(`  change marker poll: FAILED: ${probe.failure.message}: the watcher would be blind (answers fresh at most blind_cache_ttl = ${settings.blindCacheTtl ?? 30} s)${fix ? `; fix: ${fix}` : ''}`);
       } else {
         lines.push(`  change marker poll: ok (${Math.round(probe.ms)} ms)`);
       }
+      if (c.marker === 'changelog' && c.changelog?.readable === undefined) {
+        lines.push(`  note: the retro changelog is empty: whether the bind DN may read its records shows after the first write (the watcher then fails loudly if not)`);
+      }
       if (c.marker === 'modifyTimestamp') {
-        const advice = markerAdvice(c.marker, c.server);
+        const advice = markerAdvice(c.marker, c.server, ctx);
         lines.push(
           `  note: modifyTimestamp does not see deletions or renames: a removed entry stays in cached answers for up to cache_ttl (${settings.cacheTtl} s)${advice ? `; ${advice}` : ''}`,
         );

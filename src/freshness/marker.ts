@@ -6,6 +6,7 @@ import { stringValues } from './entry-values.js';
 import { adUsnOf } from './markers/ad-usn.js';
 import { contextCsnKeepsUp } from './markers/replica-csn.js';
 import { BACKEND_SUFFIX, LASTUSN, usnSourceFor, type UsnSource } from './markers/usn.js';
+import { CHANGELOG_ROOT_ATTRIBUTES, changelogOf, changelogReadable, type ChangelogInfo } from './markers/retro-changelog.js';
 
 /**
  * Which cheap change marker a directory offers, per watched subtree.
@@ -16,12 +17,15 @@ import { BACKEND_SUFFIX, LASTUSN, usnSourceFor, type UsnSource } from './markers
  *   there it is used once checked against modifyTimestamp (markers/replica-csn.ts).
  * - `entryUSN`: 389-ds with the USN plugin: the root DSE's `lastusn` moves on every write
  *   (deletions too); `(entryusn>=OLD+1)` finds the written entries from an index (markers/usn.ts).
+ * - `changelog`: 389-ds's retro changelog (FreeIPA), when the USN plugin is off and the bind may
+ *   read the changelog: the root DSE's `lastchangenumber`, then the change records since the last
+ *   poll, which name added, modified, deleted and renamed DNs (markers/retro-changelog.ts).
  * - `uSNChanged`: Active Directory (markers/ad-usn.ts): the root DSE's highestCommittedUSN, then
  *   `(uSNChanged>=N)`; deletions found by checking the cached answers' DNs.
  * - `modifyTimestamp`: any directory. `(modifyTimestamp>=T)` / `(createTimestamp>=T)` find added
  *   and modified entries; a deleted entry leaves nothing behind to find.
  */
-export type MarkerKind = 'contextCSN' | 'entryUSN' | 'uSNChanged' | 'modifyTimestamp';
+export type MarkerKind = 'contextCSN' | 'entryUSN' | 'changelog' | 'uSNChanged' | 'modifyTimestamp';
 
 /** What the root DSE says the server is (for advice in `check` and in warnings). */
 export type ServerKind = 'openldap' | '389-ds' | 'active-directory' | 'other';
@@ -43,6 +47,11 @@ export interface WatchedContext {
   usn?: UsnSource;
   /** highestCommittedUSN at detection or the last poll (uSNChanged only). */
   adUsn?: number;
+  /**
+   * The retro changelog at detection: the marker of a `changelog` context; for another marker,
+   * one whose entries the bind could not read (`readable: false`), for `check` and advice.
+   */
+  changelog?: ChangelogInfo & { readable?: boolean };
   server?: ServerKind;
 }
 
@@ -50,6 +59,7 @@ export interface WatchedContext {
 export const MARKER_SEES: Record<MarkerKind, string> = {
   contextCSN: 'sees additions, modifications, deletions and renames',
   entryUSN: 'sees additions, modifications, deletions and renames',
+  changelog: 'sees additions, modifications, deletions and renames',
   modifyTimestamp: 'sees additions and modifications, NOT deletions or renames (those wait for cache_ttl)',
   uSNChanged: 'sees additions, modifications, deletions and renames',
 };
@@ -61,6 +71,9 @@ export function describeContext(c: WatchedContext): string {
   }
   if (c.marker === 'entryUSN') {
     return `lastusn${c.usn?.backend ? `;${c.usn.backend}` : ''} and (entryusn>=LAST) under ${JSON.stringify(c.base)} (389-ds USN plugin): ${MARKER_SEES.entryUSN}`;
+  }
+  if (c.marker === 'changelog') {
+    return `lastchangenumber and the records of ${JSON.stringify(c.changelog?.dn ?? 'cn=changelog')} whose targetDn is under ${JSON.stringify(c.base)} (retro changelog): ${MARKER_SEES.changelog}`;
   }
   if (c.marker === 'uSNChanged') return `highestCommittedUSN, then (uSNChanged>=LAST) under ${JSON.stringify(c.base)} (Active Directory): ${MARKER_SEES.uSNChanged}`;
   return `(modifyTimestamp>=LAST) under ${JSON.stringify(c.base)}: ${MARKER_SEES.modifyTimestamp}`;
@@ -87,7 +100,7 @@ export async function detectContexts(pool: LdapPool, staticBases: string[]): Pro
   const rootDse = (
     await answered(
       pool.search(
-        { base: '', scope: 'base', filter: '(objectClass=*)', attributes: ['namingContexts', 'supportedControl', LASTUSN, BACKEND_SUFFIX, 'supportedCapabilities', 'highestCommittedUSN', ...SERVER_KIND_ATTRIBUTES], deref: 0 },
+        { base: '', scope: 'base', filter: '(objectClass=*)', attributes: ['namingContexts', 'supportedControl', LASTUSN, BACKEND_SUFFIX, 'supportedCapabilities', 'highestCommittedUSN', ...CHANGELOG_ROOT_ATTRIBUTES, ...SERVER_KIND_ATTRIBUTES], deref: 0 },
         { chase: false },
       ),
       [],
@@ -97,6 +110,9 @@ export async function detectContexts(pool: LdapPool, staticBases: string[]): Pro
   const adUsn = adUsnOf(rootDse);
   const contexts = stringValues(rootDse, 'namingContexts');
   const syncLoaded = stringValues(rootDse, 'supportedControl').includes(SYNC_CONTROL_OID);
+  const changelog = changelogOf(rootDse);
+  // Asked once, only when some context has no better marker.
+  let changelogReadableNow: Promise<boolean | undefined> | undefined;
 
   // Each map base → the longest naming context above it, or the base itself when none is known.
   const chosen = new Map<string, string>();
@@ -129,10 +145,21 @@ export async function detectContexts(pool: LdapPool, staticBases: string[]): Pro
     if (isContext && (syncLoaded || server === 'openldap')) csn = await answered(readContextCsn(pool, base), []);
     if (csn.length > 0 && !syncLoaded && !(await answered(contextCsnKeepsUp(pool, base, csn), false))) csn = [];
     const usn = csn.length > 0 ? undefined : usnSourceFor(rootDse, norm);
+    const isAd = adUsn !== undefined && contexts.some((c) => normalizeDn(c) === norm);
+    // entryUSN before the changelog when a 389-ds has both: its counter moves only for the
+    // watched backend (lastchangenumber for every logged backend), it needs no ACI, and nothing
+    // trims it (a changelog trimmed during an outage longer than nsslapd-changelogmaxage loses
+    // what changed, and the whole context is expired).
+    let cl: WatchedContext['changelog'];
+    if (csn.length === 0 && !isAd && !usn && changelog && !isUnder(norm, normalizeDn(changelog.dn))) {
+      changelogReadableNow ??= answered(changelogReadable(pool, changelog), false);
+      cl = { ...changelog, readable: await changelogReadableNow };
+    }
     if (csn.length > 0) out.push({ base, norm, marker: 'contextCSN', csn, csnKeeper: syncLoaded ? 'syncprov' : 'replica', server });
-    else if (adUsn !== undefined && contexts.some((c) => normalizeDn(c) === norm)) out.push({ base, norm, marker: 'uSNChanged', adUsn, server });
+    else if (isAd) out.push({ base, norm, marker: 'uSNChanged', adUsn, server });
     else if (usn) out.push({ base, norm, marker: 'entryUSN', usn, server });
-    else out.push({ base, norm, marker: 'modifyTimestamp', server });
+    else if (cl && cl.readable !== false) out.push({ base, norm, marker: 'changelog', changelog: cl, server });
+    else out.push({ base, norm, marker: 'modifyTimestamp', server, ...(cl ? { changelog: cl } : {}) });
   }
   return out;
 }

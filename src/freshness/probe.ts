@@ -2,6 +2,7 @@ import { LDAP_SIZE_LIMIT_EXCEEDED, LdapFailure } from '../ldap/errors.js';
 import type { LdapPool } from '../ldap/pool.js';
 import { readContextCsn, type WatchedContext } from './marker.js';
 import { readLastUsn } from './markers/usn.js';
+import { changelogReadable, hiddenChangelog, readChangelogInfo } from './markers/retro-changelog.js';
 import { formatGeneralizedTime } from './markers/timestamps.js';
 
 
@@ -24,6 +25,13 @@ export async function probeMarker(pool: LdapPool, c: WatchedContext): Promise<{ 
         // What the next poll asks when something was written: entries past the current counter.
         const next = /^-?\d+$/.test(now) ? (BigInt(now) + 1n).toString() : now;
         await pool.search({ base: c.base, scope: 'sub', filter: `(entryusn>=${next})`, attributes: ['entryusn'], deref: 0 });
+        break;
+      }
+      case 'changelog': {
+        // The root DSE, then the newest records, as the bind sees them (389-ds hides them without an ACI, silently).
+        const info = await readChangelogInfo(pool);
+        if (info === undefined) throw new LdapFailure('error', 'the root DSE shows no retro changelog (lastchangenumber) any more');
+        if ((await changelogReadable(pool, info)) === false) throw hiddenChangelog(info.dn, `the newest records (up to number ${info.last})`);
         break;
       }
       case 'modifyTimestamp': {

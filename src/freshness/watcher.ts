@@ -14,8 +14,9 @@ import { pollAdUsn } from './markers/ad-usn.js';
 import { describeContext, detectContexts, readContextCsn, type MarkerKind, type WatchedContext } from './marker.js';
 import { stringValues } from './entry-values.js';
 import { describeCode } from '../ldap/result-codes.js';
-import { pollFailureAdvice } from './advice.js';
+import { bindIdentity, pollFailureAdvice } from './advice.js';
 import { pollUsn } from './markers/usn.js';
+import { pollChangelog, type ChangelogState } from './markers/retro-changelog.js';
 import { contextCsnKeepsUp, RECHECK_MS } from './markers/replica-csn.js';
 import { TimestampMarker } from './markers/timestamps.js';
 import { SIZE_LIMIT_REASON, type ChangeBatch } from './change-batch.js';
@@ -35,6 +36,7 @@ import { SIZE_LIMIT_REASON, type ChangeBatch } from './change-batch.js';
  *   limit: nothing is known about what changed, so every answer that may depend on the context
  *   is expired.
  * - entryUSN (389-ds), uSNChanged (Active Directory): markers/usn.ts, markers/ad-usn.ts.
+ * - changelog (389-ds retro changelog, without the USN plugin): markers/retro-changelog.ts.
  * - modifyTimestamp (anything else): adds and modifications only (markers/timestamps.ts).
  *
  * At start the watcher takes each marker's baseline (for contextCSN one base search, for
@@ -140,6 +142,8 @@ interface ContextState extends WatchedContext {
   stamps?: TimestampMarker;
   /** contextCSN kept by a replica: when it was last checked against modifyTimestamp (monotonic ms). */
   csnCheckedAt?: number;
+  /** changelog only: where the poll stands in the retro changelog (undefined once the root DSE lost it). */
+  cl?: ChangelogState;
 }
 
 const VERIFY_BATCH = 100;
@@ -278,7 +282,10 @@ export class ChangeWatcher {
     this.opts.observer?.pollError?.(this.servers);
     this.lastError = msg;
     const c = this.polling;
-    const advice = pollFailureAdvice(err, c?.marker, c?.server);
+    const advice = pollFailureAdvice(err, c?.marker, c?.server, {
+      bindDn: bindIdentity(this.pool.settings),
+      ...(c?.changelog ? { changelogDn: c.changelog.dn, ...(c.changelog.readable === false ? { hiddenChangelog: c.changelog.dn } : {}) } : {}),
+    });
     this.lastRefusal = err instanceof LdapFailure && err.code !== undefined ? { code: describeCode(err.code), ...(advice ? { advice } : {}) } : undefined;
     const fix = advice ? `; fix: ${advice}` : '';
     // A server that answers lookups but refuses the poll leaves the watcher blind for good: answers
@@ -306,13 +313,14 @@ export class ChangeWatcher {
       const batch = c.marker === 'contextCSN' ? await this.pollCsn(c)
         : c.marker === 'entryUSN' ? await this.pollUsn(c)
         : c.marker === 'uSNChanged' ? await this.pollAdUsn(c)
+        : c.marker === 'changelog' ? await this.pollChangelog(c)
         : await c.stamps?.poll();
       if (batch) this.apply(c, batch);
     }
     this.polling = undefined;
-    const lost = this.contexts.find((c) => (c.marker === 'contextCSN' && (c.csn ?? []).length === 0) || (c.marker === 'entryUSN' && c.usn === undefined));
+    const lost = this.contexts.find((c) => (c.marker === 'contextCSN' && (c.csn ?? []).length === 0) || (c.marker === 'entryUSN' && c.usn === undefined) || (c.marker === 'changelog' && c.cl === undefined));
     if (lost) {
-      // Without its contextCSN / lastusn the context cannot be watched that way any more: choose again.
+      // Without its contextCSN / lastusn / lastchangenumber the context cannot be watched that way any more: choose again.
       log.warn(`change watcher ${this.servers}: the ${lost.marker} marker of ${JSON.stringify(lost.base)} is gone; detecting the change marker again`);
       this.contexts = undefined;
     }
@@ -331,6 +339,9 @@ export class ChangeWatcher {
     for (const c of found) {
       const state: ContextState = { ...c, local: [] };
       if (c.marker === 'modifyTimestamp') state.stamps = new TimestampMarker(this.pool, c.base, { now: this.now, mono: this.mono }, this.maxChanged);
+      if (c.marker === 'changelog' && c.changelog) {
+        state.cl = { dn: c.changelog.dn, last: c.changelog.last, pending: new Map(), ...(c.changelog.readable ? { seenAt: this.mono() } : {}) };
+      }
       this.polling = state;
       const from = resume?.find((r) => r.marker === c.marker && normalizeDn(r.base) === c.norm);
       if (from?.marker === 'contextCSN' && from.csn !== undefined && from.csn.length > 0) state.csn = [...from.csn].sort();
@@ -361,13 +372,16 @@ export class ChangeWatcher {
 
   /** Active Directory (markers/ad-usn.ts); deletions through the same tracked-DN check as pollCsn. */
   private async pollAdUsn(c: ContextState): Promise<ChangeBatch | undefined> {
-    const tracked = (): string[] => {
-      const out = new Set<string>();
-      for (const m of this.maps) for (const dn of m.cache.trackedEntryDns()) if (isUnder(dn, c.norm)) out.add(dn);
-      return [...out];
-    };
-    const r = await pollAdUsn(this.pool, c.base, c.adUsn ?? 0, tracked, { maxChanged: this.maxChanged, maxVerify: this.maxVerify });
+    const r = await pollAdUsn(this.pool, c.base, c.adUsn ?? 0, () => this.trackedIn(c), { maxChanged: this.maxChanged, maxVerify: this.maxVerify });
     c.adUsn = r.usn;
+    return r.batch;
+  }
+
+  /** 389-ds retro changelog (markers/retro-changelog.ts): the records name deletions and renames. */
+  private async pollChangelog(c: ContextState): Promise<ChangeBatch | undefined> {
+    if (!c.cl) return undefined;
+    const r = await pollChangelog(this.pool, c, c.cl, { maxChanged: this.maxChanged, now: this.mono(), tracked: () => this.trackedIn(c) });
+    c.cl = r.state;
     return r.batch;
   }
 
@@ -443,6 +457,13 @@ export class ChangeWatcher {
     }
     c.usn = p.now === undefined ? undefined : { backend: c.usn.backend, value: p.now };
     return batch;
+  }
+
+  /** The normalized DNs the cached answers of every map were built from, inside the context. */
+  private trackedIn(c: ContextState): string[] {
+    const out = new Set<string>();
+    for (const m of this.maps) for (const dn of m.cache.trackedEntryDns()) if (isUnder(dn, c.norm)) out.add(dn);
+    return [...out];
   }
 
   /** Tracked entry DNs in the context that no longer exist; undefined when there are too many to check. */

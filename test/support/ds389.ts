@@ -34,6 +34,7 @@ const SYSTEM_DEFAULTS = '/usr/share/dirsrv/inf/defaults.inf';
 const SYSTEM_CONF = '/etc/dirsrv';
 const SYSTEM_SCHEMA = '/usr/share/dirsrv/schema';
 const INSTANCE = 'lsm';
+const RETROCL_PLUGIN = 'cn=Retro Changelog Plugin,cn=plugins,cn=config';
 const READY_TIMEOUT_MS = 60_000;
 
 export interface Ds389Options {
@@ -43,6 +44,11 @@ export interface Ds389Options {
   suffix?: string;
   /** Turn on the retro changelog plugin too (cn=changelog). Default false. */
   retroChangelog?: boolean;
+  /**
+   * More settings of the retro changelog plugin's entry (cn=Retro Changelog Plugin), e.g.
+   * `nsslapd-changelogmaxage: '5s'`, `nsslapd-changelog-trim-interval: '1'` to see trimming.
+   */
+  retroChangelogConfig?: Record<string, string>;
   /** Turn on the USN plugin (entryusn / lastusn). Default true. */
   usn?: boolean;
 }
@@ -293,7 +299,8 @@ export async function startDs389(opts: Ds389Options): Promise<Ds389> {
     writeFileSync(join(confDir, 'schema/98socketmap-test.ldif'), schema.ldif);
     let dse = readFileSync(dseFile, 'utf8');
     if (opts.usn !== false) dse = dseSet(dse, 'cn=USN,cn=plugins,cn=config', 'nsslapd-pluginEnabled', 'on');
-    if (opts.retroChangelog) dse = dseSet(dse, 'cn=Retro Changelog Plugin,cn=plugins,cn=config', 'nsslapd-pluginEnabled', 'on');
+    if (opts.retroChangelog) dse = dseSet(dse, RETROCL_PLUGIN, 'nsslapd-pluginEnabled', 'on');
+    for (const [attr, value] of Object.entries(opts.retroChangelogConfig ?? {})) dse = dseSet(dse, RETROCL_PLUGIN, attr, value);
     dse = dseSet(dse, 'cn=config', 'nsslapd-accesslog-logbuffering', 'off');
     const indexBase = 'cn=index,cn=userroot,cn=ldbm database,cn=plugins,cn=config';
     dse = `${dse.trimEnd()}\n\ndn: cn=listName,${indexBase}\nobjectClass: top\nobjectClass: nsIndex\ncn: listName\nnsSystemIndex: false\nnsIndexType: eq\n\n`;
