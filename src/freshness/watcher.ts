@@ -16,7 +16,7 @@ import { stringValues } from './entry-values.js';
 import { describeCode } from '../ldap/result-codes.js';
 import { bindIdentity, pollFailureAdvice } from './advice.js';
 import { pollUsn } from './markers/usn.js';
-import { pollChangelog, type ChangelogState } from './markers/retro-changelog.js';
+import { changelogReadable, pollChangelog, readChangelogInfo, type ChangelogState } from './markers/retro-changelog.js';
 import { contextCsnKeepsUp, RECHECK_MS } from './markers/replica-csn.js';
 import { TimestampMarker } from './markers/timestamps.js';
 import { SIZE_LIMIT_REASON, type ChangeBatch } from './change-batch.js';
@@ -92,6 +92,8 @@ export interface WatcherOptions {
   maxChanged?: number;
   /** How often a replica's standing contextCSN is checked against modifyTimestamp (markers/replica-csn.ts). Default 60 s. */
   replicaCsnRecheckMs?: number;
+  /** How often a retro changelog hidden from the bind is looked at again (an ACI added since switches to it). Default 60 s. */
+  hiddenChangelogRecheckMs?: number;
   /** A watcher failing (or not started) this long is reported as failing long. Default max(60 s, 10 intervals). */
   failingLongMs?: number;
   /**
@@ -144,6 +146,8 @@ interface ContextState extends WatchedContext {
   csnCheckedAt?: number;
   /** changelog only: where the poll stands in the retro changelog (undefined once the root DSE lost it). */
   cl?: ChangelogState;
+  /** A retro changelog hidden from the bind: when its readability was last checked (monotonic ms). */
+  changelogCheckedAt?: number;
 }
 
 const VERIFY_BATCH = 100;
@@ -310,6 +314,11 @@ export class ChangeWatcher {
     if (!this.contexts) return;
     for (const c of this.contexts) {
       this.polling = c;
+      if (await this.changelogNowReadable(c)) {
+        log.info(`change watcher ${this.servers}: the retro changelog ${JSON.stringify(c.changelog?.dn)} is readable by the bind DN now; choosing the change marker of ${JSON.stringify(c.base)} again`);
+        this.contexts = undefined;
+        return;
+      }
       const batch = c.marker === 'contextCSN' ? await this.pollCsn(c)
         : c.marker === 'entryUSN' ? await this.pollUsn(c)
         : c.marker === 'uSNChanged' ? await this.pollAdUsn(c)
@@ -375,6 +384,26 @@ export class ChangeWatcher {
     const r = await pollAdUsn(this.pool, c.base, c.adUsn ?? 0, () => this.trackedIn(c), { maxChanged: this.maxChanged, maxVerify: this.maxVerify });
     c.adUsn = r.usn;
     return r.batch;
+  }
+
+  /**
+   * A context watched by modifyTimestamp because its retro changelog was hidden from the bind:
+   * once a minute, whether an admin has added the ACI since (then the marker is chosen again,
+   * which expires what was cached once). Checked before the modifyTimestamp poll, which 389-ds
+   * refuses past its lookthrough limit. A failing check changes nothing.
+   */
+  private async changelogNowReadable(c: ContextState): Promise<boolean> {
+    if (c.marker !== 'modifyTimestamp' || c.changelog?.readable !== false) return false;
+    const mono = this.mono();
+    c.changelogCheckedAt ??= mono;
+    if (mono - c.changelogCheckedAt < (this.opts.hiddenChangelogRecheckMs ?? RECHECK_MS)) return false;
+    c.changelogCheckedAt = mono;
+    try {
+      const info = await readChangelogInfo(this.pool);
+      return info !== undefined && (await changelogReadable(this.pool, info)) === true;
+    } catch {
+      return false;
+    }
   }
 
   /** 389-ds retro changelog (markers/retro-changelog.ts): the records name deletions and renames. */

@@ -222,6 +222,8 @@ class Fake389 {
           ...(r.newRdn ? { newRdn: [r.newRdn] } : {}),
         }) as unknown as Entry);
       }
+      // modifyTimestamp (the marker kept while the changelog is hidden): nothing changed.
+      if (req.filter.includes('modifyTimestamp>=')) return [];
       const dns = [...req.filter.matchAll(/\(entrydn=((?:[^)\\]|\\.)*)\)/g)].map((m) => normalizeDn(m[1]!));
       if (dns.length === 0) throw new Error(`fake 389: unexpected search ${req.filter}`);
       return [...this.entries].filter(([dn]) => dns.includes(normalizeDn(dn))).map(([dn, a]) => ({ dn, ...a, hasSubordinates: ['FALSE'] }) as unknown as Entry);
@@ -360,6 +362,23 @@ describe('ChangeWatcher with the retro changelog', () => {
     await watcher.pollNow();
     expect(watcher.status().state).toBe('ok');
     expect(events.changes).toEqual([['modified', 1]]);
+  });
+
+  it('a changelog hidden at start is looked at again every minute, and used once an ACI lets the bind read it', async () => {
+    const { server, watcher, tick } = setup389();
+    server.hidden = true;
+    await watcher.pollNow();
+    expect(watcher.status().contexts).toEqual([{ base: 'dc=x', marker: 'modifyTimestamp' }]);
+    server.hidden = false;
+    // The first poll after the detection starts the minute.
+    await watcher.pollNow();
+    tick(30_000);
+    await watcher.pollNow();
+    expect(watcher.status().contexts).toEqual([{ base: 'dc=x', marker: 'modifyTimestamp' }]);
+    tick(30_000);
+    await watcher.pollNow();
+    await watcher.pollNow();
+    expect(watcher.status()).toMatchObject({ state: 'ok', contexts: [{ base: 'dc=x', marker: 'changelog' }] });
   });
 
   it('the changelog disappearing from the root DSE makes the watcher choose again', async () => {
