@@ -2,7 +2,7 @@
  * Freshness on 389-ds 2.3, past its lookthrough limit (> 5 000 entries), bound as an ordinary
  * entry, everything real (ns-slapd, the built daemon, postmap, ldapmodify):
  *
- * - USN plugin on: the watcher picks lastusn/entryusn; with TTLs of an hour, an added member,
+ * - USN plugin on (and the retro changelog too): the watcher picks lastusn/entryusn; with TTLs of an hour, an added member,
  *   a changed address, a deleted person and a deleted list all show within a few poll
  *   intervals. `check` runs a real poll and says so.
  * - USN plugin off: the modifyTimestamp poll is refused with adminLimitExceeded (11). That must
@@ -45,7 +45,9 @@ let blind: Setup;
 const figures: string[] = [];
 
 async function setup(withUsn: boolean): Promise<Setup> {
-  const ds = await startDs389({ ldif: [directoryLdif(), EXTRA_LDIF, bigListLdif('big1500', 1500), bulkLdif(4000)].join('\n'), usn: withUsn });
+  // With USN on, the retro changelog is on too (and readable by the root DSE's numbers): the
+  // watcher must still prefer entryUSN (markers/retro-changelog.ts has the changelog's own suite).
+  const ds = await startDs389({ ldif: [directoryLdif(), EXTRA_LDIF, bigListLdif('big1500', 1500), bulkLdif(4000)].join('\n'), usn: withUsn, retroChangelog: withUsn });
   figures.push(`389-ds (USN ${withUsn ? 'on' : 'off'}): dscreate ${Math.round(ds.createMs)} ms, import of ${ds.entries} entries ${Math.round(ds.importMs)} ms`);
   const dir = makeTmpDir('ds389-fresh-');
   const bind = `\nbind = yes\nbind_dn = ${ds.bindDn}\nbind_pw = ${ds.bindPw}\n`;
@@ -97,7 +99,9 @@ async function scrape(s: Setup): Promise<string> {
 }
 
 describe('389-ds with the USN plugin: lastusn / entryusn', () => {
-  it('picks the USN marker and reports it on /readyz', async () => {
+  it('picks the USN marker (not the retro changelog, also on) and reports it on /readyz', async () => {
+    const dse = await usn.ds.search('user', '', 'base', '(objectClass=*)', ['lastchangenumber']);
+    expect(dse.stdout).toMatch(/^lastchangenumber: \d+$/m);
     expect(usn.daemon.log.join('\n')).toMatch(/change watcher .*: lastusn;userroot and \(entryusn>=LAST\) under "dc=example,dc=org" \(389-ds USN plugin\): sees additions, modifications, deletions and renames; maps aliases, mailboxes/);
     const r = await fetch(`http://127.0.0.1:${usn.adminPort}/readyz`);
     const body = (await r.json()) as { maps: Record<string, { watcher?: { state: string; markers: Record<string, string> } }> };
