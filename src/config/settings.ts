@@ -145,7 +145,7 @@ export const MAP_SETTING_DEFS: { readonly [K in keyof MapSettings]: DefFor<MapSe
     default: 5,
     min: 0,
     max: 86400,
-    doc: 'seconds between polls of the directory change marker (contextCSN, entryUSN or modifyTimestamp; check prints the one in use); cached answers a change touched are expired (0 = off)',
+    doc: 'seconds between polls of the directory change marker (contextCSN, entryUSN, the 389-ds retro changelog, AD uSNChanged or modifyTimestamp; check prints the one in use); cached answers a change touched are expired (0 = off)',
   },
   blindCacheTtl: {
     name: 'blind_cache_ttl',
