@@ -26,6 +26,11 @@ export interface PostmapRunOptions {
   countRe?: RegExp;
   timeoutMs: number;
   stderrCap: number;
+  /**
+   * A command postmap runs under (e.g. `ip netns exec NS`); it must exec, not fork, so that
+   * killing the child at a fatal line kills postmap itself.
+   */
+  prefix?: string[];
 }
 
 /** The fatal line of a lookup that failed temporarily (the ldap: or socketmap: table said so). */
@@ -34,7 +39,8 @@ export const QUERY_ERROR_RE = /^postmap: fatal: table .*: query error/;
 /** `postmap -c CONFDIR ARGS`; rejects only when it cannot be run or times out. */
 export function postmapRun(confDir: string, args: string[], opts: PostmapRunOptions): Promise<PostmapRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(POSTMAP, ['-c', confDir, ...args], { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    const argv = [...(opts.prefix ?? []), POSTMAP, '-c', confDir, ...args];
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     let errText = '';
     let partial = '';
