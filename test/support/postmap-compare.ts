@@ -44,6 +44,8 @@ export interface MapCtx {
   tempSwitch?: number;
   perKeySample?: number;
   parallel?: number;
+  /** Keys compared so far (a temporary-error-heavy map compares a sample only). */
+  compared?: number;
 }
 
 export function newStats(): Record<PostmapOutcome, number> {
@@ -74,6 +76,7 @@ export async function perKey(ctx: MapCtx, keys: string[]): Promise<Mismatch[]> {
     }
     if (no === 'other') throw new GeneratorError(`native postmap ended oddly for map ${ctx.name} key ${JSON.stringify(key)}: ${showPostmapRun(n)}\n${n.stderr}\n--- ${ctx.cfFile}\n${ctx.cfText}`);
     ctx.stats[no]++;
+    ctx.compared = (ctx.compared ?? 0) + 1;
     if (showPostmapRun(n) !== showPostmapRun(o)) {
       found.push({ seed: ctx.seed, map: ctx.name, key, native: showPostmapRun(n), ours: showPostmapRun(o), oursStderr: o.stderr.slice(0, 2000), nativeStderr: n.stderr.slice(0, 2000) });
     }
@@ -113,7 +116,10 @@ export async function compareMap(ctx: MapCtx, keys: string[]): Promise<Mismatch[
     }
     if (n.fatal === undefined && o.fatal === undefined) {
       if (text(n) !== text(o)) mismatches.push(...(await perKey(ctx, rest)));
-      else for (const line of text(n).split('\n')) if (line.includes('\t')) ctx.stats.found++;
+      else {
+        for (const line of text(n).split('\n')) if (line.includes('\t')) ctx.stats.found++;
+        ctx.compared = (ctx.compared ?? 0) + rest.length;
+      }
       break;
     }
     const nStop = n.fatal !== undefined ? n.lookups - 1 : rest.length;
@@ -127,11 +133,15 @@ export async function compareMap(ctx: MapCtx, keys: string[]): Promise<Mismatch[
         postmap(ctx, ['-q', '-', ctx.daemon.table(ctx.name)], batchInput(prefix)),
       ]);
       if (pn.fatal !== undefined || po.fatal !== undefined || text(pn) !== text(po)) mismatches.push(...(await perKey(ctx, prefix)));
-      else for (const line of text(pn).split('\n')) if (line.includes('\t')) ctx.stats.found++;
+      else {
+        for (const line of text(pn).split('\n')) if (line.includes('\t')) ctx.stats.found++;
+        ctx.compared = (ctx.compared ?? 0) + prefix.length;
+      }
     }
     const key = rest[stop]!;
     if (nStop === oStop) {
       ctx.stats.temp++;
+      ctx.compared = (ctx.compared ?? 0) + 1;
       temps++;
     } else {
       mismatches.push(...(await perKey(ctx, [key])));
