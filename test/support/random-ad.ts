@@ -67,6 +67,12 @@ export interface AdPopulation {
   tokens: string[];
   /** Addresses of the contacts placed in the DNS application partitions (found only by chasing references). */
   zoneAddrs: string[];
+  /**
+   * Whether the seed's OU lets anonymous readers see its objects (an ACE for ANONYMOUS LOGON, as
+   * sites that run Postfix with `bind = no` against AD add): without it, anonymous searches that
+   * the DC allows still find nothing there.
+   */
+  anonymousRead: boolean;
 }
 
 const D = DNS_DOMAIN;
@@ -226,6 +232,11 @@ export function adPopulation(rng: Rng, seed: number): AdPopulation {
     record({ dn: `CN=Zone ${tag} ${part},CN=MicrosoftDNS,DC=${part},${BASE_DN}`, kind: 'contact', cn: `Zone ${tag} ${part}`, mail, proxy: [`SMTP:${mail}`], other: [], members: [] });
   }
 
+  // Read access for ANONYMOUS LOGON on the seed's OU, inherited by everything below it. Samba
+  // reads an SDDL string for nTSecurityDescriptor and adds the inherited ACEs itself.
+  const anonymousRead = rng.chance(0.5);
+  if (anonymousRead) mods.push(`dn: ${root}\nchangetype: modify\nreplace: nTSecurityDescriptor\nnTSecurityDescriptor: O:DAG:DAD:(A;CI;RPLCLORC;;;AN)(A;CI;RPWPCRCCDCLCLORCWOWDSDDTSW;;;DA)\n-\n`);
+
   const tokens = new Set<string>();
   for (const o of objects) {
     for (const v of [o.mail, o.upn, o.sam, o.cn, ...o.other]) if (v !== undefined) tokens.add(v);
@@ -235,7 +246,7 @@ export function adPopulation(rng: Rng, seed: number): AdPopulation {
       tokens.add(p.slice(c + 1));
     }
   }
-  return { seed, tag, ldif: [...adds, ...mods].join('\n'), users, objects, ous, domains, tokens: [...tokens], zoneAddrs };
+  return { seed, tag, ldif: [...adds, ...mods].join('\n'), users, objects, ous, domains, tokens: [...tokens], zoneAddrs, anonymousRead };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -313,7 +324,8 @@ export function adCf(rng: Rng, pop: AdPopulation, env: AdCfEnv): AdCf {
     case 'badpw': p.push(['bind_dn', BIND_UPN], ['bind_pw', 'Wrong-Pw-1!']); break;
   }
 
-  const base = rng.weighted([
+  // Sites that search anonymously point the map where anonymous readers may look.
+  const base = bind === 'anon' && rng.chance(0.6) ? pop.ous[0]! : rng.weighted([
     [5, BASE_DN], [3, pop.ous[0]!], [2, `CN=Users,${BASE_DN}`], [1, pop.ous[1]!], [1, pop.ous[5]!], [1, pop.ous[2]!],
     [0.5, `OU=Missing,${BASE_DN}`], [0.5, `cn=users,dc=AD,dc=example,dc=ORG`], [0.5, `CN=%u,CN=Users,${BASE_DN}`],
   ]);
