@@ -13,7 +13,9 @@
  * test/support/postmap-compare.ts (the OpenLDAP random differential's).
  *
  * Seeds: DIFF_SEED=N, N,M,... or FROM-TO replace the pinned ones (each run prints its seed).
- * AD_DIFF_MAPS / AD_DIFF_KEYS: maps and keys per seed. A mismatch writes a reproduction
+ * AD_DIFF_MAPS / AD_DIFF_KEYS: maps and keys per seed; AD_DIFF_DAEMON_SET=a=b,... adds `--set`
+ * options to the daemon (e.g. `loop_handling=expand_once`, a documented deviation: a control
+ * run that must report mismatches on the seeds' group loops). A mismatch writes a reproduction
  * (population LDIF, .cf, keys, outputs) to $TMPDIR/ldap-socketmap-ad-random/seed-N/.
  */
 import { writeFileSync } from 'node:fs';
@@ -32,6 +34,8 @@ const PINNED_SEEDS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
 const SEEDS = seedsFromEnv('DIFF_SEED', PINNED_SEEDS);
 const MAPS = Number(process.env.AD_DIFF_MAPS ?? 14);
 const KEYS = Number(process.env.AD_DIFF_KEYS ?? 100);
+/** AD_DIFF_DAEMON_SET=a=b,c=d adds `--set` options to the daemon (hunting with other settings, or a control that must fail). */
+const DAEMON_SET = (process.env.AD_DIFF_DAEMON_SET ?? '').split(',').map((x) => x.trim()).filter(Boolean);
 /** Nothing listens there inside the namespace: a dead first server of a failover list. */
 const DEAD_PORT = 3899;
 
@@ -48,6 +52,7 @@ async function startOurs(): Promise<RunningDaemon> {
   return startDaemon([
     '--socketmap', 'inet:127.0.0.1:0', '--set', 'cache_ttl=0', '--set', 'cache_negative_ttl=0',
     ...seeds.flatMap((s) => s.maps.flatMap((m) => ['--map', `${m.name}=${m.file}`])),
+    ...DAEMON_SET.flatMap((x) => ['--set', x]),
   ], { prefix: ad.prefix(), timeoutMs: 30_000 });
 }
 

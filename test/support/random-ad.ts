@@ -47,6 +47,8 @@ export interface AdObject {
   proxy: string[];
   other: string[];
   members: string[];
+  /** A member of a large list: its addresses are not drawn as keys (they would crowd out the rest), but a few. */
+  filler?: boolean;
   /** Account made by samba-tool's newuser (CN=sam,CN=Users) with this password: enabled, can bind. */
   password?: string;
 }
@@ -224,6 +226,29 @@ export function adPopulation(rng: Rng, seed: number): AdPopulation {
     }
   }
 
+  // Larger lists (dozens to a few hundred members, some nested, some members without mail):
+  // the daemon expands them with many searches in flight and must keep Postfix's order.
+  if (rng.chance(0.6)) {
+    const size = rng.int(30, 220);
+    const members: string[] = [];
+    for (let i = 0; i < size; i++) {
+      const cn = `${rng.chance(0.1) ? rng.pick(ODD_CN) : 'Member'} ${tag}-b${i}`;
+      const dn = `CN=${escDnValue(cn)},${ous[4]!}`;
+      const mail = rng.chance(0.9) ? `m${i}.${tag}@${rng.pick([partner, domains[0]!])}` : undefined;
+      record({ dn, kind: 'contact', cn, ...(mail !== undefined ? { mail } : {}), proxy: mail !== undefined && rng.chance(0.3) ? [`SMTP:${mail}`] : [], other: [], members: [], filler: true });
+      members.push(dn);
+    }
+    for (const g of rng.some(groups, rng.int(0, 2))) members.splice(rng.int(0, members.length), 0, g.dn);
+    const mail = `biglist.${tag}@${domains[0]!}`;
+    const big: AdObject = { dn: `CN=Big List ${tag},${ous[5]!}`, kind: 'group', cn: `Big List ${tag}`, sam: `biglist${seed}`, mail, proxy: [`SMTP:${mail}`, `smtp:everyone.${tag}@${D}`], other: [], members };
+    record(big, [['groupType', rng.pick(GROUP_TYPES)]]);
+    groups.push(big);
+    if (rng.chance(0.5)) {
+      const outer = `outer.${tag}@${domains[0]!}`;
+      record({ dn: `CN=Outer List ${tag},${ous[5]!}`, kind: 'group', cn: `Outer List ${tag}`, sam: `outer${seed}`, mail: outer, proxy: [`SMTP:${outer}`], other: [], members: [big.dn, ...rng.some(groups, 2).map((g) => g.dn)].filter((x, k, a) => a.indexOf(x) === k) }, [['groupType', '8']]);
+    }
+  }
+
   // One contact in each DNS application partition, reachable only through the root's references.
   const zoneAddrs: string[] = [];
   for (const part of ['DomainDnsZones', 'ForestDnsZones']) {
@@ -238,7 +263,10 @@ export function adPopulation(rng: Rng, seed: number): AdPopulation {
   if (anonymousRead) mods.push(`dn: ${root}\nchangetype: modify\nreplace: nTSecurityDescriptor\nnTSecurityDescriptor: O:DAG:DAD:(A;CI;RPLCLORC;;;AN)(A;CI;RPWPCRCCDCLCLORCWOWDSDDTSW;;;DA)\n-\n`);
 
   const tokens = new Set<string>();
+  const fillers = objects.filter((o) => o.filler);
+  const sampled = new Set(rng.some(fillers, 3));
   for (const o of objects) {
+    if (o.filler && !sampled.has(o)) continue;
     for (const v of [o.mail, o.upn, o.sam, o.cn, ...o.other]) if (v !== undefined) tokens.add(v);
     for (const p of o.proxy) {
       tokens.add(p);
@@ -296,6 +324,7 @@ export function adCf(rng: Rng, pop: AdPopulation, env: AdCfEnv): AdCf {
   const notes: string[] = [];
   const server = rng.weighted([
     [7, 'named'], [3, 'ip'], [1, 'host'], [1, 'hostport'], [1, 'failover'], [1, 'ldaps-nocheck'], [1, 'ldaps-ca'], [1, 'starttls'],
+    [2, 'gc'], [1, 'gc-port'],
   ] as const);
   notes.push(server);
   switch (server) {
@@ -306,6 +335,10 @@ export function adCf(rng: Rng, pop: AdPopulation, env: AdCfEnv): AdCf {
     case 'failover': p.push(['server_host', `ldap://127.0.0.1:${env.deadPort}/ ldap://${D}/`]); break;
     case 'ldaps-nocheck': p.push(['server_host', `ldaps://${D}/`], ['tls_require_cert', 'no']); break;
     case 'ldaps-ca': p.push(['server_host', `ldaps://vm.${D}/`], ['tls_require_cert', 'yes'], ['tls_ca_cert_file', env.caFile]); break;
+    // The global catalog (port 3268): what AD how-tos recommend for Postfix, to search the whole
+    // forest from the root without references (a partial attribute set, though).
+    case 'gc': p.push(['server_host', `ldap://${D}:3268/`]); break;
+    case 'gc-port': p.push(['server_host', rng.pick([D, '127.0.0.1'])], ['server_port', '3268']); break;
     case 'starttls': p.push(['server_host', `ldap://vm.${D}/`], ['start_tls', 'yes'], ['tls_require_cert', 'yes'], ['tls_ca_cert_file', env.caFile]); break;
   }
 
@@ -314,7 +347,7 @@ export function adCf(rng: Rng, pop: AdPopulation, env: AdCfEnv): AdCf {
   notes.push(`bind=${bind}`);
   switch (bind) {
     case 'upn': p.push(['bind_dn', BIND_UPN], ['bind_pw', BIND_PW]); break;
-    case 'dn': p.push(['bind', 'yes'], ['bind_dn', BIND_DN], ['bind_pw', BIND_PW]); break;
+    case 'dn': p.push(['bind', 'yes'], ['bind_dn', rng.pick([BIND_DN, BIND_DN.toLowerCase(), BIND_DN.replace(/,/g, ', ')])], ['bind_pw', BIND_PW]); break;
     case 'netbios': p.push(['bind_dn', `ADEX\\mailbind`], ['bind_pw', BIND_PW]); break;
     case 'user':
       if (pwUser) p.push(['bind_dn', `${pwUser.sam!}@${D}`], ['bind_pw', pwUser.password!]);
@@ -327,7 +360,7 @@ export function adCf(rng: Rng, pop: AdPopulation, env: AdCfEnv): AdCf {
   // Sites that search anonymously point the map where anonymous readers may look.
   const base = bind === 'anon' && rng.chance(0.6) ? pop.ous[0]! : rng.weighted([
     [5, BASE_DN], [3, pop.ous[0]!], [2, `CN=Users,${BASE_DN}`], [1, pop.ous[1]!], [1, pop.ous[5]!], [1, pop.ous[2]!],
-    [0.5, `OU=Missing,${BASE_DN}`], [0.5, `cn=users,dc=AD,dc=example,dc=ORG`], [0.5, `CN=%u,CN=Users,${BASE_DN}`],
+    [0.5, pop.ous[3]!], [0.5, pop.ous[4]!], [0.5, `OU=Missing,${BASE_DN}`], [0.3, `CN=Configuration,${BASE_DN}`], [server.startsWith('gc') ? 3 : 0.3, ''], [0.5, `cn=users,dc=AD,dc=example,dc=ORG`], [0.5, `CN=%u,CN=Users,${BASE_DN}`],
   ]);
   const scope = base.includes('%u') ? rng.pick(['base', 'sub']) : rng.weighted([[6, undefined], [2, 'one'], [1, 'base'], [1, 'sub']]);
   const chase = base.toLowerCase().endsWith(BASE_DN.toLowerCase()) && rng.chance(0.35) ? 'yes' : rng.chance(0.1) ? 'no' : undefined;
@@ -411,6 +444,8 @@ export function adKeys(rng: Rng, pop: AdPopulation, n: number): string[] {
   const out = new Set<string>();
   for (const k of rng.some(FIXED_KEYS, 4)) out.add(k);
   for (const z of pop.zoneAddrs) out.add(z);
+  // Every list's address, so that group maps expand something in every seed.
+  for (const g of pop.objects) if (g.kind === 'group' && g.mail !== undefined) out.add(rng.chance(0.7) ? g.mail : caseVariant(rng, g.mail));
   // Mostly addresses (what mail keys are), the rest names, UPNs, whole proxyAddresses values.
   const addrs = pop.tokens.filter((t) => /^[^:]+@[^@]+$/.test(t));
   let guard = 0;
