@@ -77,7 +77,8 @@ export async function perKey(ctx: MapCtx, keys: string[]): Promise<Mismatch[]> {
     if (no === 'other') throw new GeneratorError(`native postmap ended oddly for map ${ctx.name} key ${JSON.stringify(key)}: ${showPostmapRun(n)}\n${n.stderr}\n--- ${ctx.cfFile}\n${ctx.cfText}`);
     ctx.stats[no]++;
     ctx.compared = (ctx.compared ?? 0) + 1;
-    if (showPostmapRun(n) !== showPostmapRun(o)) {
+    // Bytes, not only their UTF-8 reading: binary values (objectGUID, invalid UTF-8) read as U+FFFD alike.
+    if (showPostmapRun(n) !== showPostmapRun(o) || !n.stdout.equals(o.stdout)) {
       found.push({ seed: ctx.seed, map: ctx.name, key, native: showPostmapRun(n), ours: showPostmapRun(o), oursStderr: o.stderr.slice(0, 2000), nativeStderr: n.stderr.slice(0, 2000) });
     }
   });
@@ -115,7 +116,7 @@ export async function compareMap(ctx: MapCtx, keys: string[]): Promise<Mismatch[
       throw new GeneratorError(`native postmap refused map ${ctx.name}: ${n.fatal}\n--- ${ctx.cfFile}\n${ctx.cfText}`);
     }
     if (n.fatal === undefined && o.fatal === undefined) {
-      if (text(n) !== text(o)) mismatches.push(...(await perKey(ctx, rest)));
+      if (!n.stdout.equals(o.stdout)) mismatches.push(...(await perKey(ctx, rest)));
       else {
         for (const line of text(n).split('\n')) if (line.includes('\t')) ctx.stats.found++;
         ctx.compared = (ctx.compared ?? 0) + rest.length;
@@ -132,7 +133,7 @@ export async function compareMap(ctx: MapCtx, keys: string[]): Promise<Mismatch[
         postmap(ctx, ['-q', '-', `ldap:${ctx.cfFile}`], batchInput(prefix)),
         postmap(ctx, ['-q', '-', ctx.daemon.table(ctx.name)], batchInput(prefix)),
       ]);
-      if (pn.fatal !== undefined || po.fatal !== undefined || text(pn) !== text(po)) mismatches.push(...(await perKey(ctx, prefix)));
+      if (pn.fatal !== undefined || po.fatal !== undefined || !pn.stdout.equals(po.stdout)) mismatches.push(...(await perKey(ctx, prefix)));
       else {
         for (const line of text(pn).split('\n')) if (line.includes('\t')) ctx.stats.found++;
         ctx.compared = (ctx.compared ?? 0) + prefix.length;

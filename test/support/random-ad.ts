@@ -291,6 +291,9 @@ export interface AdCf {
   summary: string;
   /** `both`: compared with anonymous searches refused and allowed; `allowed`: only once allowed (see the steering notes). */
   phase: 'both' | 'allowed';
+  /** search_base and query_filter templates (for keys aimed at this map). */
+  base: string;
+  filter: string;
 }
 
 const MAILISH = [
@@ -311,7 +314,12 @@ const GROUP_FILTERS = [
   '(&(objectClass=group)(|(mail=%s)(proxyAddresses=smtp:%s)))', '(&(objectClass=group)(mail=%s))', '(proxyAddresses=smtp:%s)',
   '(&(objectCategory=group)(proxyAddresses=smtp:%s))', '(|(mail=%s)(proxyAddresses=smtp:%s))',
 ];
-const RESULT_ATTRS = ['mail', 'sAMAccountName', 'userPrincipalName', 'proxyAddresses', 'distinguishedName', 'cn', 'displayName', 'objectClass', 'otherMailbox', 'name', 'memberOf'];
+const RESULT_ATTRS = [
+  'mail', 'sAMAccountName', 'userPrincipalName', 'proxyAddresses', 'distinguishedName', 'cn', 'displayName', 'objectClass', 'otherMailbox', 'name',
+  'memberOf', 'member', 'userAccountControl', 'groupType',
+  // Binary (raw bytes, NULs included) and an Exchange attribute this schema lacks (AD returns nothing for it).
+  'objectGUID', 'mailNickname',
+];
 const RESULT_FORMATS = ['%s', '%u@ad.example.org', '%d', 'smtp:[%d]', '%U@relay.%D', '%s OK', '%u', 'relay:[%s]', 'OK', '%S', '%1'];
 
 function list(rng: Rng, xs: string[]): string {
@@ -409,7 +417,7 @@ export function adCf(rng: Rng, pop: AdPopulation, env: AdCfEnv): AdCf {
   for (const [k, v] of p) if (['search_base', 'scope', 'query_filter', 'result_attribute', 'special_result_attribute', 'leaf_result_attribute', 'terminal_result_attribute', 'result_format', 'chase_referrals', 'domain', 'recursion_limit', 'expansion_limit', 'size_limit', 'dereference'].includes(k)) notes.push(`${k}=${v}`);
   const sameHost = server === 'named';
   const phase = chase === 'yes' && !sameHost ? 'allowed' : 'both';
-  return { text: p.map(([k, v]) => `${k} = ${v}`).join('\n') + '\n', summary: notes.join(' '), phase };
+  return { text: p.map(([k, v]) => `${k} = ${v}`).join('\n') + '\n', summary: notes.join(' '), phase, base, filter };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -454,4 +462,36 @@ export function adKeys(rng: Rng, pop: AdPopulation, n: number): string[] {
     if (usableKey(k)) out.add(k);
   }
   return rng.shuffle([...out]);
+}
+
+/**
+ * Keys aimed at one map: values of the objects below its search base, from the attribute its
+ * filter asks for (so that most maps find something), lightly mutated.
+ */
+export function targetedKeys(rng: Rng, pop: AdPopulation, cf: AdCf, n: number): string[] {
+  const base = cf.base.toLowerCase();
+  const below = base === '' || base.includes('%') ? pop.objects : pop.objects.filter((o) => o.dn.toLowerCase().endsWith(base));
+  const f = cf.filter.toLowerCase();
+  const pick = (o: AdObject): string | undefined => {
+    const smtp = o.proxy.filter((x) => /^smtp:/i.test(x)).map((x) => x.slice(5));
+    const options: (string | undefined)[] = [];
+    if (f.includes('samaccountname') || base.includes('cn=%u')) options.push(o.sam !== undefined ? `${o.sam}@${rng.pick(pop.domains)}` : undefined);
+    if (f.includes('userprincipalname')) options.push(o.upn);
+    if (f.includes('othermailbox')) options.push(o.other.length ? rng.pick(o.other) : undefined);
+    if (f.includes('proxyaddresses')) options.push(smtp.length ? rng.pick(smtp) : undefined, o.proxy.length ? rng.pick(o.proxy).replace(/^[^:]*:/, '') : undefined);
+    if (/cn=|anr=|displayname=|name=/.test(f)) options.push(`${o.cn.split(' ')[0]!}@${rng.pick(pop.domains)}`, o.cn.split(' ')[0]);
+    options.push(o.mail);
+    const ok = options.filter((x): x is string => x !== undefined && x !== '');
+    return ok.length ? rng.pick(ok) : undefined;
+  };
+  const out = new Set<string>();
+  let guard = 0;
+  while (below.length && out.size < n && guard++ < n * 10) {
+    let k = pick(rng.pick(below));
+    if (k === undefined) continue;
+    if (rng.chance(0.3)) k = caseVariant(rng, k);
+    if (rng.chance(0.1)) k = k.replace('@', '+ext@');
+    if (usableKey(k)) out.add(k);
+  }
+  return [...out];
 }
