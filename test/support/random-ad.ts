@@ -24,14 +24,21 @@
  *   "Order with several references"). The zone contacts have addresses of their own, so a key
  *   finds entries behind one reference at most.
  * - No group over 1500 members (ranged values: test/directories/ad.test.ts covers them), no
- *   answers near 100000 bytes (docs/differences.md 4), no loop reachable with a large
- *   recursion_limit (docs/differences.md 3: Postfix walks it exponentially; both still answer
- *   TEMP, so loops are generated with small limits and with the default 1000 only for groups
- *   whose loop is short).
+ *   answers near 100000 bytes (docs/differences.md 4), and every map with
+ *   special_result_attribute has recursion_limit 1-9: group loops exist, and Postfix walks a
+ *   loop to recursion_limit exponentially (docs/differences.md 3; both answer TEMP).
  * - Keys with control characters, empty keys and `-` (postmap's `-q -` reads lines).
  */
 import { BASE_DN, BIND_DN, BIND_PW, BIND_UPN, DNS_DOMAIN } from './samba-ad.js';
 import { escDnValue, ldifLine, Rng } from './random-directory.js';
+
+/**
+ * Steered-away features put back for hunting (AD_DIFF_INCLUDE, comma separated; never in CI):
+ * `refused-anon-refs` compares the `allowed`-phase maps also while anonymous searches are
+ * refused; `chase-any-filter` lets chase_referrals = yes maps use every filter (cn, anr, ...).
+ * Both meet the documented differences named in the header; the draws for a seed are the same.
+ */
+export const AD_INCLUDE = new Set((process.env.AD_DIFF_INCLUDE ?? '').split(',').map((x) => x.trim()).filter(Boolean));
 
 export { Rng };
 
@@ -372,7 +379,7 @@ export function adCf(rng: Rng, pop: AdPopulation, env: AdCfEnv): AdCf {
   ]);
   const scope = base.includes('%u') ? rng.pick(['base', 'sub']) : rng.weighted([[6, undefined], [2, 'one'], [1, 'base'], [1, 'sub']]);
   const chase = base.toLowerCase().endsWith(BASE_DN.toLowerCase()) && rng.chance(0.35) ? 'yes' : rng.chance(0.1) ? 'no' : undefined;
-  const family = rng.weighted([[5, 'recipient'], [3, 'group'], [chase === 'yes' ? 0 : 2, 'other']] as const);
+  const family = rng.weighted([[5, 'recipient'], [3, 'group'], [chase === 'yes' && !AD_INCLUDE.has('chase-any-filter') ? 0 : 2, 'other']] as const);
   notes.push(family);
   let filter: string;
   let results: string[];
