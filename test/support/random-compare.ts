@@ -26,6 +26,17 @@ function postmap(confDir: string, args: string[], input: string | undefined, cou
   return postmapRun(confDir, args, { input, countRe, timeoutMs: 300_000, stderrCap: 200_000 });
 }
 
+/** Runs native postmap (side -1) or table i's, adding its wall time to ctx.ms. */
+async function timed(ctx: MapCtx, side: number, run: Promise<PostmapRun>): Promise<PostmapRun> {
+  const t0 = performance.now();
+  const r = await run;
+  if (ctx.ms) {
+    if (side < 0) ctx.ms.native += performance.now() - t0;
+    else ctx.ms.tables[side] = (ctx.ms.tables[side] ?? 0) + performance.now() - t0;
+  }
+  return r;
+}
+
 /** postmap's stdout as text (batch outputs are compared and split as text). */
 const text = (r: PostmapRun): string => r.stdout.toString('utf8');
 
@@ -62,6 +73,17 @@ export interface MapCtx {
   stats: Record<PostmapOutcome, number>;
   /** Keys for which the native postmap crashed (Postfix/libldap bug, nothing to compare). */
   crashes: string[];
+  /** Milliseconds spent in native postmap runs and in each table's runs (summed; for reports). */
+  ms?: { native: number; tables: number[] };
+  /** Why native postmap failed temporarily, first seen reason per distinct warning (for reports). */
+  tempReasons?: Set<string>;
+}
+
+/** Notes native's warning before a temporary error (the LDAP error Postfix logged) in ctx.tempReasons. */
+function noteTempReason(ctx: MapCtx, r: PostmapRun): void {
+  if (!ctx.tempReasons || r.fatal === undefined || ctx.tempReasons.size >= 4) return;
+  const warn = r.stderr.split('\n').filter((l) => /^postmap: warning: /.test(l)).pop();
+  if (warn) ctx.tempReasons.add(warn.replace(/^postmap: warning: /, '').replace(/ for (search|key) .*$/, '').slice(0, 200));
 }
 
 export function newStats(): Record<PostmapOutcome, number> {
@@ -72,10 +94,11 @@ async function perKey(ctx: MapCtx, keys: string[]): Promise<Mismatch[]> {
   const found: Mismatch[] = [];
   await mapLimit(keys, PARALLEL, async (key) => {
     const [n, ...os] = await Promise.all([
-      postmap(ctx.confDir, ['-q', key, `ldap:${ctx.cfFile}`], undefined),
-      ...ctx.tables.map((t) => postmap(ctx.confDir, ['-q', key, t.table], undefined)),
+      timed(ctx, -1, postmap(ctx.confDir, ['-q', key, `ldap:${ctx.cfFile}`], undefined)),
+      ...ctx.tables.map((t, i) => timed(ctx, i, postmap(ctx.confDir, ['-q', key, t.table], undefined))),
     ]);
     const no = postmapOutcome(n!);
+    if (no === 'temp') noteTempReason(ctx, n!);
     if (no === 'crash') {
       ctx.crashes.push(key);
       return;
@@ -112,8 +135,8 @@ export async function compareMap(ctx: MapCtx, keys: string[]): Promise<Mismatch[
     }
     const input = batchInput(rest);
     const [n, ...os] = await Promise.all([
-      postmap(ctx.confDir, ['-v', '-q', '-', `ldap:${ctx.cfFile}`], input, LDAP_LOOKUP_RE),
-      ...ctx.tables.map((t) => postmap(ctx.confDir, ['-v', '-q', '-', t.table], input, SOCKMAP_LOOKUP_RE)),
+      timed(ctx, -1, postmap(ctx.confDir, ['-v', '-q', '-', `ldap:${ctx.cfFile}`], input, LDAP_LOOKUP_RE)),
+      ...ctx.tables.map((t, i) => timed(ctx, i, postmap(ctx.confDir, ['-v', '-q', '-', t.table], input, SOCKMAP_LOOKUP_RE))),
     ]);
     if (n!.crashed !== undefined || os.some((o) => o.crashed !== undefined)) {
       // Native postmap crashed somewhere in the batch: go key by key (a sample) for the rest.
@@ -128,6 +151,7 @@ export async function compareMap(ctx: MapCtx, keys: string[]): Promise<Mismatch[
       else countFound(ctx, n!);
       break;
     }
+    noteTempReason(ctx, n!);
     const nStop = n!.fatal !== undefined ? n!.lookups - 1 : rest.length;
     const oStops = os.map((o) => (o.fatal !== undefined ? o.lookups - 1 : rest.length));
     if (nStop < 0 || oStops.some((s) => s < 0)) throw new Error(`could not tell where postmap stopped (native ${n!.lookups}, ours ${os.map((o) => o.lookups).join('/')} lookups): ${n!.fatal ?? ''} ${os.map((o) => o.fatal ?? '').join(' ')}`);
@@ -135,8 +159,8 @@ export async function compareMap(ctx: MapCtx, keys: string[]): Promise<Mismatch[
     const prefix = rest.slice(0, stop);
     if (prefix.length > 0) {
       const [pn, ...pos] = await Promise.all([
-        postmap(ctx.confDir, ['-q', '-', `ldap:${ctx.cfFile}`], batchInput(prefix)),
-        ...ctx.tables.map((t) => postmap(ctx.confDir, ['-q', '-', t.table], batchInput(prefix))),
+        timed(ctx, -1, postmap(ctx.confDir, ['-q', '-', `ldap:${ctx.cfFile}`], batchInput(prefix))),
+        ...ctx.tables.map((t, i) => timed(ctx, i, postmap(ctx.confDir, ['-q', '-', t.table], batchInput(prefix)))),
       ]);
       if (pn!.fatal !== undefined || pos.some((po) => po.fatal !== undefined || text(pn!) !== text(po))) mismatches.push(...(await perKey(ctx, prefix)));
       else countFound(ctx, pn!);
