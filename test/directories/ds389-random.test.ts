@@ -44,6 +44,7 @@ import { backdate } from '../support/postfix.js';
 import { compareMap, type DaemonTable, describeMismatch, type MapCtx, type Mismatch, newStats } from '../support/random-compare.js';
 import { Rng, SUFFIX } from '../support/random-directory.js';
 import { reproDir, seedSizesFromEnv, seedsFromEnv, setUpSeed, type SeedServerStarter } from '../support/random-seed.js';
+import { runCommand } from '../support/run.js';
 import { makeTmpDir } from '../support/tmp.js';
 
 /**
@@ -92,6 +93,31 @@ function twistLines(t: Twist, ds: Ds389): string {
   }
 }
 
+/**
+ * What the twists rely on, checked on the seed's classic server with ldapsearch (so a twist can
+ * never silently become a no-op): the limited identity's lookthrough limit refuses an unindexed
+ * subtree search (adminLimitExceeded, 11) that the reader passes; anonymous binds do not see
+ * mailRoutingAddress where the reader does; the self referral comes back as a search reference.
+ */
+async function twistFacts(ds: Ds389): Promise<string[]> {
+  const search = (who: 'anon' | 'reader' | 'limited', filter: string, attrs: string[]) => runCommand('/usr/bin/ldapsearch', [
+    '-x', '-H', ds.url, '-o', 'ldif-wrap=no',
+    ...(who === 'reader' ? ['-D', ds.bindDn, '-w', ds.bindPw] : who === 'limited' ? ['-D', LIMITED_DN, '-w', LIMITED_PW] : []),
+    '-b', SUFFIX, '-s', 'sub', filter, ...attrs,
+  ], { timeoutMs: 30_000 });
+  const facts: string[] = [];
+  const limited = await search('limited', '(description=*)', ['1.1']);
+  facts.push(`limited identity, unindexed subtree search: exit ${limited.code}`);
+  const reader = await search('reader', '(description=*)', ['1.1']);
+  facts.push(`reader, same search: exit ${reader.code}`);
+  const count = (out: string, re: RegExp) => out.split('\n').filter((l) => re.test(l)).length;
+  const anonMra = await search('anon', '(objectClass=*)', ['mailRoutingAddress']);
+  const readerMra = await search('reader', '(objectClass=*)', ['mailRoutingAddress']);
+  facts.push(`mailRoutingAddress values seen: anonymous ${count(anonMra.stdout, /^mailRoutingAddress:/i)}, reader ${count(readerMra.stdout, /^mailRoutingAddress:/i)}`);
+  facts.push(`search references to the server itself: ${count(anonMra.stdout, new RegExp(`^ref: ldap://127\\.0\\.0\\.1:${ds.port}/`))}`);
+  return facts;
+}
+
 interface CompareMap { name: string; file: string; text: string; summary: string; keys: string[]; batched: boolean; ldif: string }
 
 async function runSeed(seed: number): Promise<{ mismatches: Mismatch[]; report: string[]; compared: number }> {
@@ -111,6 +137,12 @@ async function runSeed(seed: number): Promise<{ mismatches: Mismatch[]; report: 
   let daemon: RunningDaemon | undefined;
   try {
     const classic = servers.get('classic')!;
+    const facts = await twistFacts(classic.ds);
+    report.push(`seed ${seed} 389-ds: ${facts.join('; ')}`);
+    const mras = /anonymous (\d+), reader (\d+)/.exec(facts[2]!)!;
+    expect(facts.slice(0, 2).concat(Number(mras[1]) === 0 ? 'anonymous sees none' : 'anonymous sees some', facts[3]!), 'the 389-ds twists hold').toEqual([
+      'limited identity, unindexed subtree search: exit 11', 'reader, same search: exit 0', 'anonymous sees none', 'search references to the server itself: 1',
+    ]);
     const maps: CompareMap[] = [];
     for (const [name, m] of setup.maps) {
       maps.push({ name, file: m.file, text: m.text, summary: m.summary, keys: m.keys, batched: /^\s*special_result_attribute\s*=/m.test(m.text), ldif: servers.get(m.wide ? 'wide' : 'classic')!.ldif });
