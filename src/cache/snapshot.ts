@@ -17,7 +17,8 @@
  *   writtenAt f64 (epoch ms)
  *   strings: n, then n × (length, UTF-8 bytes)                 DNs, filters, names, CSNs
  *   markers: n, then n × (servers str, base str, kind u8,
- *            kind 0 contextCSN: n, n × str | kind 1 modifyTimestamp: since f64)
+ *            kind 0 contextCSN: n, n × str | kind 1 modifyTimestamp: since f64 |
+ *            kind 2 entryUSN, 3 uSNChanged, 4 changelog: source str, position str)
  *   maps:    n, then n × (name str, fingerprint 32 bytes, entries: n, n × entry)
  *   entry:   flags u8 (1 found, 2 has dependencies), key (length, bytes),
  *            found: value (length, bytes), ageMs f64, expiresInMs f64, staleForMs f64,
@@ -36,7 +37,10 @@ const HEADER_BYTES = 8 + 2 + 2 + 6;
 const CHECKSUM_BYTES = 32;
 const FINGERPRINT_BYTES = 32;
 
-export type SnapshotMarkerKind = 'contextCSN' | 'modifyTimestamp';
+export type SnapshotMarkerKind = 'contextCSN' | 'modifyTimestamp' | 'entryUSN' | 'uSNChanged' | 'changelog';
+
+/** The kinds whose position is a counter of a source (kinds 2-4), in their order in the format. */
+const COUNTER_KINDS = ['entryUSN', 'uSNChanged', 'changelog'] as const;
 
 /** A watched naming context's change marker: how far the watcher had taken the cache into account. */
 export interface SnapshotMarker {
@@ -48,6 +52,10 @@ export interface SnapshotMarker {
   csn?: string[];
   /** The lower bound of the next modifyTimestamp poll, epoch seconds (modifyTimestamp only). */
   since?: number;
+  /** What the counter belongs to: entryUSN the backend, uSNChanged the DC, changelog its DN. */
+  source?: string;
+  /** The counter's value up to which changes were applied (a decimal number). */
+  position?: string;
 }
 
 export interface SnapshotDependencies {
@@ -182,9 +190,13 @@ export function encodeSnapshot(s: Snapshot): Buffer {
       const csn = m.csn ?? [];
       tail.u32(csn.length);
       for (const c of csn) tail.u32(strings.id(c));
-    } else {
+    } else if (m.marker === 'modifyTimestamp') {
       tail.u8(1);
       tail.f64(m.since ?? 0);
+    } else {
+      tail.u8(2 + COUNTER_KINDS.indexOf(m.marker));
+      tail.u32(strings.id(m.source ?? ''));
+      tail.u32(strings.id(m.position ?? ''));
     }
   }
   tail.u32(s.maps.length);
@@ -350,7 +362,9 @@ function decodeBody(r: Reader): Snapshot {
     const kind = r.u8('marker kind');
     if (kind === 0) markers.push({ servers, base, marker: 'contextCSN', csn: strList('contextCSN values') });
     else if (kind === 1) markers.push({ servers, base, marker: 'modifyTimestamp', since: r.f64('modifyTimestamp bound') });
-    else throw new SnapshotFormatError(`marker kind ${kind} is unknown`);
+    else if (kind >= 2 && kind < 2 + COUNTER_KINDS.length) {
+      markers.push({ servers, base, marker: COUNTER_KINDS[kind - 2]!, source: str('marker source'), position: str('marker position') });
+    } else throw new SnapshotFormatError(`marker kind ${kind} is unknown`);
   }
 
   const maps: SnapshotMap[] = [];

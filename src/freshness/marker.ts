@@ -3,7 +3,7 @@ import { LdapFailure } from '../ldap/errors.js';
 import type { LdapPool } from '../ldap/pool.js';
 import { isUnder, normalizeDn } from '../ldap/dn.js';
 import { stringValues } from './entry-values.js';
-import { adUsnOf } from './markers/ad-usn.js';
+import { AD_ROOT_ATTRIBUTES, adUsnOf, dcOf } from './markers/ad-usn.js';
 import { contextCsnKeepsUp } from './markers/replica-csn.js';
 import { BACKEND_SUFFIX, LASTUSN, usnSourceFor, type UsnSource } from './markers/usn.js';
 import { CHANGELOG_ROOT_ATTRIBUTES, changelogOf, changelogReadable, type ChangelogInfo } from './markers/retro-changelog.js';
@@ -47,6 +47,8 @@ export interface WatchedContext {
   usn?: UsnSource;
   /** highestCommittedUSN at detection or the last poll (uSNChanged only). */
   adUsn?: number;
+  /** The DC that USN is of: its dsServiceName (uSNChanged only). */
+  dc?: string;
   /**
    * The retro changelog at detection: the marker of a `changelog` context; for another marker,
    * one whose entries the bind could not read (`readable: false`), for `check` and advice.
@@ -100,7 +102,7 @@ export async function detectContexts(pool: LdapPool, staticBases: string[]): Pro
   const rootDse = (
     await answered(
       pool.search(
-        { base: '', scope: 'base', filter: '(objectClass=*)', attributes: ['namingContexts', 'supportedControl', LASTUSN, BACKEND_SUFFIX, 'supportedCapabilities', 'highestCommittedUSN', ...CHANGELOG_ROOT_ATTRIBUTES, ...SERVER_KIND_ATTRIBUTES], deref: 0 },
+        { base: '', scope: 'base', filter: '(objectClass=*)', attributes: ['namingContexts', 'supportedControl', LASTUSN, BACKEND_SUFFIX, ...AD_ROOT_ATTRIBUTES, ...CHANGELOG_ROOT_ATTRIBUTES, ...SERVER_KIND_ATTRIBUTES], deref: 0 },
         { chase: false },
       ),
       [],
@@ -108,6 +110,7 @@ export async function detectContexts(pool: LdapPool, staticBases: string[]): Pro
   )[0];
   const server = serverKind(rootDse);
   const adUsn = adUsnOf(rootDse);
+  const dc = dcOf(rootDse);
   const contexts = stringValues(rootDse, 'namingContexts');
   const syncLoaded = stringValues(rootDse, 'supportedControl').includes(SYNC_CONTROL_OID);
   const changelog = changelogOf(rootDse);
@@ -156,7 +159,7 @@ export async function detectContexts(pool: LdapPool, staticBases: string[]): Pro
       cl = { ...changelog, readable: await changelogReadableNow };
     }
     if (csn.length > 0) out.push({ base, norm, marker: 'contextCSN', csn, csnKeeper: syncLoaded ? 'syncprov' : 'replica', server });
-    else if (isAd) out.push({ base, norm, marker: 'uSNChanged', adUsn, server });
+    else if (isAd) out.push({ base, norm, marker: 'uSNChanged', adUsn, ...(dc !== undefined ? { dc } : {}), server });
     else if (usn) out.push({ base, norm, marker: 'entryUSN', usn, server });
     else if (cl && cl.readable !== false) out.push({ base, norm, marker: 'changelog', changelog: cl, server });
     else out.push({ base, norm, marker: 'modifyTimestamp', server, ...(cl ? { changelog: cl } : {}) });

@@ -3,6 +3,7 @@
 // markers/* and marker.ts.
 import type { Entry } from 'ldapts';
 import type { InvalidatableCache } from '../cache/options.js';
+import type { SnapshotMarker } from '../cache/snapshot.js';
 import { escapeFilterValue } from '../ldap/escape.js';
 import { LdapFailure, sizeLimited } from '../ldap/errors.js';
 import type { LdapPool } from '../ldap/pool.js';
@@ -110,16 +111,11 @@ export interface WatcherOptions {
   resume?: readonly ContextMarker[];
 }
 
-/** Where a context's changes have been taken into account up to (markers(), WatcherOptions.resume). */
-export interface ContextMarker {
-  base: string;
-  /** Only these two can be resumed; contexts watched by a USN are left out of markers(). */
-  marker: 'contextCSN' | 'modifyTimestamp';
-  /** contextCSN values seen by the last poll (contextCSN). */
-  csn?: readonly string[];
-  /** Lower bound of the next poll, epoch seconds (modifyTimestamp). */
-  since?: number;
-}
+/**
+ * Where a context's changes have been taken into account up to (markers(), WatcherOptions.resume):
+ * the cache snapshot's record of a marker, without the server list it is filed under.
+ */
+export type ContextMarker = Omit<SnapshotMarker, 'servers'>;
 
 export interface WatcherStatus {
   servers: string;
@@ -246,8 +242,13 @@ export class ChangeWatcher {
     if (!this.contexts) return [...(this.resumeFrom ?? [])];
     const out: ContextMarker[] = [];
     for (const c of this.contexts) {
-      if (c.marker === 'contextCSN') out.push({ base: c.base, marker: c.marker, csn: c.csn ?? [] });
+      const at = (source: string, position: number | string): ContextMarker => ({ base: c.base, marker: c.marker, source, position: String(position) });
+      if (c.marker === 'contextCSN') out.push({ base: c.base, marker: c.marker, csn: [...(c.csn ?? [])] });
       else if (c.marker === 'modifyTimestamp' && c.stamps) out.push({ base: c.base, marker: c.marker, since: c.stamps.since });
+      else if (c.marker === 'entryUSN' && c.usn) out.push(at(c.usn.backend, c.usn.value));
+      else if (c.marker === 'uSNChanged' && c.adUsn !== undefined && c.dc !== undefined) out.push(at(c.dc, c.adUsn));
+      // Records missed so far (not visible yet) are read again after a restart.
+      else if (c.marker === 'changelog' && c.cl) out.push(at(c.cl.dn, Math.min(c.cl.last, ...[...c.cl.pending.keys()].map((n) => n - 1))));
     }
     return out;
   }
@@ -355,7 +356,9 @@ export class ChangeWatcher {
       const from = resume?.find((r) => r.marker === c.marker && normalizeDn(r.base) === c.norm);
       if (from?.marker === 'contextCSN' && from.csn !== undefined && from.csn.length > 0) state.csn = [...from.csn].sort();
       else if (from?.marker === 'modifyTimestamp' && from.since !== undefined) state.stamps?.resume(from.since);
-      else {
+      else if (from && resumeCounter(state, from)) {
+        // The first poll reads what the counter passed while the daemon was down.
+      } else {
         resumed = false;
         await state.stamps?.baseline();
       }
@@ -381,8 +384,9 @@ export class ChangeWatcher {
 
   /** Active Directory (markers/ad-usn.ts); deletions through the same tracked-DN check as pollCsn. */
   private async pollAdUsn(c: ContextState): Promise<ChangeBatch | undefined> {
-    const r = await pollAdUsn(this.pool, c.base, c.adUsn ?? 0, () => this.trackedIn(c), { maxChanged: this.maxChanged, maxVerify: this.maxVerify });
+    const r = await pollAdUsn(this.pool, c.base, { usn: c.adUsn ?? 0, ...(c.dc !== undefined ? { dc: c.dc } : {}) }, () => this.trackedIn(c), { maxChanged: this.maxChanged, maxVerify: this.maxVerify });
     c.adUsn = r.usn;
+    if (r.dc !== undefined) c.dc = r.dc;
     return r.batch;
   }
 
@@ -574,6 +578,30 @@ export class ChangeWatcher {
 
 /* ------------------------------------------------------------------------------------------ */
 
+
+/**
+ * Continues a USN or changelog context from a snapshot's position, when the counter is the same
+ * one: the same backend's lastusn, the same DC's USNs (each DC numbers its own writes), the same
+ * changelog. A counter that went back since (a restored backend) is the first poll's business,
+ * as at any poll.
+ */
+function resumeCounter(state: ContextState, from: ContextMarker): boolean {
+  const position = from.position ?? '';
+  if (!/^\d+$/.test(position)) return false;
+  if (state.marker === 'entryUSN' && state.usn && from.source === state.usn.backend) {
+    state.usn = { backend: state.usn.backend, value: position };
+    return true;
+  }
+  if (state.marker === 'uSNChanged' && state.dc !== undefined && from.source === state.dc && Number.isSafeInteger(Number(position))) {
+    state.adUsn = Number(position);
+    return true;
+  }
+  if (state.marker === 'changelog' && state.cl && normalizeDn(from.source ?? '') === normalizeDn(state.cl.dn) && Number.isSafeInteger(Number(position))) {
+    state.cl = { ...state.cl, last: Number(position), pending: new Map() };
+    return true;
+  }
+  return false;
+}
 
 function sameList(a: string[], b: string[]): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);

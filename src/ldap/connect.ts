@@ -5,6 +5,7 @@ import { LdapFailure, toLdapFailure } from './errors.js';
 import { clean } from './ldapts-fixes.js';
 import { resultCodeName } from './result-codes.js';
 import { certificateNameFor } from './local-hostname.js';
+import { installLayer } from './sasl/layer-install.js';
 import { saslBind } from './sasl-bind.js';
 import type { SaslTarget, ServerTarget, TlsTarget } from './target.js';
 import { tlsOptions } from './tls-options.js';
@@ -137,7 +138,12 @@ export async function connectServer(server: ServerTarget, settings: ConnectionSe
       const transport = server.scheme === 'ldapi'
         ? { externalId: true, secure: true, host: 'localhost' }
         : { externalId: overTls && settings.tls.cert !== undefined, secure: overTls, host: server.host ?? 'localhost' };
-      saslMechanism = await withDeadline(saslBind(client, settings.sasl, transport, settings.bindDn, settings.bindPw), ms, `SASL bind to ${server.url}`, giveUp);
+      const bound = await withDeadline(saslBind(client, settings.sasl, transport, settings.bindDn, settings.bindPw), ms, `SASL bind to ${server.url}`, giveUp);
+      saslMechanism = bound.mechanism;
+      if (bound.layer) {
+        installLayer(client, bound.layer);
+        saslMechanism += ` with a security layer (${bound.layer.describe})`;
+      }
     }
   } catch (err) {
     // Whether the server went away is read before we close the socket ourselves: a bind our

@@ -1,5 +1,5 @@
-import type { Filter } from 'ldapts';
-import { SearchReference, SearchRequest, SearchResponse } from 'ldapts';
+import type { Entry, Filter } from 'ldapts';
+import { SearchEntry, SearchReference, SearchRequest, SearchResponse } from 'ldapts';
 
 /*
  * What ldapts 8 gets wrong or leaves out for us, fixed on its message classes once, here.
@@ -88,4 +88,46 @@ export function clean(message: string): string {
 /** One search reference's URLs (alternatives), as the pool received them. */
 export function referenceUrls(reference: string): string[] {
   return reference.split('\n');
+}
+
+/*
+ * 3. A server may send one attribute description twice in an entry: 389-ds does when two
+ * requested names select the same subtype (`description` and `description;lang-en` both return
+ * `description;lang-en`, and not next to each other). ldapts keys the entry by name and keeps
+ * the last copy; libldap hands dict_ldap every attribute in the order it came, copies included
+ * (Postfix then answers the value twice). Such an entry also carries its attributes in that
+ * order under WIRE_ORDER, which attributesInOrder() reads; other entries are left as they are.
+ */
+const WIRE_ORDER = Symbol('attributes in the order the server sent them');
+
+type EntryValues = Entry[string];
+interface WireEntry { [WIRE_ORDER]?: [string, EntryValues][] }
+interface AttributeLike { type: string; values: (string | Buffer)[]; parsedBuffers: Buffer[] }
+
+{
+  const entry = SearchEntry.prototype as unknown as {
+    toObject(requested: string[], explicitBuffer: string[]): Entry;
+    attributes: AttributeLike[];
+  };
+  const toObject = entry.toObject;
+  entry.toObject = function (this: typeof entry, requested: string[], explicitBuffer: string[]): Entry {
+    const obj = toObject.call(this, requested, explicitBuffer);
+    const types = new Set(this.attributes.map((a) => a.type));
+    if (types.size === this.attributes.length) return obj;
+    // The values as ldapts gives them in the object: Buffers where any value is binary.
+    (obj as WireEntry)[WIRE_ORDER] = this.attributes.map((a): [string, EntryValues] => [
+      a.type,
+      explicitBuffer.includes(a.type) || a.values.some((v) => Buffer.isBuffer(v)) ? a.parsedBuffers : (a.values as string[]),
+    ]);
+    return obj;
+  };
+}
+
+/** An entry's attributes (not its dn) in the order the server sent them, repeated ones included. */
+export function attributesInOrder(entry: Entry): [string, EntryValues][] {
+  const wire = (entry as WireEntry)[WIRE_ORDER];
+  if (wire) return wire;
+  const out: [string, EntryValues][] = [];
+  for (const k of Object.keys(entry)) if (k !== 'dn') out.push([k, entry[k]!]);
+  return out;
 }

@@ -13,6 +13,7 @@
  */
 import type { Client } from 'ldapts';
 import { checkRspauth, digestResponse } from './sasl/digest-md5.js';
+import { DigestLayer } from './sasl/digest-layer.js';
 import { cramResponse } from './sasl/cram-md5.js';
 import { SaslExchange } from './sasl/exchange.js';
 import { chooseMechanism, MECHANISM_ORDER, type SaslMechanism, type SaslTransport } from './sasl/mechanisms.js';
@@ -28,19 +29,26 @@ export function saslCredentials(mech: 'EXTERNAL' | 'PLAIN', s: SaslTarget, bindD
   return mech === 'EXTERNAL' ? s.authzId : `${s.authzId}\u0000${bindDn}\u0000${bindPw}`;
 }
 
-/** Binds with the mechanism Cyrus would pick; resolves to its name, rejects as libldap fails. */
-export async function saslBind(client: Client, s: SaslTarget, t: SaslTransport, bindDn: string, bindPw: string): Promise<SaslMechanism> {
+export interface SaslBound {
+  mechanism: SaslMechanism;
+  /** The security layer the server demanded (DIGEST-MD5 only): every later byte goes through it. */
+  layer?: DigestLayer;
+}
+
+/** Binds with the mechanism Cyrus would pick; resolves to its name (and layer), rejects as libldap fails. */
+export async function saslBind(client: Client, s: SaslTarget, t: SaslTransport, bindDn: string, bindPw: string): Promise<SaslBound> {
   const mech = chooseMechanism(s.mechs, t);
   // libldap: LDAP_AUTH_UNKNOWN (-6) before anything is sent.
   if (mech === undefined) throw new Error(`SASL(-4): no mechanism available: none of ${s.mechs.join(' ')} is usable on this connection`);
   if (mech === 'EXTERNAL' && !t.externalId) throw new Error('SASL(-4): no mechanism available: EXTERNAL needs ldapi:// or a TLS client certificate (tls_cert, tls_key)');
   if (mech === 'EXTERNAL' || mech === 'PLAIN') {
     await client.bindSASL(mech, saslCredentials(mech, s, bindDn, bindPw));
-    return mech;
+    return { mechanism: mech };
   }
   // Cyrus refuses to start these without an authentication identity (measured: TEMP natively).
   if (bindDn === '') throw new Error(`SASL(-1): ${mech} needs an authentication identity: set bind_dn`);
   const exchange = new SaslExchange(client);
+  let layer: DigestLayer | undefined;
   try {
     if (mech === 'CRAM-MD5') {
       const first = await exchange.step(mech, undefined);
@@ -49,12 +57,13 @@ export async function saslBind(client: Client, s: SaslTarget, t: SaslTransport, 
     } else if (mech === 'DIGEST-MD5') {
       const first = await exchange.step(mech, undefined);
       if (first.done) throw new Error('DIGEST-MD5: the server sent no challenge');
-      const { response, rspauth } = digestResponse({
+      const { response, rspauth, layer: params } = digestResponse({
         challenge: first.serverCreds, authcid: bindDn, password: bindPw, authzid: s.authzId, realm: s.realm, digestUri: `ldap/${t.host}`,
       });
       const second = await exchange.step(mech, response);
       checkRspauth(second.serverCreds, rspauth);
       if (!second.done) await exchange.step(mech, '');
+      if (params) layer = new DigestLayer(params);
     } else {
       const scram = new ScramClient(scramHashOf(mech)!, bindDn, bindPw, s.authzId);
       const first = await exchange.step(mech, scram.clientFirst());
@@ -66,5 +75,5 @@ export async function saslBind(client: Client, s: SaslTarget, t: SaslTransport, 
   } finally {
     exchange.close();
   }
-  return mech;
+  return { mechanism: mech, ...(layer ? { layer } : {}) };
 }

@@ -2,6 +2,7 @@ import type { Entry } from 'ldapts';
 import type { MapConfig } from '../config/map-config.js';
 import { LdapFailure } from '../ldap/errors.js';
 import type { LdapPool } from '../ldap/pool.js';
+import { attributesInOrder } from '../ldap/ldapts-fixes.js';
 import type { SearchRequest } from '../ldap/search-request.js';
 import { isLdapUrl, LdapUrlError, parseLdapUrl } from '../ldap/url.js';
 import { log, printable, RateLimitedLog } from '../log.js';
@@ -270,11 +271,10 @@ export class LdapMap implements LookupMap {
       }
       const dn = entry.dn;
       ctx.trace?.entry?.(id, dn, isTerminal ? (ownTerminal ? 'own' : 'carried') : 'no', isLeaf ? 'no' : ownNonLeaf ? 'own' : 'carried');
-      for (const attr of Object.keys(entry)) {
-        if (attr === 'dn') continue;
+      for (const [attr, raw] of attributesInOrder(entry)) {
         const cls = classes.classify(attr);
         if (cls === null) continue;
-        const values = valuesOf(entry[attr]);
+        const values = valuesOf(raw);
         if (values.length === 0) continue;
         if (isTerminal && cls !== Cls.Terminal) {
           this.skip(ctx, id, dn, attr, cls, values, 'skipped-terminal');

@@ -108,7 +108,8 @@ export class CacheSnapshots {
     const markers = new Map<string, ContextMarker[]>();
     for (const mk of snapshot.markers) {
       const list = markers.get(mk.servers) ?? [];
-      list.push(mk.marker === 'contextCSN' ? { base: mk.base, marker: mk.marker, csn: mk.csn ?? [] } : { base: mk.base, marker: mk.marker, since: mk.since ?? 0 });
+      const { servers: _, ...marker } = mk;
+      list.push(marker);
       markers.set(mk.servers, list);
     }
     const ms = Math.round(performance.now() - started);
@@ -138,7 +139,7 @@ export class CacheSnapshots {
       try {
         const markers: SnapshotMarker[] = [];
         for (const w of sources.watchers) {
-          for (const c of w.markers()) markers.push({ servers: w.servers, base: c.base, marker: c.marker, ...(c.csn ? { csn: [...c.csn] } : {}), ...(c.since !== undefined ? { since: c.since } : {}) });
+          for (const c of w.markers()) markers.push({ ...c, servers: w.servers, ...(c.csn ? { csn: [...c.csn] } : {}) });
         }
         // Taken in one synchronous step: no poll or lookup changes a cache between two maps.
         const snapshot: Snapshot = {

@@ -10,7 +10,7 @@
  * another seed's keys). Each seed is compared twice: while the DC refuses anonymous searches
  * (its default) every map; then, with dSHeuristics allowing them, the maps that search
  * anonymously (bind = no, and references chased to another host). Comparison engine:
- * test/support/postmap-compare.ts (the OpenLDAP random differential's).
+ * test/support/random-compare.ts (the OpenLDAP and 389-ds random differentials').
  *
  * Seeds: DIFF_SEED=N, N,M,... or FROM-TO replace the pinned ones (each run prints its seed).
  * AD_DIFF_INCLUDE=... puts steered-away features back (hunting; see AD_INCLUDE in the generator).
@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { backdate, makePostfixConfigDir } from '../support/postfix.js';
-import { compareMap, describeMismatch, type MapCtx, type Mismatch, newStats } from '../support/postmap-compare.js';
+import { compareMap, describeMismatch, type MapCtx, type Mismatch, newStats } from '../support/random-compare.js';
 import { AD_INCLUDE, adCf, adKeys, adPopulation, type AdPopulation, Rng, targetedKeys } from '../support/random-ad.js';
 import { reproDir, seedsFromEnv } from '../support/random-seed.js';
 import { BASE_DN, DS_SETTINGS_DN, startSambaAd, type SambaAd } from '../support/samba-ad.js';
@@ -99,11 +99,10 @@ async function runPhase(s: Seed, phase: 'refused' | 'allowed'): Promise<Mismatch
   const t0 = Date.now();
   for (const m of maps) {
     const ctx: MapCtx = {
-      seed: s.seed, name: m.name, cfFile: m.file, cfText: m.text, confDir, daemon, stats: newStats(), crashes: [],
+      seed: s.seed, name: m.name, cfFile: m.file, cfText: m.text, confDir, tables: [{ label: 'daemon', table: daemon.table(m.name) }], stats: newStats(), crashes: [],
       // postmap does not ignore SIGPIPE (field notes): a server dropping a TLS connection would
       // kill it silently and look like "not found".
       prefix: [...ad.prefix(), '/bin/sh', '-c', `trap '' PIPE; exec "$0" "$@"`],
-      tempSwitch: 6, perKeySample: 20, parallel: 4,
     };
     const t = Date.now();
     const found = await compareMap(ctx, m.keys);

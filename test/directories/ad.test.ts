@@ -20,6 +20,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { restartAcrossChange } from '../support/snapshot-restart.js';
 import { socketmapFrame } from '../support/socketmap-client.js';
 import { backdate, classify, makePostfixConfigDir } from '../support/postfix.js';
 import { BASE_DN, DNS_DOMAIN, DS_SETTINGS_DN, postmapAllIn, startSambaAd, type SambaAd } from '../support/samba-ad.js';
@@ -404,5 +405,32 @@ describe('Active Directory (Samba DC) against native postmap', () => {
     } finally {
       await watched.stop();
     }
+  }, 300_000);
+
+  it('a restart resumes from the cache snapshot at the same DC\'s USN: what changed while down answers like native at once, the rest from the restored cache', async () => {
+    const contact = (cn: string, mail: string): string =>
+      `dn: CN=${cn},OU=Mail,${BASE_DN}\nchangetype: add\nobjectClass: contact\nmail: ${mail}\nproxyAddresses: SMTP:${mail}\n`;
+    await ad.modify([
+      contact('Snap A', 'snap-a@ad.example.org'), contact('Snap B', 'snap-b@ad.example.org'), contact('Snap C', 'snap-c@ad.example.org'),
+      `dn: CN=snap-list,OU=Mail,${BASE_DN}\nchangetype: add\nobjectClass: group\nsAMAccountName: snap-list\nmail: snap-list@ad.example.org\n` +
+        `member: CN=Snap A,OU=Mail,${BASE_DN}\nmember: CN=Snap B,OU=Mail,${BASE_DN}\n`,
+    ].join('\n'));
+    const r = await restartAcrossChange({
+      confDir,
+      files: { 'recipient-yes': files.get('recipient-yes')!, 'groups-yes': files.get('groups-yes')! },
+      marker: /change watcher .*highestCommittedUSN, then \(uSNChanged>=LAST\)/,
+      keys: [['groups-yes', 'snap-list@ad.example.org'], ['groups-yes', 'sales@ad.example.org'], ['recipient-yes', 'snap-b@ad.example.org'], ['recipient-yes', 'snap-c@ad.example.org']],
+      whileDown: () => ad.modify(`dn: CN=Snap B,OU=Mail,${BASE_DN}\nchangetype: delete\n`),
+      netns: { prefix: ad.prefix(), postmap: (c, t, k) => ad.postmap(c, t, k) },
+    });
+    expect(r.before[0]!.kind).toBe('found');
+    // The group's own mail, then its members'.
+    expect(r.before[0]!.value.split(',').sort()).toEqual(['snap-a@ad.example.org', 'snap-b@ad.example.org', 'snap-list@ad.example.org']);
+    expect(r.native[0]!.value.split(',').sort()).toEqual(['snap-a@ad.example.org', 'snap-list@ad.example.org']);
+    expect(r.native[2]).toEqual({ kind: 'notfound', value: '' });
+    expect(r.after).toEqual(r.native);
+    expect(r.log.join('\n')).toMatch(/change watcher .*\(Active Directory\).*resuming from the cache snapshot/);
+    expect(r.misses).toEqual({ 'recipient-yes': 1, 'groups-yes': 1 });
+    expect(r.hits).toEqual({ 'recipient-yes': 1, 'groups-yes': 1 });
   }, 300_000);
 });

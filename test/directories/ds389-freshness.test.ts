@@ -13,9 +13,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { bulkLdif, startDs389, type Ds389 } from '../support/ds389.js';
-import { bigListLdif, FRESHNESS_LDIF } from '../support/fixtures.js';
+import { bigListLdif, FRESHNESS_LDIF, RESTART_LDIF } from '../support/fixtures.js';
 import { cfTemplate, classify, expandTemplate, makePostfixConfigDir, postmapQuery, valueOf, writeCf } from '../support/postfix.js';
 import { directoryLdif } from '../support/slapd.js';
+import { restartAcrossChange } from '../support/snapshot-restart.js';
 import { makeTmpDir } from '../support/tmp.js';
 import { sleep } from '../support/wait.js';
 
@@ -143,6 +144,29 @@ describe('389-ds with the USN plugin: lastusn / entryusn', () => {
     expect(r.output).toMatch(/change marker poll: ok \(\d+ ms\)/);
     expect(r.code, r.output).toBe(0);
   }, 60_000);
+});
+
+describe('389-ds with the USN plugin: a restart resumes from the cache snapshot', () => {
+  it('what changed while the daemon was down answers like native at once; untouched keys come from the restored cache', async () => {
+    await usn.ds.add(RESTART_LDIF);
+    const r = await restartAcrossChange({
+      confDir,
+      files: usn.files,
+      marker: /change watcher .*: lastusn/,
+      keys: [['aliases', 'snap-list@example.org'], ['aliases', 'fresh-other@example.org'], ['mailboxes', 'snap-b@example.org'], ['mailboxes', 'snap-c@example.org']],
+      whileDown: async () => {
+        await usn.ds.delete('uid=snap-b,ou=People,dc=example,dc=org');
+      },
+    });
+    expect(r.before[0]).toEqual({ kind: 'found', value: 'snap-a@example.org,snap-b@example.org' });
+    expect(r.native[0]).toEqual({ kind: 'found', value: 'snap-a@example.org' });
+    expect(r.native[2]).toEqual({ kind: 'notfound', value: '' });
+    expect(r.after).toEqual(r.native);
+    expect(r.log.join('\n')).toMatch(/change watcher .*lastusn;userroot .*resuming from the cache snapshot/);
+    // The deleted member's list and mailbox were asked of LDAP; the other two came from the snapshot.
+    expect(r.misses).toEqual({ aliases: 1, mailboxes: 1 });
+    expect(r.hits).toEqual({ aliases: 1, mailboxes: 1 });
+  }, 120_000);
 });
 
 describe('389-ds without the USN plugin: the modifyTimestamp poll is refused (adminLimitExceeded)', () => {

@@ -19,9 +19,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { bulkLdif, startDs389, type Ds389 } from '../support/ds389.js';
-import { bigListLdif, FRESHNESS_LDIF } from '../support/fixtures.js';
+import { bigListLdif, FRESHNESS_LDIF, RESTART_LDIF } from '../support/fixtures.js';
 import { cfTemplate, classify, expandTemplate, makePostfixConfigDir, postmapQuery, valueOf, writeCf } from '../support/postfix.js';
 import { directoryLdif } from '../support/slapd.js';
+import { restartAcrossChange } from '../support/snapshot-restart.js';
 import { makeTmpDir } from '../support/tmp.js';
 import { sleep } from '../support/wait.js';
 
@@ -272,4 +273,22 @@ describe('389-ds with a retro changelog the bind DN may not read', () => {
     expect(check.output).toMatch(/change marker: lastchangenumber and the records of "cn=changelog"/);
     expect(check.code, check.output).toBe(0);
   }, 60_000);
+
+  it('a restart resumes from the cache snapshot at the last change number read: deletions while down answer like native at once, the rest from the restored cache', async () => {
+    await hidden.ds.add(RESTART_LDIF);
+    const r = await restartAcrossChange({
+      confDir,
+      files: hidden.files,
+      marker: /change watcher .*: lastchangenumber/,
+      keys: [['aliases', 'snap-list@example.org'], ['aliases', 'fresh-other@example.org'], ['mailboxes', 'snap-b@example.org'], ['mailboxes', 'snap-c@example.org']],
+      whileDown: () => hidden.ds.delete('uid=snap-b,ou=People,dc=example,dc=org'),
+    });
+    expect(r.before[0]).toEqual({ kind: 'found', value: 'snap-a@example.org,snap-b@example.org' });
+    expect(r.native[0]).toEqual({ kind: 'found', value: 'snap-a@example.org' });
+    expect(r.native[2]).toEqual({ kind: 'notfound', value: '' });
+    expect(r.after).toEqual(r.native);
+    expect(r.log.join('\n')).toMatch(/change watcher .*\(retro changelog\).*resuming from the cache snapshot/);
+    expect(r.misses).toEqual({ aliases: 1, mailboxes: 1 });
+    expect(r.hits).toEqual({ aliases: 1, mailboxes: 1 });
+  }, 120_000);
 });

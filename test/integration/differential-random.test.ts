@@ -5,8 +5,8 @@
  * it, no fallback emulation) must end the same way (found / not found / temporary error) and
  * print the same bytes.
  *
- * Generators: test/support/random-directory.ts. Comparison (batches, where each side stopped at a
- * temporary error, key-by-key fallbacks): test/support/postmap-compare.ts.
+ * Generators: test/support/random-directory.ts; the comparison (batches, where each side stopped,
+ * key-by-key fallback): test/support/random-compare.ts, shared with the 389-ds random suite.
  *
  * Seeds: DIFF_SEED=N, DIFF_SEED=N,M,... or DIFF_SEED=FROM-TO replace the pinned seeds (the seed
  * of every run is printed). DIFF_MAPS / DIFF_KEYS set maps per seed and keys per seed.
@@ -26,8 +26,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { compareMap, describeMismatch, type MapCtx, type Mismatch, newStats } from '../support/random-compare.js';
 import { seedSizesFromEnv, seedsFromEnv, setUpSeed, reproDir } from '../support/random-seed.js';
-import { compareMap, describeMismatch, type MapCtx, type Mismatch, newStats } from '../support/postmap-compare.js';
 
 /**
  * Seeds run by `npm test`: 3-17 for variety (list loops, referral objects, echo maps, many
@@ -66,7 +66,7 @@ async function runSeed(seed: number): Promise<{ mismatches: Mismatch[]; report: 
 
     const mismatches: Mismatch[] = [];
     for (const [name, m] of maps) {
-      const ctx: MapCtx = { seed, name, cfFile: m.file, cfText: m.text, confDir, daemon, stats: newStats(), crashes: [] };
+      const ctx: MapCtx = { seed, name, cfFile: m.file, cfText: m.text, confDir, tables: [{ label: 'plain', table: daemon.table(name) }], stats: newStats(), crashes: [] };
       const t0 = Date.now();
       const keys = m.keys;
       const found = await compareMap(ctx, keys);

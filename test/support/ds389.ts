@@ -51,6 +51,8 @@ export interface Ds389Options {
   retroChangelogConfig?: Record<string, string>;
   /** Turn on the USN plugin (entryusn / lastusn). Default true. */
   usn?: boolean;
+  /** More cn=config settings before the first start, e.g. `nsslapd-syntaxcheck: 'off'`. */
+  config?: Record<string, string>;
 }
 
 export interface Ds389 {
@@ -302,6 +304,7 @@ export async function startDs389(opts: Ds389Options): Promise<Ds389> {
     if (opts.retroChangelog) dse = dseSet(dse, RETROCL_PLUGIN, 'nsslapd-pluginEnabled', 'on');
     for (const [attr, value] of Object.entries(opts.retroChangelogConfig ?? {})) dse = dseSet(dse, RETROCL_PLUGIN, attr, value);
     dse = dseSet(dse, 'cn=config', 'nsslapd-accesslog-logbuffering', 'off');
+    for (const [attr, value] of Object.entries(opts.config ?? {})) dse = dseSet(dse, 'cn=config', attr, value);
     const indexBase = 'cn=index,cn=userroot,cn=ldbm database,cn=plugins,cn=config';
     dse = `${dse.trimEnd()}\n\ndn: cn=listName,${indexBase}\nobjectClass: top\nobjectClass: nsIndex\ncn: listName\nnsSystemIndex: false\nnsIndexType: eq\n\n`;
     writeFileSync(dseFile, dse);

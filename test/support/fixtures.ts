@@ -263,3 +263,9 @@ cn: fresh-other
 listName: fresh-other
 contact: uid=dave,ou=People,dc=example,dc=org
 `;
+
+/** A list and three people for the restart tests (snapshot-restart.ts), added over LDAP so the change markers count them. */
+export const RESTART_LDIF = ['snap-a', 'snap-b', 'snap-c']
+  .map((uid) => `dn: uid=${uid},ou=People,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: ${uid}\ncn: ${uid}\nsn: ${uid}\nmail: ${uid}@example.org\n`)
+  .concat('dn: cn=snap-list,ou=Groups,dc=example,dc=org\nobjectClass: mailList\ncn: snap-list\nlistName: snap-list\ncontact: uid=snap-a,ou=People,dc=example,dc=org\ncontact: uid=snap-b,ou=People,dc=example,dc=org\n')
+  .join('\n');

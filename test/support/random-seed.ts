@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { backdate, makePostfixConfigDir } from './postfix.js';
 import { randomCf, randomDirectory, randomKeys, Rng, targetedKeys, wideCf, wideDirectory, wideKeys, type Directory } from './random-directory.js';
-import { deadPort, startSlapd, type Slapd } from './slapd.js';
+import { deadPort, startSlapd } from './slapd.js';
 import { makeTmpDir } from './tmp.js';
 
 export interface SeedMap {
@@ -22,11 +22,27 @@ export interface SeedMap {
   wide: boolean;
 }
 
+/** The directory server a seed's maps point at: slapd by default, 389-ds in the 389-ds suite. */
+export interface SeedServer {
+  url: string;
+  host: string;
+  port: number;
+  /** The identity `bind = yes` maps of the generator bind as (the server's administrator). */
+  rootDn: string;
+  rootPw: string;
+  destroy(): Promise<void>;
+}
+
+/** Starts a server holding `ldif` (the seed's classic or wide directory). */
+export type SeedServerStarter = (ldif: string, which: 'classic' | 'wide') => Promise<SeedServer>;
+
+const startSlapdServer: SeedServerStarter = (ldif) => startSlapd({ ldif });
+
 export interface SeedSetup {
   dir: Directory;
   wideDir?: Directory;
-  slapd: Slapd;
-  wideSlapd?: Slapd;
+  slapd: SeedServer;
+  wideSlapd?: SeedServer;
   /** Postfix config directory for `postmap -c`. */
   confDir: string;
   /** r0… (classic) then w0… (wide), in generation order. */
@@ -64,15 +80,25 @@ export function seedSizesFromEnv(): SeedSizes {
   };
 }
 
-export async function setUpSeed(seed: number, sizes: SeedSizes, tmpPrefix: string): Promise<SeedSetup> {
+/**
+ * `startServer` (default: a private slapd) gets the classic and the wide directory; both are
+ * drawn before either server starts (the wide one from its own PRNG stream, so this does not
+ * change what a seed generates) and the two servers start side by side.
+ */
+export async function setUpSeed(seed: number, sizes: SeedSizes, tmpPrefix: string, startServer: SeedServerStarter = startSlapdServer): Promise<SeedSetup> {
   const rng = new Rng(seed);
   const dir = randomDirectory(rng);
-  const slapd = await startSlapd({ ldif: dir.ldif });
-  let wideSlapd: Slapd | undefined;
+  const wrng = new Rng((seed * 0x9e3779b1 + 0x5eed) >>> 0);
+  const wideDir = sizes.wideMaps > 0 ? wideDirectory(wrng) : undefined;
+  const started = await Promise.allSettled([startServer(dir.ldif, 'classic'), wideDir ? startServer(wideDir.ldif, 'wide') : Promise.resolve(undefined)]);
+  const slapd = started[0].status === 'fulfilled' ? started[0].value : undefined;
+  const wideSlapd = started[1].status === 'fulfilled' ? started[1].value : undefined;
   const destroy = async (): Promise<void> => {
-    await slapd.destroy();
+    await slapd?.destroy();
     await wideSlapd?.destroy();
   };
+  for (const s of started) if (s.status === 'rejected') { await destroy(); throw s.reason; }
+  if (!slapd) throw new Error('setUpSeed: no server for the classic directory');
   try {
     const confDir = await makePostfixConfigDir();
     const cfDir = makeTmpDir(tmpPrefix);
@@ -110,12 +136,8 @@ export async function setUpSeed(seed: number, sizes: SeedSizes, tmpPrefix: strin
     const shared = randomKeys(rng, dir, sizes.keys - Math.ceil(sizes.keys / 3));
     for (const [name, m] of maps) m.keys = [...new Set([...shared, ...targeted.get(name)!])];
 
-    // Wide maps: their own directory, slapd and PRNG stream (the maps above stay as they were).
-    let wideDir: Directory | undefined;
-    if (sizes.wideMaps > 0) {
-      const wrng = new Rng((seed * 0x9e3779b1 + 0x5eed) >>> 0);
-      wideDir = wideDirectory(wrng);
-      wideSlapd = await startSlapd({ ldif: wideDir.ldif });
+    // Wide maps: their own directory, server and PRNG stream (the maps above stay as they were).
+    if (wideDir && wideSlapd) {
       const wenv = { ...env, ldapUrl: wideSlapd.url, host: wideSlapd.host, port: wideSlapd.port, rootDn: wideSlapd.rootDn, rootPw: wideSlapd.rootPw };
       for (let i = 0; i < sizes.wideMaps; i++) {
         const cf = wideCf(wrng, wideDir, wenv);

@@ -16,6 +16,9 @@ function sample(): Snapshot {
     markers: [
       { servers: 'ldap://a/ ldap://b/', base: 'dc=example,dc=org', marker: 'contextCSN', csn: ['20250101000000.000001Z#000000#000#000000', '20250101000000.000002Z#000000#001#000000'] },
       { servers: 'ldap://c/', base: 'o=other', marker: 'modifyTimestamp', since: 1_750_000_000 },
+      { servers: 'ldap://389/', base: 'dc=example,dc=org', marker: 'entryUSN', source: 'userroot', position: '18446744073709551615' },
+      { servers: 'ldap://dc1/ ldap://dc2/', base: 'DC=ad,DC=example,DC=org', marker: 'uSNChanged', source: 'CN=NTDS Settings,CN=DC1,CN=Servers,CN=Default-First-Site-Name,CN=Sites,CN=Configuration,DC=ad,DC=example,DC=org', position: '4123' },
+      { servers: 'ldap://389/', base: 'o=ipa', marker: 'changelog', source: 'cn=changelog', position: '0' },
     ],
     maps: [
       {

@@ -273,7 +273,7 @@ function setup389() {
     const r = await cache.lookup(Buffer.from(key));
     return r.kind === 'found' ? r.value.toString() : r.kind;
   };
-  return { server, watcher, events, ask, tick: (ms: number) => { mono += ms; } };
+  return { server, watcher, cache, events, ask, tick: (ms: number) => { mono += ms; } };
 }
 
 describe('detecting the retro changelog', () => {
@@ -379,6 +379,43 @@ describe('ChangeWatcher with the retro changelog', () => {
     await watcher.pollNow();
     await watcher.pollNow();
     expect(watcher.status()).toMatchObject({ state: 'ok', contexts: [{ base: 'dc=x', marker: 'changelog' }] });
+  });
+
+  it('a restart resumes from the recorded change number: what changed while down is expired, nothing else', async () => {
+    const { server, watcher, cache, events, ask } = setup389();
+    server.put('cn=eng,ou=Groups,dc=x', { listName: ['eng'], member: ['uid=carol,ou=People,dc=x'] });
+    server.put('uid=carol,ou=People,dc=x', { mail: ['carol@x'] });
+    await watcher.pollNow();
+    expect(await ask('sales')).toBe('alice@x,bob@x');
+    expect(await ask('eng')).toBe('carol@x');
+    const recorded = watcher.markers();
+    expect(recorded).toEqual([{ base: 'dc=x', marker: 'changelog', source: 'cn=changelog', position: '5' }]);
+    await watcher.stop();
+
+    // "Down": bob is deleted; then a watcher over the same (restored) cache resumes.
+    server.remove('uid=bob,ou=People,dc=x');
+    const invalidated: number[] = [];
+    const resumed = new ChangeWatcher(server.pool as unknown as LdapPool, [{ name: 'aliases', cache, searchBase: 'ou=Groups,dc=x' }], {
+      intervalMs: 1000, resume: recorded, observer: { invalidated: (_m, n) => invalidated.push(n) },
+    });
+    await resumed.pollNow();
+    expect(invalidated).toEqual([1]);
+    expect(await ask('sales')).toBe('alice@x');
+    expect(await ask('eng')).toBe('carol@x');
+    expect(events.invalidated).toBe(0);
+    expect(resumed.markers()).toEqual([{ base: 'dc=x', marker: 'changelog', source: 'cn=changelog', position: '6' }]);
+  });
+
+  it('a recorded position of another changelog is not resumed: everything cached is expired once', async () => {
+    const { server, watcher, cache, ask } = setup389();
+    await watcher.pollNow();
+    await ask('sales');
+    const invalidated: number[] = [];
+    const other = new ChangeWatcher(server.pool as unknown as LdapPool, [{ name: 'aliases', cache, searchBase: 'ou=Groups,dc=x' }], {
+      intervalMs: 1000, resume: [{ base: 'dc=x', marker: 'changelog', source: 'cn=other changelog', position: '3' }], observer: { invalidated: (_m, n) => invalidated.push(n) },
+    });
+    await other.pollNow();
+    expect(invalidated).toEqual([1]);
   });
 
   it('the changelog disappearing from the root DSE makes the watcher choose again', async () => {

@@ -49,10 +49,25 @@ describe('DIGEST-MD5', () => {
     expect(parseDirectives(digestResponse({ ...base, authzid: 'chris' }).response).has('authzid')).toBe(false);
   });
 
-  it('a server offering only a security layer is refused with advice', () => {
-    const layer = 'realm="r",nonce="n",qop="auth-int,auth-conf",algorithm=md5-sess';
-    expect(() => digestResponse({ ...base, challenge: layer })).toThrow(DigestLayerRequired);
-    expect(() => digestResponse({ ...base, challenge: layer })).toThrow(/does not implement; protect the connection/);
+  it('a server offering only a security layer gets one: integrity first, else the strongest cipher; single DES alone is refused with advice', () => {
+    const intConf = digestResponse({ ...base, challenge: 'realm="r",nonce="n",qop="auth-int,auth-conf",cipher="rc4-40,rc4,des,3des",maxbuf=4096,algorithm=md5-sess' });
+    expect(parseDirectives(intConf.response).get('qop')).toEqual(['auth-int']);
+    expect(parseDirectives(intConf.response).has('cipher')).toBe(false);
+    expect(parseDirectives(intConf.response).get('maxbuf')).toEqual(['65536']);
+    expect(intConf.layer).toMatchObject({ qop: 'auth-int', sendMax: 4096 });
+    expect(intConf.layer!.ha1).toHaveLength(16);
+    const conf = digestResponse({ ...base, challenge: 'realm="r",nonce="n",qop="auth-conf",cipher="rc4-56,rc4,3des",algorithm=md5-sess' });
+    expect(parseDirectives(conf.response).get('qop')).toEqual(['auth-conf']);
+    expect(parseDirectives(conf.response).get('cipher')).toEqual(['rc4']);
+    expect(conf.layer).toMatchObject({ qop: 'auth-conf', cipher: 'rc4', sendMax: 65536 });
+    const des3 = digestResponse({ ...base, challenge: 'realm="r",nonce="n",qop="auth-conf",cipher="des,3des,rc4-40",algorithm=md5-sess' });
+    expect(des3.layer).toMatchObject({ qop: 'auth-conf', cipher: '3des' });
+    // The layer's qop enters the response and rspauth (A2 with the zero body hash).
+    expect(parseDirectives(conf.response).get('response')).not.toEqual(parseDirectives(intConf.response).get('response'));
+    expect(digestResponse(base).layer).toBeUndefined();
+    const des = 'realm="r",nonce="n",qop="auth-conf",cipher="des",algorithm=md5-sess';
+    expect(() => digestResponse({ ...base, challenge: des })).toThrow(DigestLayerRequired);
+    expect(() => digestResponse({ ...base, challenge: des })).toThrow(/cipher des, a SASL security layer ldap-socketmap cannot provide .*protect the connection/);
   });
 
   it('malformed challenges fail loudly', () => {

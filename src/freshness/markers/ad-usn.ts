@@ -35,28 +35,49 @@ export function adUsnOf(rootDse: Entry | undefined): number | undefined {
   return Number.isSafeInteger(usn) && usn >= 0 ? usn : undefined;
 }
 
-export async function readHighestUsn(pool: LdapPool): Promise<number | undefined> {
-  const e = await pool.search({ base: '', scope: 'base', filter: '(objectClass=*)', attributes: ['highestCommittedUSN', 'supportedCapabilities'], deref: 0 }, { chase: false });
-  return adUsnOf(e[0]);
+/**
+ * Which DC answers: its root DSE's dsServiceName (its NTDS Settings object). USNs are numbered
+ * per DC, so a position means nothing on another one (a failover in server_host, a restart
+ * that reached another DC).
+ */
+export function dcOf(rootDse: Entry | undefined): string | undefined {
+  return stringValues(rootDse, 'dsServiceName')[0];
 }
 
+/** The root DSE attributes the marker reads. */
+export const AD_ROOT_ATTRIBUTES = ['highestCommittedUSN', 'supportedCapabilities', 'dsServiceName'];
+
+export async function readHighestUsn(pool: LdapPool): Promise<{ usn: number | undefined; dc: string | undefined }> {
+  const e = await pool.search({ base: '', scope: 'base', filter: '(objectClass=*)', attributes: AD_ROOT_ATTRIBUTES, deref: 0 }, { chase: false });
+  return { usn: adUsnOf(e[0]), dc: dcOf(e[0]) };
+}
+
+/** Where the previous poll left a context: the DC's highestCommittedUSN, and which DC that was. */
+export interface AdPosition {
+  usn: number;
+  dc?: string;
+}
 
 /**
- * One poll: undefined when the USN did not move, else what changed since `old` and the new
- * USN. `tracked` gives the normalized DNs the cached answers under `base` were built from.
+ * One poll: no batch when the USN did not move, else what changed since `old` and the new
+ * position. `tracked` gives the normalized DNs the cached answers under `base` were built from.
  */
 export async function pollAdUsn(
   pool: LdapPool,
   base: string,
-  old: number,
+  old: AdPosition,
   tracked: () => string[],
   limits: { maxChanged: number; maxVerify: number },
-): Promise<{ usn: number; batch?: UsnBatch }> {
-  const now = await readHighestUsn(pool);
-  if (now === undefined) return { usn: old, batch: { changed: [], deleted: new Set(), unexplained: 'highestCommittedUSN is gone from the root DSE' } };
-  if (now === old) return { usn: now };
+): Promise<AdPosition & { batch?: UsnBatch }> {
+  const { usn: now, dc } = await readHighestUsn(pool);
+  if (now === undefined) return { ...old, batch: { changed: [], deleted: new Set(), unexplained: 'highestCommittedUSN is gone from the root DSE' } };
+  const at = { usn: now, ...(dc !== undefined ? { dc } : {}) };
+  if (old.dc !== undefined && dc !== undefined && dc !== old.dc) {
+    return { ...at, batch: { changed: [], deleted: new Set(), unexplained: `another domain controller answers (${dc}, was ${old.dc}); update sequence numbers are its own` } };
+  }
+  if (now === old.usn) return at;
   const batch: UsnBatch = { changed: [], deleted: new Set() };
-  const filter = `(uSNChanged>=${old + 1})`;
+  const filter = `(uSNChanged>=${old.usn + 1})`;
   const probe = await sizeLimited(pool.search({ base, scope: 'sub', filter, attributes: ['uSNChanged'], deref: 0 }, { chase: false }));
   if (probe === undefined) batch.unexplained = SIZE_LIMIT_REASON;
   else if (probe.length > limits.maxChanged) batch.unexplained = `${probe.length} entries changed at once (more than ${limits.maxChanged})`;
@@ -78,5 +99,5 @@ export async function pollAdUsn(
       batch.deleted = new Set(dns.filter((dn) => !present.has(dn)));
     }
   }
-  return { usn: now, batch };
+  return { ...at, batch };
 }

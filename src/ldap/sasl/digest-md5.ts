@@ -1,8 +1,12 @@
 /**
  * DIGEST-MD5 (RFC 2831) as a client, pure: parse the server's challenge, compute the response,
- * check the server's rspauth. Only qop=auth: Cyrus would negotiate a security layer (auth-conf)
- * when the server offers one, which changes nothing in the answers; a server that offers
- * nothing but a layer is refused with a message that says so (see DigestLayerRequired).
+ * check the server's rspauth. qop=auth whenever the server offers it: Cyrus would negotiate a
+ * security layer (auth-conf) then too, which changes nothing in the answers and would cost a
+ * cipher on every byte. A server that offers nothing but a layer (sasl-secprops minssf > 0 on
+ * a plain connection) gets one, as libldap does: integrity (auth-int) when offered, else
+ * confidentiality with the strongest cipher both have (sasl/digest-layer.ts frames the
+ * traffic). A server offering only single DES is refused (DigestLayerRequired): Node's OpenSSL
+ * has none.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
@@ -48,10 +52,32 @@ export interface DigestInput {
   cnonce?: string;
 }
 
+export type Qop = 'auth' | 'auth-int' | 'auth-conf';
+
+/** The auth-conf ciphers we can run, strongest first (Cyrus picks the strongest). */
+export const LAYER_CIPHERS = ['rc4', '3des', 'rc4-56', 'rc4-40'] as const;
+export type LayerCipher = (typeof LAYER_CIPHERS)[number];
+
+/** What a negotiated security layer needs (sasl/digest-layer.ts). */
+export interface DigestLayerParams {
+  qop: 'auth-int' | 'auth-conf';
+  /** auth-conf only. */
+  cipher?: LayerCipher;
+  /** H(A1), binary: the keys derive from it. */
+  ha1: Buffer;
+  /** The server's maxbuf: the largest frame (without its length) it takes. */
+  sendMax: number;
+}
+
+/** The largest frame we take, sent as our maxbuf. */
+export const LAYER_MAXBUF = 65536;
+
 export interface DigestStep {
   response: string;
   /** The rspauth the server must send back. */
   rspauth: string;
+  /** Set when the server demanded a security layer: install it once the bind succeeded. */
+  layer?: DigestLayerParams;
 }
 
 const md5 = (data: Buffer | string): Buffer => createHash('md5').update(data).digest();
@@ -65,11 +91,17 @@ export function digestResponse(input: DigestInput): DigestStep {
   if (nonce === undefined) throw new Error('DIGEST-MD5: the challenge has no nonce');
   if ((one('algorithm') ?? '').toLowerCase() !== 'md5-sess') throw new Error('DIGEST-MD5: the challenge does not offer algorithm=md5-sess');
   const qops = (one('qop') ?? 'auth').split(',').map((q) => q.trim().toLowerCase());
-  if (!qops.includes('auth')) {
+  const ciphers = (one('cipher') ?? '').split(',').map((c) => c.trim().toLowerCase());
+  // Cyrus' order: the strongest cipher both sides have (single DES: Node's OpenSSL has none).
+  const cipher = LAYER_CIPHERS.find((c) => ciphers.includes(c));
+  const qop: Qop | undefined = qops.includes('auth') ? 'auth' : qops.includes('auth-int') ? 'auth-int'
+    : qops.includes('auth-conf') && cipher !== undefined ? 'auth-conf' : undefined;
+  if (qop === undefined) {
     throw new DigestLayerRequired(
-      `DIGEST-MD5: the server offers only qop ${qops.join(',')} (a SASL security layer), which ldap-socketmap does not implement; protect the connection with ldaps://, start_tls = yes or ldapi:// and let the server accept qop=auth`,
+      `DIGEST-MD5: the server offers only qop ${qops.join(',')}${ciphers[0] ? ` with cipher ${ciphers.join(',')}` : ''}, a SASL security layer ldap-socketmap cannot provide (it has integrity, rc4, 3des, rc4-56 and rc4-40); protect the connection with ldaps://, start_tls = yes or ldapi:// and let the server accept qop=auth`,
     );
   }
+  const serverMaxbuf = Number(one('maxbuf') ?? 65536);
   const utf8 = (one('charset') ?? '').toLowerCase() === 'utf-8';
   // Without charset=utf-8 the strings are ISO 8859-1 (RFC 2831 2.1.2), when they fit.
   const enc = (s: string): Buffer => Buffer.from(s, utf8 || /[^\u0000-\u00ff]/.test(s) ? 'utf8' : 'latin1');
@@ -82,8 +114,11 @@ export function digestResponse(input: DigestInput): DigestStep {
   const authzid = input.authzid !== '' && input.authzid !== input.authcid ? input.authzid : '';
   const secret = md5(Buffer.concat([enc(input.authcid), Buffer.from(':'), enc(realm), Buffer.from(':'), enc(input.password)]));
   const a1 = Buffer.concat([secret, Buffer.from(`:${nonce}:${cnonce}`), authzid !== '' ? Buffer.concat([Buffer.from(':'), enc(authzid)]) : Buffer.alloc(0)]);
-  const ha1 = hex(md5(a1));
-  const kd = (a2: string): string => hex(md5(`${ha1}:${nonce}:${nc}:${cnonce}:auth:${hex(md5(a2))}`));
+  const ha1Bytes = md5(a1);
+  const ha1 = hex(ha1Bytes);
+  // With a layer, A2 ends in a zero entity-body hash (RFC 2831 2.1.2.1).
+  const a2Tail = qop === 'auth' ? '' : ':00000000000000000000000000000000';
+  const kd = (a2: string): string => hex(md5(`${ha1}:${nonce}:${nc}:${cnonce}:${qop}:${hex(md5(a2 + a2Tail))}`));
   const parts = [
     ...(utf8 ? ['charset=utf-8'] : []),
     `username=${quote(input.authcid)}`,
@@ -93,10 +128,18 @@ export function digestResponse(input: DigestInput): DigestStep {
     `cnonce=${quote(cnonce)}`,
     `digest-uri=${quote(input.digestUri)}`,
     `response=${kd(`AUTHENTICATE:${input.digestUri}`)}`,
-    'qop=auth',
+    `qop=${qop}`,
+    ...(qop === 'auth-conf' ? [`cipher=${cipher}`] : []),
+    ...(qop !== 'auth' ? [`maxbuf=${LAYER_MAXBUF}`] : []),
     ...(authzid !== '' ? [`authzid=${quote(authzid)}`] : []),
   ];
-  return { response: parts.join(','), rspauth: kd(`:${input.digestUri}`) };
+  const layer: DigestLayerParams | undefined = qop === 'auth' ? undefined : {
+    qop,
+    ...(qop === 'auth-conf' && cipher !== undefined ? { cipher } : {}),
+    ha1: ha1Bytes,
+    sendMax: Number.isSafeInteger(serverMaxbuf) && serverMaxbuf > 64 ? serverMaxbuf : 65536,
+  };
+  return { response: parts.join(','), rspauth: kd(`:${input.digestUri}`), ...(layer ? { layer } : {}) };
 }
 
 /** The server's second challenge must carry the rspauth computed with our secret (mutual authentication). */
