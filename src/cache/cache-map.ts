@@ -413,23 +413,38 @@ export class CachedMap<E> implements ServedMap<E>, InvalidatableCache {
    */
   exportEntries(): SnapshotEntry[] {
     const out: SnapshotEntry[] = [];
-    if (!this.lru) return out;
-    const now = this.now();
-    for (const k of this.lru.rkeys()) {
-      const e = this.servable(this.lru.peek(k), now);
-      if (!e) continue;
-      const s: SnapshotEntry = {
-        key: Buffer.from(k, 'latin1'),
-        kind: e.kind,
-        ageMs: now - e.storedAt,
-        expiresInMs: e.expiresAt - now,
-        staleForMs: e.staleUntil - now,
-      };
-      if (e.kind === 'found') s.value = this.codec.value(e.encoded);
-      if (e.deps) s.deps = { entries: e.deps.entries, bases: e.deps.bases, searches: e.deps.searches };
-      out.push(s);
-    }
+    for (const chunk of this.exportChunks(Infinity)) for (const e of chunk) out.push(e);
     return out;
+  }
+
+  /**
+   * The servable answers, least recently used first, `size` at a time: a writer may let the
+   * event loop run between two chunks. The keys are taken at the start; an answer gone or no
+   * longer servable by the time its chunk is made is left out, and each chunk's times are
+   * counted from when it is made (so they only ever understate what remains).
+   */
+  *exportChunks(size: number): Generator<SnapshotEntry[]> {
+    if (!this.lru) return;
+    const keys = [...this.lru.rkeys()];
+    for (let i = 0; i < keys.length; i += size) {
+      const now = this.now();
+      const out: SnapshotEntry[] = [];
+      for (const k of keys.slice(i, i + size)) {
+        const e = this.servable(this.lru.peek(k), now);
+        if (!e) continue;
+        const s: SnapshotEntry = {
+          key: Buffer.from(k, 'latin1'),
+          kind: e.kind,
+          ageMs: now - e.storedAt,
+          expiresInMs: e.expiresAt - now,
+          staleForMs: e.staleUntil - now,
+        };
+        if (e.kind === 'found') s.value = this.codec.value(e.encoded);
+        if (e.deps) s.deps = { entries: e.deps.entries, bases: e.deps.bases, searches: e.deps.searches };
+        out.push(s);
+      }
+      yield out;
+    }
   }
 
   /**

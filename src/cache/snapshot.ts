@@ -152,8 +152,8 @@ class Writer {
     return this.pos;
   }
 
-  patchU48(pos: number, v: number): void {
-    this.buf.writeUIntBE(v, pos, 6);
+  patchU32(pos: number, v: number): void {
+    this.buf.writeUInt32BE(v, pos);
   }
 
   done(): Buffer {
@@ -161,90 +161,133 @@ class Writer {
   }
 }
 
+/** The string table, its entries encoded as they are first seen (finishing is then a copy). */
 class StringTable {
-  readonly list: string[] = [];
+  count = 0;
+  readonly bytes = new Writer();
   private readonly index = new Map<string, number>();
 
   id(s: string): number {
     let i = this.index.get(s);
     if (i === undefined) {
-      i = this.list.length;
-      this.list.push(s);
+      i = this.count++;
       this.index.set(s, i);
+      this.bytes.bytes(Buffer.from(s, 'utf8'));
     }
     return i;
   }
 }
 
-/** The snapshot as the bytes of its file. */
-export function encodeSnapshot(s: Snapshot): Buffer {
-  // Entries first, into their own writer, so the string table they fill can precede them.
-  const strings = new StringTable();
-  const tail = new Writer();
-  tail.u32(s.markers.length);
-  for (const m of s.markers) {
-    tail.u32(strings.id(m.servers));
-    tail.u32(strings.id(m.base));
-    if (m.marker === 'contextCSN') {
-      tail.u8(0);
-      const csn = m.csn ?? [];
-      tail.u32(csn.length);
-      for (const c of csn) tail.u32(strings.id(c));
-    } else if (m.marker === 'modifyTimestamp') {
-      tail.u8(1);
-      tail.f64(m.since ?? 0);
-    } else {
-      tail.u8(2 + COUNTER_KINDS.indexOf(m.marker));
-      tail.u32(strings.id(m.source ?? ''));
-      tail.u32(strings.id(m.position ?? ''));
-    }
-  }
-  tail.u32(s.maps.length);
-  for (const map of s.maps) {
-    tail.u32(strings.id(map.name));
-    const fp = Buffer.from(map.fingerprint, 'hex');
-    if (fp.length !== FINGERPRINT_BYTES) throw new Error(`map ${map.name}: fingerprint must be ${FINGERPRINT_BYTES} bytes of hex`);
-    tail.raw(fp);
-    tail.u32(map.entries.length);
-    for (const e of map.entries) {
-      const found = e.kind === 'found';
-      tail.u8((found ? 1 : 0) | (e.deps ? 2 : 0));
-      tail.bytes(e.key);
-      if (found) tail.bytes(e.value ?? Buffer.alloc(0));
-      tail.f64(e.ageMs);
-      tail.f64(e.expiresInMs);
-      tail.f64(e.staleForMs);
-      if (e.deps) {
-        const d = e.deps;
-        tail.u32(d.entries.length);
-        for (const dn of d.entries) tail.u32(strings.id(dn));
-        tail.u32(d.bases.length);
-        for (const dn of d.bases) tail.u32(strings.id(dn));
-        tail.u32(d.searches.length);
-        for (const q of d.searches) {
-          tail.u32(strings.id(q.base));
-          tail.u8(q.scope === 'one' ? 0 : 1);
-          tail.u32(strings.id(q.filter));
-        }
+/**
+ * Builds a snapshot file a piece at a time, so that a writer can hand over a large cache in
+ * slices and let the event loop run between them (runtime/cache-snapshot.ts): markers first,
+ * then each map and its entries, then finish(). Entries go into their own writer, so the string
+ * table they fill can precede them in the file.
+ */
+export class SnapshotEncoder {
+  private readonly strings = new StringTable();
+  private readonly tail = new Writer();
+  private readonly mapsAt: number;
+  private maps = 0;
+  private countAt: number | undefined;
+  private count = 0;
+
+  constructor(private readonly writtenAt: number, markers: readonly SnapshotMarker[]) {
+    const { tail, strings } = this;
+    tail.u32(markers.length);
+    for (const m of markers) {
+      tail.u32(strings.id(m.servers));
+      tail.u32(strings.id(m.base));
+      if (m.marker === 'contextCSN') {
+        tail.u8(0);
+        const csn = m.csn ?? [];
+        tail.u32(csn.length);
+        for (const c of csn) tail.u32(strings.id(c));
+      } else if (m.marker === 'modifyTimestamp') {
+        tail.u8(1);
+        tail.f64(m.since ?? 0);
+      } else {
+        tail.u8(2 + COUNTER_KINDS.indexOf(m.marker));
+        tail.u32(strings.id(m.source ?? ''));
+        tail.u32(strings.id(m.position ?? ''));
       }
     }
+    this.mapsAt = tail.at();
+    tail.u32(0);
   }
 
-  const w = new Writer();
-  w.raw(SNAPSHOT_MAGIC);
-  w.u16(SNAPSHOT_VERSION);
-  w.u16(0);
-  const lengthAt = w.at();
-  w.u48(0);
-  const bodyStart = w.at();
-  w.f64(s.writtenAt);
-  w.u32(strings.list.length);
-  for (const str of strings.list) w.bytes(Buffer.from(str, 'utf8'));
-  w.raw(tail.done());
-  w.patchU48(lengthAt, w.at() - bodyStart);
-  const head = w.done();
-  const sum = createHash('sha256').update(head).digest();
-  return Buffer.concat([head, sum]);
+  /** Starts a map: the entries added next are its own. */
+  map(name: string, fingerprint: string): void {
+    this.closeMap();
+    const fp = Buffer.from(fingerprint, 'hex');
+    if (fp.length !== FINGERPRINT_BYTES) throw new Error(`map ${name}: fingerprint must be ${FINGERPRINT_BYTES} bytes of hex`);
+    this.tail.u32(this.strings.id(name));
+    this.tail.raw(fp);
+    this.countAt = this.tail.at();
+    this.tail.u32(0);
+    this.count = 0;
+    this.maps++;
+  }
+
+  add(e: SnapshotEntry): void {
+    if (this.countAt === undefined) throw new Error('snapshot: an entry before its map');
+    const { tail, strings } = this;
+    const found = e.kind === 'found';
+    tail.u8((found ? 1 : 0) | (e.deps ? 2 : 0));
+    tail.bytes(e.key);
+    if (found) tail.bytes(e.value ?? Buffer.alloc(0));
+    tail.f64(e.ageMs);
+    tail.f64(e.expiresInMs);
+    tail.f64(e.staleForMs);
+    if (e.deps) {
+      const d = e.deps;
+      tail.u32(d.entries.length);
+      for (const dn of d.entries) tail.u32(strings.id(dn));
+      tail.u32(d.bases.length);
+      for (const dn of d.bases) tail.u32(strings.id(dn));
+      tail.u32(d.searches.length);
+      for (const q of d.searches) {
+        tail.u32(strings.id(q.base));
+        tail.u8(q.scope === 'one' ? 0 : 1);
+        tail.u32(strings.id(q.filter));
+      }
+    }
+    this.count++;
+  }
+
+  /** The snapshot as the bytes of its file. */
+  finish(): Buffer {
+    this.closeMap();
+    this.tail.patchU32(this.mapsAt, this.maps);
+    const strings = this.strings.bytes.done();
+    const tail = this.tail.done();
+    const w = new Writer();
+    w.raw(SNAPSHOT_MAGIC);
+    w.u16(SNAPSHOT_VERSION);
+    w.u16(0);
+    // The body: writtenAt, the string count, the strings, the tail.
+    w.u48(8 + 4 + strings.length + tail.length);
+    w.f64(this.writtenAt);
+    w.u32(this.strings.count);
+    const head = w.done();
+    const sum = createHash('sha256').update(head).update(strings).update(tail).digest();
+    return Buffer.concat([head, strings, tail, sum]);
+  }
+
+  private closeMap(): void {
+    if (this.countAt !== undefined) this.tail.patchU32(this.countAt, this.count);
+    this.countAt = undefined;
+  }
+}
+
+/** The snapshot as the bytes of its file. */
+export function encodeSnapshot(s: Snapshot): Buffer {
+  const enc = new SnapshotEncoder(s.writtenAt, s.markers);
+  for (const map of s.maps) {
+    enc.map(map.name, map.fingerprint);
+    for (const e of map.entries) enc.add(e);
+  }
+  return enc.finish();
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -2,11 +2,13 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { CachedMap } from '../../src/cache/cache-map.js';
 import type { CacheOptions } from '../../src/cache/options.js';
-import { decodeSnapshot, encodeSnapshot, SnapshotFormatError, type Snapshot } from '../../src/cache/snapshot.js';
+import { decodeSnapshot, encodeSnapshot, SnapshotFormatError, type Snapshot, type SnapshotEntry } from '../../src/cache/snapshot.js';
 import type { LookupContext, LookupMap } from '../../src/contracts/map.js';
 import { found, NOTFOUND, temp, type LookupResult } from '../../src/contracts/result.js';
 import { socketmapAnswers } from '../../src/protocol/socketmap-answers.js';
+import { CacheSnapshots } from '../../src/runtime/cache-snapshot.js';
 import { prng } from '../support/prng.js';
+import { makeTmpDir } from '../support/tmp.js';
 
 const FP = 'ab'.repeat(32);
 
@@ -243,5 +245,50 @@ describe('CachedMap export / import', () => {
     clock2.t += 5_001;
     dir.down = true;
     expect((await b.lookup(Buffer.from('k1'))).kind).toBe('temp'); // TTL capped to 5 s, no stale window
+  });
+});
+
+describe('writing a large cache in slices', () => {
+  it('exportChunks reads the keys once and leaves out what is gone by the time its slice is made', async () => {
+    const a = new CachedMap(new Directory(), OPTS, socketmapAnswers());
+    for (let i = 0; i < 10; i++) await a.lookup(Buffer.from(`user${i}`));
+    const chunks = a.exportChunks(4);
+    const first = chunks.next().value as SnapshotEntry[];
+    expect(first.map((e) => e.key.toString())).toEqual(['user0', 'user1', 'user2', 'user3']);
+    // Between two slices an admin flushes user5 and a lookup adds user10.
+    expect(a.flush(Buffer.from('user5'))).toBe(1);
+    await a.lookup(Buffer.from('user10'));
+    const rest = [...chunks].flat().map((e) => e.key.toString());
+    expect(rest).toEqual(['user4', 'user6', 'user7', 'user8', 'user9']);
+    expect(a.exportEntries().map((e) => e.key.toString())).toContain('user10');
+  });
+
+  it('CacheSnapshots.write lets the event loop run between slices, and the file reads back whole', async () => {
+    const a = new CachedMap(new Directory(), { ...OPTS, maxEntries: 10_000 }, socketmapAnswers());
+    for (let i = 0; i < 5000; i++) await a.lookup(Buffer.from(`user${i}`));
+    const file = `${makeTmpDir('snapshot-slices-')}/cache.snapshot`;
+    const snaps = new CacheSnapshots({ cacheSnapshotFile: file, cacheSnapshotInterval: 300 }, 1e9);
+    let ticks = 0;
+    const seen: number[] = [];
+    let done = false;
+    const spin = (): void => { ticks++; if (!done) setImmediate(spin); };
+    setImmediate(spin);
+    const source = {
+      name: 'aliases',
+      fingerprint: FP,
+      cache: {
+        // The real slices, noting how often the loop ran before each was asked for.
+        *exportChunks(size: number) { for (const c of a.exportChunks(size)) { seen.push(ticks); yield c; } },
+        importEntries: (e: Iterable<unknown>, d?: number) => a.importEntries(e as never, d),
+      },
+    };
+    expect(await snaps.write({ maps: [source], watchers: [] })).toBe(true);
+    done = true;
+    expect(seen).toHaveLength(3);
+    expect(seen[1]!).toBeGreaterThan(seen[0]!);
+    expect(seen[2]!).toBeGreaterThan(seen[1]!);
+    const b = new CachedMap(new Directory(), { ...OPTS, maxEntries: 10_000 }, socketmapAnswers());
+    const restored = new CacheSnapshots({ cacheSnapshotFile: file, cacheSnapshotInterval: 300 }, 1e9).load([{ name: 'aliases', fingerprint: FP, cache: b }]);
+    expect(restored.entries).toBe(5000);
   });
 });
