@@ -356,9 +356,7 @@ export class ChangeWatcher {
       const from = resume?.find((r) => r.marker === c.marker && normalizeDn(r.base) === c.norm);
       if (from?.marker === 'contextCSN' && from.csn !== undefined && from.csn.length > 0) state.csn = [...from.csn].sort();
       else if (from?.marker === 'modifyTimestamp' && from.since !== undefined) state.stamps?.resume(from.since);
-      else if (from && resumeCounter(state, from)) {
-        // The first poll reads what the counter passed while the daemon was down.
-      } else {
+      else if (!(from && resumeCounter(state, from))) {
         resumed = false;
         await state.stamps?.baseline();
       }
@@ -582,8 +580,8 @@ export class ChangeWatcher {
 /**
  * Continues a USN or changelog context from a snapshot's position, when the counter is the same
  * one: the same backend's lastusn, the same DC's USNs (each DC numbers its own writes), the same
- * changelog. A counter that went back since (a restored backend) is the first poll's business,
- * as at any poll.
+ * changelog. The first poll then reads what the counter passed while the daemon was down; a
+ * counter that went back since (a restored backend) is that poll's business, as at any poll.
  */
 function resumeCounter(state: ContextState, from: ContextMarker): boolean {
   const position = from.position ?? '';
