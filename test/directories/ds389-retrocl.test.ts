@@ -20,11 +20,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { bulkLdif, startDs389, type Ds389 } from '../support/ds389.js';
 import { bigListLdif, FRESHNESS_LDIF, RESTART_LDIF } from '../support/fixtures.js';
-import { cfTemplate, classify, expandTemplate, makePostfixConfigDir, postmapQuery, valueOf, writeCf } from '../support/postfix.js';
+import { answerOf, cfTemplate, classify, expandTemplate, makePostfixConfigDir, postmapQuery, writeCf, type Answer } from '../support/postfix.js';
 import { directoryLdif } from '../support/slapd.js';
 import { restartAcrossChange } from '../support/snapshot-restart.js';
 import { makeTmpDir } from '../support/tmp.js';
-import { sleep } from '../support/wait.js';
+import { waitFor } from '../support/wait.js';
 
 const POLL_S = 1;
 /** "within a few poll intervals", measured from the moment ldapmodify returned. */
@@ -125,21 +125,14 @@ afterAll(async () => {
   console.log(`ds389 retro changelog:\n  ${figures.join('\n  ')}`);
 });
 
-async function q(s: Setup, map: string, key: string): Promise<{ kind: string; value: string }> {
-  const r = await postmapQuery(confDir, s.daemon.table(map), key);
-  return { kind: classify(r), value: classify(r) === 'found' ? valueOf(r) : '' };
-}
+const q = (s: Setup, map: string, key: string): Promise<Answer> => answerOf(confDir, s.daemon.table(map), key);
 
-async function within(s: Setup, map: string, key: string, ok: (a: { kind: string; value: string }) => boolean, ms: number, what: string) {
+/** Asks until `ok` holds (every 100 ms, for at most `ms`) and notes how long that took. */
+async function within(s: Setup, map: string, key: string, ok: (a: Answer) => boolean, ms: number, what: string) {
   const start = Date.now();
-  let last = await q(s, map, key);
-  while (!ok(last)) {
-    if (Date.now() - start > ms) throw new Error(`${map} ${key}: still ${JSON.stringify(last)} after ${Date.now() - start} ms`);
-    await sleep(100);
-    last = await q(s, map, key);
-  }
+  const answer = await waitFor(`${map} ${key}`, () => q(s, map, key), ok, ms, 100);
   figures.push(`${what}: ${Date.now() - start} ms`);
-  return { answer: last, ms: Date.now() - start };
+  return { answer, ms: Date.now() - start };
 }
 
 async function scrape(port: number): Promise<string> {

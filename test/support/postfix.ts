@@ -170,6 +170,22 @@ export function valueOf(r: PostmapResult): string {
   return r.stdout.endsWith('\n') ? r.stdout.slice(0, -1) : r.stdout;
 }
 
+/** What `postmap -q` answered: how it ended, and the value when found. */
+export interface Answer {
+  kind: Outcome;
+  value: string;
+}
+
+export function answerFrom(r: PostmapResult): Answer {
+  const kind = classify(r);
+  return { kind, value: kind === 'found' ? valueOf(r) : '' };
+}
+
+/** `postmap -q KEY TABLE` as an Answer. */
+export async function answerOf(confDir: string, table: string, key: string): Promise<Answer> {
+  return answerFrom(await postmapQuery(confDir, table, key));
+}
+
 const PLACEHOLDER_RE = /@([A-Z][A-Z0-9_]*)@/g;
 
 /** Substitute `@NAME@` placeholders; throws if one has no value. */

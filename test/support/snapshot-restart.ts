@@ -9,13 +9,8 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { startDaemonWithMetrics, type DaemonWithMetrics } from './daemon.js';
 import { metricValue } from './metrics.js';
-import { classify, postmapQuery, valueOf, type PostmapResult } from './postfix.js';
+import { answerFrom, postmapQuery, type Answer, type PostmapResult } from './postfix.js';
 import { makeTmpDir } from './tmp.js';
-
-export interface Answer {
-  kind: string;
-  value: string;
-}
 
 export interface RestartCase {
   confDir: string;
@@ -52,11 +47,7 @@ export async function restartAcrossChange(c: RestartCase): Promise<RestartOutcom
   const file = join(dir, 'cache.snapshot');
   const socket = join(dir, 'socketmap.sock');
   const postmap = (table: string, key: string): Promise<PostmapResult> => (c.netns ? c.netns.postmap(c.confDir, table, key) : postmapQuery(c.confDir, table, key));
-  const answer = async (table: string, key: string): Promise<Answer> => {
-    const r = await postmap(table, key);
-    const kind = classify(r);
-    return { kind, value: kind === 'found' ? valueOf(r) : '' };
-  };
+  const answer = async (table: string, key: string): Promise<Answer> => answerFrom(await postmap(table, key));
   const start = (): Promise<DaemonWithMetrics> => startDaemonWithMetrics([
     '--socketmap', c.netns ? `unix:${socket}` : 'inet:127.0.0.1:0',
     ...Object.entries(c.files).flatMap(([name, f]) => ['--map', `${name}=${f}`]),
