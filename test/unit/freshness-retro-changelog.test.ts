@@ -6,6 +6,7 @@
  */
 import type { Entry } from 'ldapts';
 import { describe, expect, it } from 'vitest';
+import { ListMap } from '../support/list-map.js';
 import { CachedMap } from '../../src/cache/cache-map.js';
 import { normalizeDn } from '../../src/ldap/dn.js';
 import { LdapFailure } from '../../src/ldap/errors.js';
@@ -24,8 +25,6 @@ import {
   type ChangeRecord,
 } from '../../src/freshness/markers/retro-changelog.js';
 import { ChangeWatcher, type ChangeKind } from '../../src/freshness/watcher.js';
-import type { LookupContext, LookupMap } from '../../src/contracts/map.js';
-import { found, NOTFOUND, type LookupResult } from '../../src/contracts/result.js';
 import { socketmapAnswers } from '../../src/protocol/socketmap-answers.js';
 
 setLogLevel('error');
@@ -231,33 +230,12 @@ class Fake389 {
   };
 }
 
-/** list → member DNs → mail, reporting to the trace as the real map does. */
-class ListMap implements LookupMap {
-  constructor(readonly name: string, private readonly server: Fake389) {}
-  async lookup(key: Buffer, ctx?: LookupContext): Promise<LookupResult> {
-    const trace = ctx?.trace;
-    trace?.search?.(0, undefined, { base: 'ou=Groups,dc=x', scope: 'sub', filter: `(listName=${key.toString()})`, attributes: ['mail'], deref: 0 }, 1);
-    const hit = [...this.server.entries].find(([dn, a]) => dn.endsWith('ou=Groups,dc=x') && a.listName?.includes(key.toString()));
-    if (!hit) return NOTFOUND;
-    trace?.entry?.(0, hit[0], 'no', 'no');
-    const mails: string[] = [];
-    for (const m of hit[1].member ?? []) {
-      trace?.search?.(1, 0, { base: m, scope: 'base', filter: '(objectclass=*)', attributes: ['mail'], deref: 0 }, 2);
-      const e = this.server.entries.get(m);
-      if (!e) continue;
-      trace?.entry?.(1, m, 'no', 'no');
-      mails.push(...(e.mail ?? []));
-    }
-    return mails.length ? found(Buffer.from(mails.join(','))) : NOTFOUND;
-  }
-}
-
 function setup389() {
   const server = new Fake389();
   server.put('uid=alice,ou=People,dc=x', { mail: ['alice@x'] });
   server.put('uid=bob,ou=People,dc=x', { mail: ['bob@x'] });
   server.put('cn=sales,ou=Groups,dc=x', { listName: ['sales'], member: ['uid=alice,ou=People,dc=x', 'uid=bob,ou=People,dc=x'] });
-  const cache = new CachedMap(new ListMap('aliases', server), { ttlSec: 3600, negativeTtlSec: 3600, maxEntries: 100, maxBytes: 1e6, staleIfErrorSec: 3600, trackDependencies: true }, socketmapAnswers());
+  const cache = new CachedMap(new ListMap('aliases', server, 'ou=Groups,dc=x'), { ttlSec: 3600, negativeTtlSec: 3600, maxEntries: 100, maxBytes: 1e6, staleIfErrorSec: 3600, trackDependencies: true }, socketmapAnswers());
   let mono = 0;
   const events: { changes: [ChangeKind, number][]; invalidated: number; errors: number } = { changes: [], invalidated: 0, errors: 0 };
   const watcher = new ChangeWatcher(server.pool as unknown as LdapPool, [{ name: 'aliases', cache, searchBase: 'ou=Groups,dc=x' }], {

@@ -6,6 +6,7 @@
  */
 import type { Entry } from 'ldapts';
 import { describe, expect, it } from 'vitest';
+import { ListMap } from '../support/list-map.js';
 import { CachedMap } from '../../src/cache/cache-map.js';
 import { normalizeDn } from '../../src/ldap/dn.js';
 import { afterNewestCsn } from '../../src/freshness/markers/replica-csn.js';
@@ -15,8 +16,6 @@ import { LdapFailure } from '../../src/ldap/errors.js';
 import type { LdapPool } from '../../src/ldap/pool.js';
 import type { SearchRequest } from '../../src/ldap/search-request.js';
 import { setLogLevel } from '../../src/log.js';
-import type { LookupContext, LookupMap } from '../../src/contracts/map.js';
-import { found, NOTFOUND, type LookupResult } from '../../src/contracts/result.js';
 import { socketmapAnswers } from '../../src/protocol/socketmap-answers.js';
 import { sleep } from '../support/wait.js';
 
@@ -98,34 +97,6 @@ class FakeServer {
       return out;
     },
   };
-}
-
-/** An LDAP-map stand-in reading the fake server: list → member DNs → mail; reports to the trace. */
-class ListMap implements LookupMap {
-  calls = 0;
-  /** While set, lookups wait for it before they read anything. */
-  gate?: Promise<void>;
-  constructor(readonly name: string, private readonly server: FakeServer, private readonly base: string) {}
-
-  async lookup(key: Buffer, ctx?: LookupContext): Promise<LookupResult> {
-    const trace = ctx?.trace;
-    this.calls++;
-    if (this.gate) await this.gate;
-    const name = key.toString();
-    trace?.search?.(0, undefined, { base: this.base, scope: 'sub', filter: `(listName=${name})`, attributes: ['mail'], deref: 0 }, 1);
-    const hit = [...this.server.entries].find(([dn, a]) => normalizeDn(dn).endsWith(normalizeDn(this.base)) && a.listName?.includes(name));
-    if (!hit) return NOTFOUND;
-    trace?.entry?.(0, hit[0], 'no', 'no');
-    const mails: string[] = [];
-    for (const m of hit[1].member ?? []) {
-      trace?.search?.(1, 0, { base: m, scope: 'base', filter: '(objectclass=*)', attributes: ['mail'], deref: 0 }, 2);
-      const e = this.server.entries.get(m);
-      if (!e) continue;
-      trace?.entry?.(1, m, 'no', 'no');
-      mails.push(...(e.mail ?? []));
-    }
-    return mails.length ? found(Buffer.from(mails.join(','))) : NOTFOUND;
-  }
 }
 
 function setup(opts: { syncprov?: boolean; now?: () => number; watcher?: Partial<WatcherOptions> } = {}) {
